@@ -1,0 +1,307 @@
+//! The command line: one variant per command; the doc comments are the `--help`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::job::{self, JobConfig, Overrides};
+use crate::normalize::pii::PiiMode;
+use crate::normalize::rejects::RejectsRaw;
+use crate::pipeline::{self, RunReport};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  internal error (a bug: please report it)
+  2  bad configuration: job file, flag, environment variable or command line
+  3  a source could not be reached or read
+  4  more records rejected than max_reject_ratio allows (nothing published)
+  5  publishing to the lake failed (the previous committed run stays visible)
+  6  another run committed the same day first (nothing published; re-run to replace it)
+
+Every setting can also be given as an OPSLAKE_* variable (--as-of = OPSLAKE_AS_OF).
+The PII key comes from OPSLAKE_PII_KEY or a file (OPSLAKE_PII_KEY_FILE), never a flag.";
+
+/// opslake: telecom back-office ETL and reconciliation.
+///
+/// Reads installation appointments, customer-care memos, device fees, logistics orders,
+/// expeditions, stock and the logistics operator's deliveries (export files or APIs),
+/// normalizes them into typed tables, reconciles them, and publishes Parquet to a lake.
+#[derive(Debug, Parser)]
+#[command(name = "opslake", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Log format on stderr: human on a terminal, JSON otherwise.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "OPSLAKE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human on a terminal, JSON otherwise.
+    Auto,
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole job: read the inputs, normalize, reconcile and publish one committed run.
+    ///
+    /// With no flags it runs the embedded job (jobs/daily.toml): samples/ in, ./lake out.
+    Run(RunArgs),
+    /// Normalize the inputs into a local folder laid out like the lake, without publishing.
+    Normalize {
+        /// The job settings.
+        #[command(flatten)]
+        args: RunArgs,
+        /// Folder to write the tables into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sample data for tests, demos and benchmarks.
+    #[command(subcommand)]
+    Samples(SamplesCommand),
+}
+
+/// Sample data commands.
+#[derive(Debug, Subcommand)]
+pub enum SamplesCommand {
+    /// Write a consistent generated universe of exports, in the layout of samples/.
+    Generate {
+        /// Number of orders; every other source is sized from it.
+        #[arg(long, default_value_t = 1000)]
+        orders: usize,
+        /// Random seed: the same seed gives the same files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Folder to write into (one sub-folder per source).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Settings of a run; each also reads its OPSLAKE_* variable.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunArgs {
+    /// Job file (TOML). Default: the embedded job, the same as jobs/daily.toml.
+    #[arg(long, env = "OPSLAKE_JOB")]
+    pub job: Option<PathBuf>,
+    /// Folder of export files, one sub-folder per source.
+    #[arg(long, env = "OPSLAKE_INPUT")]
+    pub input: Option<String>,
+    /// The lake: a folder, a file:// or a memory:// URL.
+    #[arg(long, env = "OPSLAKE_OUTPUT")]
+    pub output: Option<String>,
+    /// Run date, YYYY-MM-DD or "today": the partition written and the reconciliations' day.
+    #[arg(long, env = "OPSLAKE_AS_OF")]
+    pub as_of: Option<String>,
+    /// IANA time zone of timestamps sent without one [default: Europe/Madrid].
+    #[arg(long, env = "OPSLAKE_SOURCE_TIMEZONE")]
+    pub source_timezone: Option<String>,
+    /// Largest share of rejected records before the run fails [default: 0.01].
+    #[arg(long, env = "OPSLAKE_MAX_REJECT_RATIO")]
+    pub max_reject_ratio: Option<f64>,
+    /// Raw text of rejects that are not valid JSON: redact (leave out) or keep.
+    #[arg(long, value_enum, env = "OPSLAKE_REJECTS_RAW")]
+    pub rejects_raw: Option<RejectsRawArg>,
+    /// Days without a status change before an in-progress expedition is stuck [default: 7].
+    #[arg(long, env = "OPSLAKE_STUCK_AFTER_DAYS")]
+    pub stuck_after_days: Option<u32>,
+    /// Worker threads for every stage [default: all cores].
+    #[arg(long, env = "OPSLAKE_THREADS")]
+    pub threads: Option<usize>,
+    /// Input bytes per normalize batch [default: 16 MiB].
+    #[arg(long, env = "OPSLAKE_BATCH_BYTES")]
+    pub batch_bytes: Option<usize>,
+    /// Local folder for the run's package when the lake is remote.
+    #[arg(long, env = "OPSLAKE_WORK_DIR")]
+    pub work_dir: Option<String>,
+    /// Only these sources, comma-separated [default: all].
+    #[arg(long, value_delimiter = ',', env = "OPSLAKE_SOURCES")]
+    pub sources: Option<Vec<String>>,
+    /// Personal data: hash identifiers with the key, or drop all personal data.
+    #[arg(long, value_enum, env = "OPSLAKE_PII")]
+    pub pii: Option<PiiArg>,
+    /// File holding the PII key (a mounted secret).
+    #[arg(long, env = "OPSLAKE_PII_KEY_FILE")]
+    pub pii_key_file: Option<String>,
+}
+
+/// `--rejects-raw`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RejectsRawArg {
+    /// Leave the raw text out.
+    Redact,
+    /// Keep it.
+    Keep,
+}
+
+/// `--pii`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PiiArg {
+    /// Hash joinable identifiers with the key, drop names and streets.
+    Hash,
+    /// Drop all personal data (no key needed).
+    Drop,
+}
+
+impl RunArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            input: self.input.clone(),
+            output: self.output.clone(),
+            as_of: self.as_of.clone(),
+            source_timezone: self.source_timezone.clone(),
+            max_reject_ratio: self.max_reject_ratio,
+            rejects_raw: self.rejects_raw.map(|r| match r {
+                RejectsRawArg::Redact => RejectsRaw::Redact,
+                RejectsRawArg::Keep => RejectsRaw::Keep,
+            }),
+            stuck_after_days: self.stuck_after_days,
+            threads: self.threads,
+            batch_bytes: self.batch_bytes,
+            work_dir: self.work_dir.clone(),
+            sources: self.sources.clone(),
+            pii: self.pii.map(|p| match p {
+                PiiArg::Hash => PiiMode::Hash,
+                PiiArg::Drop => PiiMode::Drop,
+            }),
+            pii_key_file: self.pii_key_file.clone(),
+        }
+    }
+
+    /// The resolved job.
+    pub fn job(&self) -> Result<job::Job, crate::Error> {
+        let config = JobConfig::load(self.job.as_deref())?;
+        let env = |k: &str| std::env::var(k).ok();
+        Ok(job::resolve(config, &env, &self.overrides())?)
+    }
+}
+
+fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.clamp(1, 4))
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Polars sizes its thread pool once, from this variable, on first use.
+fn limit_threads(threads: usize) {
+    if std::env::var_os("POLARS_MAX_THREADS").is_none() {
+        // SAFETY: called before any thread is started (no runtime, no polars pool yet).
+        unsafe { std::env::set_var("POLARS_MAX_THREADS", threads.to_string()) };
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => {
+            let job = args.job()?;
+            limit_threads(job.threads);
+            if job.development_key {
+                tracing::warn!(
+                    "hashing personal data with the public DEVELOPMENT key: set OPSLAKE_PII_KEY for real data"
+                );
+            }
+            let rt = runtime(job.threads)?;
+            let report = pipeline::run(&job, &rt)?;
+            print_summary(&report, &job);
+            Ok(())
+        }
+        Command::Normalize { args, out } => {
+            let job = args.job()?;
+            limit_threads(job.threads);
+            let report = pipeline::normalize_into(&job, &out)?;
+            let mut o = std::io::stdout().lock();
+            for s in &report.sources {
+                writeln!(
+                    o,
+                    "{:<20} read {:>9}  written {:>9}  rejects {:>6}  duplicates {:>6}",
+                    s.name, s.records_read, s.rows_written, s.rejects, s.duplicates
+                )?;
+            }
+            writeln!(o, "tables written under {}", out.display())?;
+            Ok(())
+        }
+        Command::Samples(SamplesCommand::Generate { orders, seed, out }) => {
+            let stats = crate::samples::generate(&crate::samples::Universe { orders, seed }, &out)
+                .with_context(|| format!("cannot write samples into {}", out.display()))?;
+            println!(
+                "wrote {} files ({} bytes) for {orders} orders under {}",
+                stats.files,
+                stats.bytes,
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn print_summary(report: &RunReport, job: &job::Job) {
+    let m = &report.manifest;
+    let mut o = String::new();
+    let total = |f: fn(&crate::normalize::SourceReport) -> u64| {
+        report.normalize.sources.iter().map(f).sum::<u64>()
+    };
+    let read = total(|s| s.records_read);
+    let rejects = total(|s| s.rejects);
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        o,
+        "opslake run {} — {} {} committed (commit #{} of the day)",
+        m.run_id, m.job, job.as_of, m.commit
+    );
+    let _ = writeln!(
+        o,
+        "\n{:<20} {:>6} {:>10} {:>10} {:>8} {:>6}",
+        "source", "files", "read", "written", "rejects", "dups"
+    );
+    for s in &report.normalize.sources {
+        let _ = writeln!(
+            o,
+            "{:<20} {:>6} {:>10} {:>10} {:>8} {:>6}",
+            s.name,
+            s.files.len(),
+            s.records_read,
+            s.rows_written,
+            s.rejects,
+            s.duplicates
+        );
+    }
+    let _ = writeln!(o, "\n{:<38} {:>10} {:>6}", "table", "rows", "parts");
+    for (name, t) in &m.tables {
+        let _ = writeln!(o, "{:<38} {:>10} {:>6}", name, t.rows, t.parts.len());
+    }
+    let ratio = if read > 0 {
+        100.0 * rejects as f64 / read as f64
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        o,
+        "\nrejects: {rejects} of {read} records ({ratio:.2}%, allowed {:.2}%) — see the _rejects table",
+        100.0 * job.max_reject_ratio
+    );
+    for w in &m.warnings {
+        let _ = writeln!(o, "warning: {w}");
+    }
+    let seconds: f64 = m.stages.iter().map(|s| s.seconds).sum();
+    let _ = writeln!(
+        o,
+        "published to {} (run_date={}) in {seconds:.1}s; personal data: {}",
+        m.output, job.as_of, m.pii.key
+    );
+    let _ = std::io::stdout().lock().write_all(o.as_bytes());
+}

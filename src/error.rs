@@ -1,0 +1,69 @@
+//! The run-level error: one variant per stage, and the only place exit codes live.
+//!
+//! A bad record is data, not an error (it becomes a [`crate::normalize::Reject`]); only
+//! failures that stop a run are represented here.
+
+use std::process::ExitCode;
+
+/// Everything that can stop a run, by the stage that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The job file, a flag or an environment variable is wrong.
+    #[error(transparent)]
+    Config(#[from] crate::job::Error),
+    /// An input could not be read at all (a missing folder, an unreadable file system).
+    #[error(transparent)]
+    Extract(#[from] crate::extract::Error),
+    /// Normalizing failed as a whole (not a bad record: those are rejects).
+    #[error(transparent)]
+    Normalize(#[from] crate::normalize::Error),
+    /// A reconciliation could not run.
+    #[error(transparent)]
+    Reconcile(#[from] crate::reconcile::Error),
+    /// Writing or committing to the object store failed.
+    #[error(transparent)]
+    Publish(#[from] crate::publish::Error),
+}
+
+/// Exit codes, documented in README.md and `opslake --help`.
+pub mod exit {
+    /// The run succeeded.
+    pub const OK: u8 = 0;
+    /// An unexpected internal failure.
+    pub const INTERNAL: u8 = 1;
+    /// Bad configuration: job file, flag, environment variable or command line.
+    pub const CONFIG: u8 = 2;
+    /// A source could not be reached or read.
+    pub const SOURCE_UNREACHABLE: u8 = 3;
+    /// More records were rejected than the job's `max_reject_ratio` allows.
+    pub const REJECTS_ABOVE_RATIO: u8 = 4;
+    /// Publishing to the object store failed; the previous committed run stays visible.
+    pub const PUBLISH: u8 = 5;
+    /// Another run committed the same day first; this run published nothing.
+    pub const CONFLICT: u8 = 6;
+}
+
+impl Error {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) => exit::CONFIG,
+            Error::Extract(e) if e.is_config() => exit::CONFIG,
+            Error::Extract(_) => exit::SOURCE_UNREACHABLE,
+            Error::Normalize(crate::normalize::Error::TooManyRejects { .. }) => {
+                exit::REJECTS_ABOVE_RATIO
+            }
+            Error::Normalize(_) | Error::Reconcile(_) => exit::INTERNAL,
+            Error::Publish(crate::publish::Error::RunAlreadyCommitted { .. }) => exit::CONFLICT,
+            Error::Publish(_) => exit::PUBLISH,
+        }
+    }
+
+    /// The exit code as a [`ExitCode`].
+    pub fn exit(&self) -> ExitCode {
+        ExitCode::from(self.exit_code())
+    }
+}
+
+/// A `Result` with the run-level [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

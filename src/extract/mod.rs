@@ -1,0 +1,37 @@
+//! Extract: where records come from.
+//!
+//! Export files are listed per source folder, decompressed as they stream (`.gz`, `.zst`),
+//! and cut into chunks of whole records ([`files`]); each record is then unwrapped from
+//! whatever page or envelope holds it ([`shape`]). Nothing here names a source: a source
+//! states its folder and envelopes, and this module finds its records.
+
+pub mod files;
+pub mod shape;
+
+use std::path::PathBuf;
+
+/// Failures that stop extraction as a whole (a bad record is a reject, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input folder does not exist.
+    #[error("input folder {path} does not exist: pass --input DIR or set input in the job file")]
+    MissingInput {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// A folder or file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Whether the failure is the operator's configuration rather than the source.
+    pub fn is_config(&self) -> bool {
+        matches!(self, Error::MissingInput { .. })
+    }
+}

@@ -1,0 +1,534 @@
+//! Typed column builders: sources fill them row by row, polars receives Arrow arrays.
+//!
+//! A table's rows are declared once with [`table_row!`](crate::table_row): the macro
+//! generates the row struct, its [`TableSpec`] and the code that appends a row to a
+//! [`TableBuilder`], so a column's name, type and personal-data class live in one line.
+
+use std::borrow::Cow;
+
+use polars::prelude::*;
+
+use super::pii::{Pii, PiiAction, PiiKind};
+
+/// Money is stored as `Decimal(18, 4)`: four places keep tax-exclusive unit prices exact,
+/// and finance compares to the cent.
+pub const MONEY_SCALE: usize = 4;
+/// Precision of money columns.
+pub const MONEY_PRECISION: usize = 18;
+
+/// The logical type of a published column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnType {
+    /// UTF-8 text.
+    Text,
+    /// 32-bit integer.
+    Int32,
+    /// 64-bit integer.
+    Int64,
+    /// Binary floating point, only for physical measures (weights, volumes), never money.
+    Float64,
+    /// Boolean.
+    Bool,
+    /// An instant, `Datetime(us, UTC)`.
+    Timestamp,
+    /// A decimal amount, `Decimal(18, 4)`.
+    Money,
+}
+
+impl ColumnType {
+    /// The polars data type of the column.
+    pub fn dtype(self) -> DataType {
+        match self {
+            ColumnType::Text => DataType::String,
+            ColumnType::Int32 => DataType::Int32,
+            ColumnType::Int64 => DataType::Int64,
+            ColumnType::Float64 => DataType::Float64,
+            ColumnType::Bool => DataType::Boolean,
+            ColumnType::Timestamp => {
+                DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+            }
+            ColumnType::Money => DataType::Decimal(MONEY_PRECISION, MONEY_SCALE),
+        }
+    }
+}
+
+/// One column of a table: name, type and, for personal data, its class.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnSpec {
+    /// Column name, exactly as published.
+    pub name: &'static str,
+    /// Logical type.
+    pub ty: ColumnType,
+    /// Personal-data class, if the column can hold personal data.
+    pub pii: Option<PiiKind>,
+}
+
+/// A published table: its name, key and columns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableSpec {
+    /// Table name, exactly as DESIGN.md gives it.
+    pub name: &'static str,
+    /// Columns that identify a row.
+    pub key: &'static [&'static str],
+    /// Columns in published order.
+    pub columns: Vec<ColumnSpec>,
+}
+
+impl TableSpec {
+    /// The schema of the published table under a personal-data policy (dropped columns left out).
+    pub fn schema(&self, pii: &Pii) -> Schema {
+        self.columns
+            .iter()
+            .filter(|c| pii.action(self.name, c.name, c.pii) != PiiAction::Drop)
+            .map(|c| Field::new(c.name.into(), c.ty.dtype()))
+            .collect()
+    }
+}
+
+/// One value of a column group (role pivots, flattened sub-objects).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell<'a> {
+    /// No value.
+    Null,
+    /// Text.
+    Text(Cow<'a, str>),
+    /// 32-bit integer.
+    Int32(i32),
+    /// 64-bit integer.
+    Int64(i64),
+    /// Float (measures only).
+    Float64(f64),
+    /// Boolean.
+    Bool(bool),
+    /// Microseconds since the Unix epoch, UTC.
+    Timestamp(i64),
+    /// An amount.
+    Money(Money),
+}
+
+impl<'a> Cell<'a> {
+    /// Text, or null.
+    pub fn text(v: Option<impl Into<Cow<'a, str>>>) -> Self {
+        v.map_or(Cell::Null, |v| Cell::Text(v.into()))
+    }
+    /// A 32-bit integer, or null.
+    pub fn int32(v: Option<i32>) -> Self {
+        v.map_or(Cell::Null, Cell::Int32)
+    }
+    /// A 64-bit integer, or null.
+    pub fn int64(v: Option<i64>) -> Self {
+        v.map_or(Cell::Null, Cell::Int64)
+    }
+    /// A boolean, or null.
+    pub fn bool(v: Option<bool>) -> Self {
+        v.map_or(Cell::Null, Cell::Bool)
+    }
+    /// An amount, or null.
+    pub fn money(v: Option<Money>) -> Self {
+        v.map_or(Cell::Null, Cell::Money)
+    }
+    /// An instant, or null.
+    pub fn timestamp(v: Option<Timestamp>) -> Self {
+        v.map_or(Cell::Null, |t| Cell::Timestamp(t.0))
+    }
+}
+
+/// Microseconds since the Unix epoch, UTC.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub i64);
+
+/// An exact amount in units of 10^-[`MONEY_SCALE`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Money(pub i128);
+
+enum Builder {
+    Text(StringChunkedBuilder),
+    Int32(PrimitiveChunkedBuilder<Int32Type>),
+    Int64(PrimitiveChunkedBuilder<Int64Type>),
+    Float64(PrimitiveChunkedBuilder<Float64Type>),
+    Bool(BooleanChunkedBuilder),
+    Timestamp(PrimitiveChunkedBuilder<Int64Type>),
+    Money(PrimitiveChunkedBuilder<Int128Type>),
+    /// A column dropped by the personal-data policy: values are discarded.
+    Dropped,
+}
+
+/// A column being built, with the personal-data action already decided.
+pub struct ColumnBuilder {
+    spec: ColumnSpec,
+    action: PiiAction,
+    kind: PiiKind,
+    builder: Builder,
+}
+
+impl ColumnBuilder {
+    fn new(table: &str, spec: ColumnSpec, pii: &Pii, capacity: usize) -> Self {
+        let action = pii.action(table, spec.name, spec.pii);
+        let name: PlSmallStr = spec.name.into();
+        let builder = match (action, spec.ty) {
+            (PiiAction::Drop, _) => Builder::Dropped,
+            (_, ColumnType::Text) => Builder::Text(StringChunkedBuilder::new(name, capacity)),
+            (_, ColumnType::Int32) => Builder::Int32(PrimitiveChunkedBuilder::new(name, capacity)),
+            (_, ColumnType::Int64) => Builder::Int64(PrimitiveChunkedBuilder::new(name, capacity)),
+            (_, ColumnType::Float64) => {
+                Builder::Float64(PrimitiveChunkedBuilder::new(name, capacity))
+            }
+            (_, ColumnType::Bool) => Builder::Bool(BooleanChunkedBuilder::new(name, capacity)),
+            (_, ColumnType::Timestamp) => {
+                Builder::Timestamp(PrimitiveChunkedBuilder::new(name, capacity))
+            }
+            (_, ColumnType::Money) => Builder::Money(PrimitiveChunkedBuilder::new(name, capacity)),
+        };
+        let kind = spec.pii.unwrap_or(PiiKind::Identifier);
+        ColumnBuilder {
+            spec,
+            action,
+            kind,
+            builder,
+        }
+    }
+
+    /// Appends text, hashing or dropping it as the policy says.
+    #[inline]
+    pub fn push_text(&mut self, value: Option<&str>, pii: &Pii) {
+        if let Builder::Text(b) = &mut self.builder {
+            match (value, self.action) {
+                (Some(v), PiiAction::Hash) => b.append_value(pii.hash(self.kind, v).as_str()),
+                (Some(v), _) => b.append_value(v),
+                (None, _) => b.append_null(),
+            }
+        } else {
+            debug_assert!(
+                matches!(self.builder, Builder::Dropped),
+                "{} is not text",
+                self.spec.name
+            );
+        }
+    }
+
+    /// Appends a 32-bit integer.
+    #[inline]
+    pub fn push_i32(&mut self, value: Option<i32>) {
+        match &mut self.builder {
+            Builder::Int32(b) => b.append_option(value),
+            _ => debug_assert!(false, "{} is not Int32", self.spec.name),
+        }
+    }
+
+    /// Appends a 64-bit integer.
+    #[inline]
+    pub fn push_i64(&mut self, value: Option<i64>) {
+        match &mut self.builder {
+            Builder::Int64(b) => b.append_option(value),
+            _ => debug_assert!(false, "{} is not Int64", self.spec.name),
+        }
+    }
+
+    /// Appends a float.
+    #[inline]
+    pub fn push_f64(&mut self, value: Option<f64>) {
+        match &mut self.builder {
+            Builder::Float64(b) => b.append_option(value),
+            _ => debug_assert!(false, "{} is not Float64", self.spec.name),
+        }
+    }
+
+    /// Appends a boolean.
+    #[inline]
+    pub fn push_bool(&mut self, value: Option<bool>) {
+        match &mut self.builder {
+            Builder::Bool(b) => b.append_option(value),
+            _ => debug_assert!(false, "{} is not Bool", self.spec.name),
+        }
+    }
+
+    /// Appends an instant.
+    #[inline]
+    pub fn push_timestamp(&mut self, value: Option<Timestamp>) {
+        match &mut self.builder {
+            Builder::Timestamp(b) => b.append_option(value.map(|t| t.0)),
+            _ => debug_assert!(false, "{} is not Timestamp", self.spec.name),
+        }
+    }
+
+    /// Appends an amount.
+    #[inline]
+    pub fn push_money(&mut self, value: Option<Money>) {
+        match &mut self.builder {
+            Builder::Money(b) => b.append_option(value.map(|m| m.0)),
+            _ => debug_assert!(false, "{} is not Money", self.spec.name),
+        }
+    }
+
+    /// Appends a cell of a column group; a cell of another type than the column is null.
+    pub fn push_cell(&mut self, cell: &Cell<'_>, pii: &Pii) {
+        debug_assert!(
+            matches!(
+                (self.spec.ty, cell),
+                (_, Cell::Null)
+                    | (ColumnType::Text, Cell::Text(_))
+                    | (ColumnType::Int32, Cell::Int32(_))
+                    | (ColumnType::Int64, Cell::Int64(_))
+                    | (ColumnType::Float64, Cell::Float64(_))
+                    | (ColumnType::Bool, Cell::Bool(_))
+                    | (ColumnType::Timestamp, Cell::Timestamp(_))
+                    | (ColumnType::Money, Cell::Money(_))
+            ),
+            "{}: {cell:?} does not fit {:?}",
+            self.spec.name,
+            self.spec.ty
+        );
+        match (self.spec.ty, cell) {
+            (ColumnType::Text, Cell::Text(v)) => self.push_text(Some(v), pii),
+            (ColumnType::Text, _) => self.push_text(None, pii),
+            (ColumnType::Int32, Cell::Int32(v)) => self.push_i32(Some(*v)),
+            (ColumnType::Int32, _) => self.push_i32(None),
+            (ColumnType::Int64, Cell::Int64(v)) => self.push_i64(Some(*v)),
+            (ColumnType::Int64, _) => self.push_i64(None),
+            (ColumnType::Float64, Cell::Float64(v)) => self.push_f64(Some(*v)),
+            (ColumnType::Float64, _) => self.push_f64(None),
+            (ColumnType::Bool, Cell::Bool(v)) => self.push_bool(Some(*v)),
+            (ColumnType::Bool, _) => self.push_bool(None),
+            (ColumnType::Timestamp, Cell::Timestamp(v)) => self.push_timestamp(Some(Timestamp(*v))),
+            (ColumnType::Timestamp, _) => self.push_timestamp(None),
+            (ColumnType::Money, Cell::Money(v)) => self.push_money(Some(*v)),
+            (ColumnType::Money, _) => self.push_money(None),
+        }
+    }
+
+    fn finish(self) -> PolarsResult<Option<Column>> {
+        let series = match self.builder {
+            Builder::Dropped => return Ok(None),
+            Builder::Text(b) => b.finish().into_series(),
+            Builder::Int32(b) => b.finish().into_series(),
+            Builder::Int64(b) => b.finish().into_series(),
+            Builder::Float64(b) => b.finish().into_series(),
+            Builder::Bool(b) => b.finish().into_series(),
+            Builder::Timestamp(b) => b
+                .finish()
+                .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+                .into_series(),
+            Builder::Money(b) => b
+                .finish()
+                .into_series()
+                .into_decimal(MONEY_PRECISION, MONEY_SCALE)?,
+        };
+        Ok(Some(series.into_column()))
+    }
+}
+
+/// The rows of one table collected from one batch of input.
+pub struct TableBuilder {
+    spec: TableSpec,
+    columns: Vec<ColumnBuilder>,
+    /// For every row, the ordinal of the input record it came from (to drop collapsed duplicates).
+    records: Vec<u32>,
+}
+
+impl TableBuilder {
+    /// An empty table for `spec` under the personal-data policy.
+    pub fn new(spec: TableSpec, pii: &Pii, capacity: usize) -> Self {
+        let columns = spec
+            .columns
+            .iter()
+            .map(|c| ColumnBuilder::new(spec.name, c.clone(), pii, capacity))
+            .collect();
+        TableBuilder {
+            spec,
+            columns,
+            records: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// The table's spec.
+    pub fn spec(&self) -> &TableSpec {
+        &self.spec
+    }
+
+    /// Column `i`, in spec order.
+    #[inline]
+    pub fn column(&mut self, i: usize) -> &mut ColumnBuilder {
+        &mut self.columns[i]
+    }
+
+    /// Marks the end of a row that came from input record `record`.
+    #[inline]
+    pub fn end_row(&mut self, record: u32) {
+        self.records.push(record);
+    }
+
+    /// Number of rows so far.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether no row was added.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The frame of all rows whose record is not in `dropped` (sorted record ordinals).
+    pub fn finish(self, dropped: &[u32]) -> PolarsResult<DataFrame> {
+        let height = self.records.len();
+        let columns = self
+            .columns
+            .into_iter()
+            .filter_map(|c| c.finish().transpose())
+            .collect::<PolarsResult<Vec<_>>>()?;
+        let frame = DataFrame::new(height, columns)?;
+        if dropped.is_empty() {
+            return Ok(frame);
+        }
+        let keep: BooleanChunked = self
+            .records
+            .iter()
+            .map(|r| dropped.binary_search(r).is_err())
+            .collect();
+        frame.filter(&keep)
+    }
+}
+
+/// A value that can be appended to a column of a generated row struct.
+pub trait ColumnValue {
+    /// The column type it fills.
+    const TYPE: ColumnType;
+    /// Appends the value to `column`.
+    fn push(self, column: &mut ColumnBuilder, pii: &Pii);
+}
+
+impl ColumnValue for Option<Cow<'_, str>> {
+    const TYPE: ColumnType = ColumnType::Text;
+    #[inline]
+    fn push(self, column: &mut ColumnBuilder, pii: &Pii) {
+        column.push_text(self.as_deref(), pii)
+    }
+}
+
+impl ColumnValue for Option<i32> {
+    const TYPE: ColumnType = ColumnType::Int32;
+    #[inline]
+    fn push(self, column: &mut ColumnBuilder, _: &Pii) {
+        column.push_i32(self)
+    }
+}
+
+impl ColumnValue for Option<i64> {
+    const TYPE: ColumnType = ColumnType::Int64;
+    #[inline]
+    fn push(self, column: &mut ColumnBuilder, _: &Pii) {
+        column.push_i64(self)
+    }
+}
+
+impl ColumnValue for Option<f64> {
+    const TYPE: ColumnType = ColumnType::Float64;
+    #[inline]
+    fn push(self, column: &mut ColumnBuilder, _: &Pii) {
+        column.push_f64(self)
+    }
+}
+
+impl ColumnValue for Option<bool> {
+    const TYPE: ColumnType = ColumnType::Bool;
+    #[inline]
+    fn push(self, column: &mut ColumnBuilder, _: &Pii) {
+        column.push_bool(self)
+    }
+}
+
+impl ColumnValue for Option<Timestamp> {
+    const TYPE: ColumnType = ColumnType::Timestamp;
+    #[inline]
+    fn push(self, column: &mut ColumnBuilder, _: &Pii) {
+        column.push_timestamp(self)
+    }
+}
+
+impl ColumnValue for Option<Money> {
+    const TYPE: ColumnType = ColumnType::Money;
+    #[inline]
+    fn push(self, column: &mut ColumnBuilder, _: &Pii) {
+        column.push_money(self)
+    }
+}
+
+/// A row of a published table, generated by [`table_row!`](crate::table_row).
+pub trait Row {
+    /// The table the row belongs to.
+    const TABLE: &'static str;
+    /// The table's spec (fixed columns, then column groups).
+    fn spec() -> TableSpec;
+    /// Appends the row's values to `table`'s columns, in spec order.
+    fn write(self, table: &mut TableBuilder, pii: &Pii);
+}
+
+/// Declares a table's row struct, its [`TableSpec`] and how a row is appended.
+///
+/// ```ignore
+/// table_row! {
+///     /// A row of `stock`.
+///     pub struct StockRow<'a> in "stock" key ["warehouse_id", "product_code"] {
+///         warehouse_id: Option<Cow<'a, str>>,
+///         available_quantity: Option<i64>,
+///     }
+///     groups []
+/// }
+/// ```
+/// A field followed by `=> Kind` holds personal data of that [`PiiKind`]. The column groups
+/// named after `groups` (role pivots, flattened sub-objects: anything with a
+/// `column_specs()`) add their columns after the fields; their values go in `groups`.
+#[macro_export]
+macro_rules! table_row {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident<$lt:lifetime> in $table:literal key [$($key:literal),* $(,)?] {
+            $( $(#[$fmeta:meta])* $field:ident : $ty:ty $(=> $pii:ident)? ),* $(,)?
+        }
+        groups [$($group:expr),* $(,)?]
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Default, Clone)]
+        $vis struct $name<$lt> {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+            /// Values of the column groups' columns, in order.
+            pub groups: Vec<$crate::normalize::columns::Cell<$lt>>,
+        }
+
+        impl<$lt> $crate::normalize::columns::Row for $name<$lt> {
+            const TABLE: &'static str = $table;
+
+            fn spec() -> $crate::normalize::columns::TableSpec {
+                #[allow(unused_mut)]
+                let mut columns = vec![
+                    $( $crate::normalize::columns::ColumnSpec {
+                        name: stringify!($field),
+                        ty: <$ty as $crate::normalize::columns::ColumnValue>::TYPE,
+                        pii: $crate::table_row!(@pii $($pii)?),
+                    }, )*
+                ];
+                $( columns.extend($group.column_specs()); )*
+                $crate::normalize::columns::TableSpec { name: $table, key: &[$($key),*], columns }
+            }
+
+            #[allow(unused_assignments, unused_mut, unused_variables)]
+            fn write(
+                self,
+                table: &mut $crate::normalize::columns::TableBuilder,
+                pii: &$crate::normalize::pii::Pii,
+            ) {
+                let mut i = 0usize;
+                $(
+                    $crate::normalize::columns::ColumnValue::push(self.$field, table.column(i), pii);
+                    i += 1;
+                )*
+                debug_assert_eq!(i + self.groups.len(), table.spec().columns.len(), "{}: groups", $table);
+                for cell in &self.groups {
+                    table.column(i).push_cell(cell, pii);
+                    i += 1;
+                }
+            }
+        }
+    };
+    (@pii) => { None };
+    (@pii $kind:ident) => { Some($crate::normalize::pii::PiiKind::$kind) };
+}

@@ -1,0 +1,778 @@
+//! Normalize: records into typed tables, written as Parquet parts of a local package.
+//!
+//! ```text
+//!  reader thread                       worker threads (--threads)
+//!  files in name order ──chunks──▶  parse items → column builders → collapse duplicates
+//!  (decompress, cut at record          → one Parquet part per table per chunk
+//!   boundaries, bounded queue)
+//! ```
+//! Memory is bounded by `batch_bytes` × (workers + queue), whatever the input size: a chunk
+//! is parsed straight into column builders (no JSON tree per record) and written as soon as it
+//! is done. Duplicates are collapsed on the main table's key through a shared index of key
+//! hashes; a row already written that later loses is removed by rewriting its part at the end
+//! (rare: only re-exported keys). At the end the code checks, per source,
+//! `records read = rows written + rejects + duplicates collapsed`.
+
+pub mod columns;
+pub mod dedupe;
+pub mod lenient;
+pub mod pii;
+pub mod rejects;
+pub mod roles;
+pub mod time;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::extract::files::{self, ChunkReader, InputFile};
+use crate::extract::shape;
+use crate::publish::{layout, parquet};
+use crate::sources::{Item, Source};
+use columns::{Row, TableBuilder, TableSpec};
+use dedupe::{DedupeIndex, Outcome, ReadPosition};
+use pii::Pii;
+use rejects::{Reject, RejectRow, RejectsRaw};
+use roles::{BoundPivot, RolePivot};
+use time::TimeParser;
+
+/// Failures of the normalize stage as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Too many records were rejected.
+    #[error(
+        "{rejects} of {read} records were rejected ({ratio:.2}%), above max_reject_ratio {max:.2}%: \
+         fix the inputs or raise max_reject_ratio; first rejects:\n{examples}"
+    )]
+    TooManyRejects {
+        /// Rejected records.
+        rejects: u64,
+        /// Records read.
+        read: u64,
+        /// Rejected share, in percent.
+        ratio: f64,
+        /// Allowed share, in percent.
+        max: f64,
+        /// A few rejects, one per line.
+        examples: String,
+    },
+    /// The package could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Polars failed to build a table.
+    #[error("cannot build table {table}: {source}")]
+    Frame {
+        /// The table.
+        table: String,
+        /// The polars error.
+        source: PolarsError,
+    },
+    /// The rows-in = rows-out check failed: a bug, never an input problem.
+    #[error(
+        "source {source_name}: {read} records read but {written} rows written + {rejects} rejects + \
+         {duplicates} duplicates; this is a bug in opslake, please report it"
+    )]
+    Unbalanced {
+        /// The source.
+        source_name: String,
+        /// Records read.
+        read: u64,
+        /// Main-table rows written.
+        written: u64,
+        /// Rejects.
+        rejects: u64,
+        /// Duplicates collapsed.
+        duplicates: u64,
+    },
+    /// Listing or reading inputs failed.
+    #[error(transparent)]
+    Extract(#[from] crate::extract::Error),
+}
+
+/// What the normalize stage needs.
+pub struct Options<'s> {
+    /// The sources to read.
+    pub sources: Vec<&'s dyn Source>,
+    /// The input root (one folder per source).
+    pub input: PathBuf,
+    /// The local package folder, laid out like the lake root.
+    pub package: PathBuf,
+    /// The run date (partition of every table).
+    pub run_date: NaiveDate,
+    /// Worker threads.
+    pub threads: usize,
+    /// Input bytes per chunk (see [`DEFAULT_BATCH_BYTES`]).
+    pub batch_bytes: usize,
+    /// Timestamp parsing in the source time zone.
+    pub time: TimeParser,
+    /// The personal-data policy.
+    pub pii: Pii,
+    /// Whether unparseable rejects keep their raw text.
+    pub rejects_raw: RejectsRaw,
+    /// Largest allowed share of rejected records.
+    pub max_reject_ratio: f64,
+}
+
+/// Input bytes per chunk: 16 MiB keeps each worker's builders around 50 MiB for the widest
+/// source (appointments, ~2 KB a record, ~8k records a chunk) while giving Parquet row groups
+/// of tens of thousands of rows; memory is about this × 3 per worker, whatever the input size.
+pub const DEFAULT_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+/// One input file, as read.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct FileReport {
+    /// Path relative to the input root.
+    pub name: String,
+    /// Size as stored.
+    pub bytes: u64,
+    /// Checksum of the stored bytes.
+    pub checksum: String,
+    /// Top-level records (lines, values, CSV rows) in it.
+    pub records: u64,
+}
+
+/// What one source yielded.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct SourceReport {
+    /// Source name.
+    pub name: String,
+    /// Files read.
+    pub files: Vec<FileReport>,
+    /// Files in the folder that are not exports, left alone.
+    pub skipped: Vec<String>,
+    /// Items read (rows in + rejects + duplicates).
+    pub records_read: u64,
+    /// Main-table rows written.
+    pub rows_written: u64,
+    /// Records rejected.
+    pub rejects: u64,
+    /// Duplicates collapsed.
+    pub duplicates: u64,
+    /// Keys seen with different contents.
+    pub conflicting_duplicates: u64,
+}
+
+/// One written table.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct TableReport {
+    /// Rows in all parts.
+    pub rows: u64,
+    /// Parts, by number.
+    pub parts: BTreeMap<u32, PartReport>,
+}
+
+/// One Parquet part.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct PartReport {
+    /// Rows.
+    pub rows: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// The outcome of the normalize stage.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NormalizeReport {
+    /// Per source.
+    pub sources: Vec<SourceReport>,
+    /// Per table (including `_rejects`).
+    pub tables: BTreeMap<String, TableReport>,
+    /// All rejects.
+    #[serde(skip)]
+    pub rejects: Vec<Reject>,
+    /// Warnings for the manifest and summary.
+    pub warnings: Vec<String>,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+/// The rows of one item being converted, and what a source needs to convert it.
+pub struct Rows<'b, 'a> {
+    tables: &'b mut [TableBuilder],
+    pivots: &'b [(&'static RolePivot, BoundPivot<'b>)],
+    pii: &'b Pii,
+    time: &'b TimeParser,
+    record: u32,
+    _item: PhantomData<&'a ()>,
+}
+
+impl<'b, 'a> Rows<'b, 'a> {
+    /// Appends a row to its table.
+    pub fn push<R: Row>(&mut self, row: R) {
+        if let Some(t) = self.tables.iter_mut().find(|t| t.spec().name == R::TABLE) {
+            row.write(t, self.pii);
+            t.end_row(self.record);
+        } else {
+            debug_assert!(false, "table {} is not among the source's tables", R::TABLE);
+        }
+    }
+
+    /// The source's pivot, bound to the run's policy.
+    pub fn pivot(&self, pivot: &'static RolePivot) -> &BoundPivot<'b> {
+        match self.pivots.iter().find(|(p, _)| std::ptr::eq(*p, pivot)) {
+            Some((_, bound)) => bound,
+            None => panic!(
+                "pivot {} is not listed in the source's pivots()",
+                pivot.list
+            ),
+        }
+    }
+
+    /// Timestamp parsing in the source time zone.
+    pub fn time(&self) -> &TimeParser {
+        self.time
+    }
+
+    /// Parses an optional timestamp field; `what` names it in the reject reason.
+    pub fn timestamp(
+        &self,
+        value: Option<&str>,
+        what: &str,
+    ) -> Result<Option<columns::Timestamp>, String> {
+        match value {
+            None => Ok(None),
+            Some(v) if v.trim().is_empty() => Ok(None),
+            Some(v) => self
+                .time
+                .parse(v)
+                .map(|t| Some(columns::Timestamp(t)))
+                .map_err(|e| format!("{what}: {e}")),
+        }
+    }
+}
+
+struct Job {
+    source: usize,
+    file: usize,
+    batch: u32,
+    chunk: files::Chunk,
+}
+
+#[derive(Default)]
+struct SourceState {
+    files: Vec<(InputFile, Option<String>, u64)>,
+    skipped: Vec<String>,
+    read: u64,
+    rejects: u64,
+    index: DedupeIndex,
+    /// Keys to remove from batches already written, by batch.
+    rewrites: HashMap<u32, HashSet<String>>,
+}
+
+struct Shared<'s> {
+    opts: &'s Options<'s>,
+    specs: Vec<Vec<TableSpec>>,
+    sources: Vec<Mutex<SourceState>>,
+    tables: Mutex<BTreeMap<String, TableReport>>,
+    rejects: Mutex<Vec<Reject>>,
+    failure: Mutex<Option<Error>>,
+}
+
+impl Shared<'_> {
+    fn fail(&self, e: Error) {
+        if let Ok(mut f) = self.failure.lock() {
+            f.get_or_insert(e);
+        }
+    }
+    fn failed(&self) -> bool {
+        self.failure.lock().map(|f| f.is_some()).unwrap_or(true)
+    }
+    fn reject(&self, source: usize, r: Reject) {
+        if let Ok(mut s) = self.sources[source].lock() {
+            s.rejects += 1;
+            s.read += 1;
+        }
+        if let Ok(mut v) = self.rejects.lock() {
+            v.push(r);
+        }
+    }
+}
+
+/// Reads every source's files and writes its tables into the package.
+pub fn normalize(opts: &Options<'_>) -> Result<NormalizeReport, Error> {
+    let started = Instant::now();
+    let shared = Shared {
+        opts,
+        specs: opts.sources.iter().map(|s| s.tables()).collect(),
+        sources: opts
+            .sources
+            .iter()
+            .map(|_| Mutex::new(SourceState::default()))
+            .collect(),
+        tables: Mutex::new(BTreeMap::new()),
+        rejects: Mutex::new(Vec::new()),
+        failure: Mutex::new(None),
+    };
+    for (i, s) in opts.sources.iter().enumerate() {
+        let (files, skipped) = files::list(&opts.input, s.name())?;
+        let mut st = lock(&shared.sources[i]);
+        st.files = files.into_iter().map(|f| (f, None, 0)).collect();
+        st.skipped = skipped;
+    }
+
+    let threads = opts.threads.max(1);
+    let (tx, rx) = crossbeam_channel::bounded::<Job>(threads);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let rx = rx.clone();
+            let shared = &shared;
+            scope.spawn(move || {
+                for job in rx {
+                    if shared.failed() {
+                        continue;
+                    }
+                    if let Err(e) = process(shared, job) {
+                        shared.fail(e);
+                    }
+                }
+            });
+        }
+        drop(rx);
+        read_all(&shared, tx);
+    });
+    if let Some(e) = shared.failure.lock().ok().and_then(|mut f| f.take()) {
+        return Err(e);
+    }
+
+    let mut report = NormalizeReport::default();
+    for (i, source) in opts.sources.iter().enumerate() {
+        let mut st = lock(&shared.sources[i]);
+        rewrite_losers(&shared, i, &mut st)?;
+        let specs = &shared.specs[i];
+        let mut tables = lock(&shared.tables);
+        for spec in specs {
+            let t = tables.entry(spec.name.to_string()).or_default();
+            if t.parts.is_empty() {
+                let path = opts
+                    .package
+                    .join(layout::part_path(spec.name, opts.run_date, 0));
+                let mut empty = DataFrame::empty_with_schema(&spec.schema(&opts.pii));
+                let bytes = parquet::write(&path, &mut empty)
+                    .map_err(|e| Error::Write { path, source: e })?;
+                t.parts.insert(0, PartReport { rows: 0, bytes });
+            }
+        }
+        let written = tables.get(specs[0].name).map_or(0, |t| t.rows);
+        let r = SourceReport {
+            name: source.name().to_string(),
+            files: st
+                .files
+                .iter()
+                .map(|(f, sum, records)| FileReport {
+                    name: f.name.clone(),
+                    bytes: f.bytes,
+                    checksum: sum.clone().unwrap_or_default(),
+                    records: *records,
+                })
+                .collect(),
+            skipped: st.skipped.clone(),
+            records_read: st.read,
+            rows_written: written,
+            rejects: st.rejects,
+            duplicates: st.index.duplicates(),
+            conflicting_duplicates: st.index.conflicting(),
+        };
+        if r.records_read != r.rows_written + r.rejects + r.duplicates {
+            return Err(Error::Unbalanced {
+                source_name: r.name,
+                read: r.records_read,
+                written: r.rows_written,
+                rejects: r.rejects,
+                duplicates: r.duplicates,
+            });
+        }
+        if r.conflicting_duplicates > 0 {
+            report.warnings.push(format!(
+                "{}: {} keys were exported more than once with different contents (the latest was kept)",
+                r.name, r.conflicting_duplicates
+            ));
+        }
+        for s in &r.skipped {
+            report.warnings.push(format!(
+                "{}: skipped {s} (not a .json, .ndjson, .jsonl or .csv file)",
+                r.name
+            ));
+        }
+        if r.files.is_empty() {
+            report.warnings.push(format!("{}: no input files", r.name));
+        }
+        report.sources.push(r);
+    }
+
+    let mut rejects = std::mem::take(&mut *lock(&shared.rejects));
+    rejects.sort_by(|a, b| (&a.source, &a.file, a.offset).cmp(&(&b.source, &b.file, b.offset)));
+    write_rejects(opts, &rejects, &mut lock(&shared.tables))?;
+    report.tables = std::mem::take(&mut *lock(&shared.tables));
+
+    let read: u64 = report.sources.iter().map(|s| s.records_read).sum();
+    let rejected: u64 = report.sources.iter().map(|s| s.rejects).sum();
+    report.rejects = rejects;
+    report.duration = started.elapsed();
+    if read > 0 && rejected as f64 > opts.max_reject_ratio * read as f64 {
+        let examples = report
+            .rejects
+            .iter()
+            .take(5)
+            .map(|r| format!("  {} line {}: {}", r.file, r.line, r.reason))
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(Error::TooManyRejects {
+            rejects: rejected,
+            read,
+            ratio: 100.0 * rejected as f64 / read as f64,
+            max: 100.0 * opts.max_reject_ratio,
+            examples,
+        });
+    }
+    Ok(report)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The reader: files in name order, cut into chunks, sent to the workers.
+fn read_all(shared: &Shared<'_>, tx: crossbeam_channel::Sender<Job>) {
+    let opts = shared.opts;
+    for (si, source) in opts.sources.iter().enumerate() {
+        let files: Vec<InputFile> = lock(&shared.sources[si])
+            .files
+            .iter()
+            .map(|f| f.0.clone())
+            .collect();
+        let mut batch = 0u32;
+        for (fi, file) in files.iter().enumerate() {
+            if shared.failed() {
+                return;
+            }
+            let (stream, checksum) = match files::open(file) {
+                Ok(x) => x,
+                Err(e) => {
+                    shared.reject(si, unreadable(source.name(), file, 0, 1, &e, opts));
+                    continue;
+                }
+            };
+            let mut reader = ChunkReader::new(stream, file.format, opts.batch_bytes);
+            let mut records = 0u64;
+            loop {
+                match reader.next_chunk() {
+                    Ok(Some(chunk)) => {
+                        records += chunk.spans.len() as u64;
+                        let job = Job {
+                            source: si,
+                            file: fi,
+                            batch,
+                            chunk,
+                        };
+                        batch += 1;
+                        if tx.send(job).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        // The rest of the file is unreadable (a corrupt archive): one reject
+                        // stands for it, and the records before it are kept.
+                        records += 1;
+                        shared.reject(si, unreadable(source.name(), file, 0, 0, &e, opts));
+                        break;
+                    }
+                }
+            }
+            let mut st = lock(&shared.sources[si]);
+            st.files[fi].1 = Some(checksum.hex());
+            st.files[fi].2 = records;
+        }
+    }
+}
+
+fn unreadable(
+    source: &str,
+    file: &InputFile,
+    offset: u64,
+    line: u64,
+    e: &std::io::Error,
+    opts: &Options<'_>,
+) -> Reject {
+    Reject::new(
+        source,
+        &file.name,
+        line,
+        None,
+        offset,
+        format!("unreadable file: {e}"),
+        b"",
+        &opts.pii,
+        opts.rejects_raw,
+    )
+}
+
+struct Parsed<'a> {
+    key: std::borrow::Cow<'a, str>,
+    updated_at: Option<i64>,
+    content: u64,
+}
+
+/// A worker's job: one chunk → rows → Parquet parts.
+fn process(shared: &Shared<'_>, job: Job) -> Result<(), Error> {
+    let opts = shared.opts;
+    let source = opts.sources[job.source];
+    let specs = &shared.specs[job.source];
+    let file = lock(&shared.sources[job.source]).files[job.file].0.clone();
+    let capacity = job.chunk.spans.len();
+    let mut tables: Vec<TableBuilder> = specs
+        .iter()
+        .map(|s| TableBuilder::new(s.clone(), &opts.pii, capacity))
+        .collect();
+    let bound: Vec<(&'static RolePivot, BoundPivot<'_>)> = source
+        .pivots()
+        .iter()
+        .map(|p| (*p, p.bind(&opts.pii)))
+        .collect();
+    let mut parsed: Vec<Option<Parsed<'_>>> = Vec::with_capacity(capacity);
+    let mut rejects = Vec::new();
+    let data = &job.chunk.data;
+
+    for span in &job.chunk.spans {
+        let record = &data[span.start..span.end];
+        let result = shape::for_each_item(record, source.envelopes(), &mut |bytes, ctx| {
+            let ordinal = parsed.len() as u32;
+            let item = Item {
+                bytes,
+                context: ctx,
+                file_stem: &file.stem,
+            };
+            let mut rows = Rows {
+                tables: &mut tables,
+                pivots: &bound,
+                pii: &opts.pii,
+                time: &opts.time,
+                record: ordinal,
+                _item: PhantomData,
+            };
+            match source.parse(&item, &mut rows) {
+                Ok(key) => parsed.push(Some(Parsed {
+                    key: key.key,
+                    updated_at: key.updated_at,
+                    content: xxhash_rust::xxh3::xxh3_64(bytes),
+                })),
+                Err(reason) => {
+                    parsed.push(None);
+                    let offset =
+                        span.offset + (bytes.as_ptr() as usize - record.as_ptr() as usize) as u64;
+                    rejects.push(Reject::new(
+                        source.name(),
+                        &file.name,
+                        span.line,
+                        ctx.page,
+                        offset,
+                        reason,
+                        bytes,
+                        &opts.pii,
+                        opts.rejects_raw,
+                    ));
+                }
+            }
+        });
+        if let Err(reason) = result {
+            rejects.push(Reject::new(
+                source.name(),
+                &file.name,
+                span.line,
+                None,
+                span.offset,
+                reason,
+                record,
+                &opts.pii,
+                opts.rejects_raw,
+            ));
+        }
+    }
+
+    // Collapse duplicates against everything read so far, in read order.
+    let mut dropped: Vec<u32> = Vec::new();
+    {
+        let mut st = lock(&shared.sources[job.source]);
+        let record_rejects = rejects.len() - parsed.iter().filter(|p| p.is_none()).count();
+        st.read += (parsed.len() + record_rejects) as u64;
+        st.rejects += rejects.len() as u64;
+        for (ordinal, p) in parsed.iter().enumerate() {
+            let Some(p) = p else { continue };
+            let at = ReadPosition {
+                batch: job.batch,
+                ordinal: ordinal as u32,
+            };
+            match st
+                .index
+                .offer(dedupe::key_hash(&p.key), p.updated_at, at, p.content)
+            {
+                Outcome::New => {}
+                Outcome::Loses => dropped.push(at.ordinal),
+                Outcome::Replaces(loser) if loser.batch == job.batch => dropped.push(loser.ordinal),
+                Outcome::Replaces(loser) => {
+                    st.rewrites
+                        .entry(loser.batch)
+                        .or_default()
+                        .insert(p.key.to_string());
+                }
+            }
+        }
+    }
+    if !rejects.is_empty() {
+        lock(&shared.rejects).extend(rejects);
+    }
+    dropped.sort_unstable();
+    dropped.dedup();
+
+    for t in tables {
+        let name = t.spec().name;
+        let mut frame = t.finish(&dropped).map_err(|source| Error::Frame {
+            table: name.to_string(),
+            source,
+        })?;
+        if frame.height() == 0 {
+            continue;
+        }
+        let path = opts
+            .package
+            .join(layout::part_path(name, opts.run_date, job.batch));
+        let bytes =
+            parquet::write(&path, &mut frame).map_err(|source| Error::Write { path, source })?;
+        let mut tables = lock(&shared.tables);
+        let report = tables.entry(name.to_string()).or_default();
+        report.rows += frame.height() as u64;
+        report.parts.insert(
+            job.batch,
+            PartReport {
+                rows: frame.height() as u64,
+                bytes,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Removes, from parts already written, the rows of keys that a later batch replaced.
+fn rewrite_losers(shared: &Shared<'_>, source: usize, st: &mut SourceState) -> Result<(), Error> {
+    let opts = shared.opts;
+    let specs = &shared.specs[source];
+    let main_key = specs[0].key;
+    for (batch, keys) in std::mem::take(&mut st.rewrites) {
+        for spec in specs {
+            let path = opts
+                .package
+                .join(layout::part_path(spec.name, opts.run_date, batch));
+            if !path.exists() {
+                continue;
+            }
+            let frame = parquet::read(&path).map_err(|source| Error::Write {
+                path: path.clone(),
+                source,
+            })?;
+            let mut kept = drop_keys(&frame, main_key, &keys).map_err(|source| Error::Frame {
+                table: spec.name.to_string(),
+                source,
+            })?;
+            let removed = (frame.height() - kept.height()) as u64;
+            let bytes = parquet::write(&path, &mut kept).map_err(|source| Error::Write {
+                path: path.clone(),
+                source,
+            })?;
+            let mut tables = lock(&shared.tables);
+            if let Some(t) = tables.get_mut(spec.name) {
+                t.rows -= removed;
+                t.parts.insert(
+                    batch,
+                    PartReport {
+                        rows: kept.height() as u64,
+                        bytes,
+                    },
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The rows of `frame` whose key (its `key` columns joined like [`crate::sources::composite_key`])
+/// is not in `keys`.
+pub fn drop_keys(
+    frame: &DataFrame,
+    key: &[&str],
+    keys: &HashSet<String>,
+) -> PolarsResult<DataFrame> {
+    // Instants are keyed by their microseconds, as the sources join them.
+    let columns = key
+        .iter()
+        .map(|k| {
+            let c = frame.column(k)?;
+            match c.dtype() {
+                DataType::Datetime(..) => c.cast(&DataType::Int64)?.cast(&DataType::String),
+                _ => c.cast(&DataType::String),
+            }
+        })
+        .collect::<PolarsResult<Vec<_>>>()?;
+    let strings = columns
+        .iter()
+        .map(|c| c.str())
+        .collect::<PolarsResult<Vec<_>>>()?;
+    let mask: BooleanChunked = (0..frame.height())
+        .map(|i| {
+            let k = strings
+                .iter()
+                .map(|s| s.get(i).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\u{1f}");
+            !keys.contains(&k)
+        })
+        .collect();
+    frame.filter(&mask)
+}
+
+fn write_rejects(
+    opts: &Options<'_>,
+    rejects: &[Reject],
+    tables: &mut BTreeMap<String, TableReport>,
+) -> Result<(), Error> {
+    let spec = RejectRow::spec();
+    let mut builder = TableBuilder::new(spec, &opts.pii, rejects.len());
+    for (i, r) in rejects.iter().enumerate() {
+        RejectRow::from(r).write(&mut builder, &opts.pii);
+        builder.end_row(i as u32);
+    }
+    let mut frame = builder.finish(&[]).map_err(|source| Error::Frame {
+        table: "_rejects".into(),
+        source,
+    })?;
+    let path = opts
+        .package
+        .join(layout::part_path("_rejects", opts.run_date, 0));
+    let bytes =
+        parquet::write(&path, &mut frame).map_err(|source| Error::Write { path, source })?;
+    let report = tables.entry("_rejects".to_string()).or_default();
+    report.rows = frame.height() as u64;
+    report.parts.insert(
+        0,
+        PartReport {
+            rows: frame.height() as u64,
+            bytes,
+        },
+    );
+    Ok(())
+}
+
+/// The package folder of a run under `work_dir`.
+pub fn package_dir(work_dir: &Path, run_id: &str) -> PathBuf {
+    work_dir.join(run_id)
+}

@@ -1,0 +1,380 @@
+//! The personal-data policy of DESIGN.md 3.2: what is kept, hashed or dropped, and the keyed hash.
+//!
+//! Names and streets are dropped; identifiers that join tables (document numbers, e-mails,
+//! phones, MSISDNs) become HMAC-SHA256 hex digests under a secret key, so joins still work
+//! and no raw value reaches the lake. Every column's action can be overridden by the job.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+/// The class of personal data a column or role value holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PiiKind {
+    /// First names, middle names, surnames, contact names: dropped by default.
+    Name,
+    /// Street addresses and their parts: dropped by default.
+    Street,
+    /// Identity document numbers: hashed by default.
+    Document,
+    /// E-mail addresses: hashed by default (lower-cased first, so joins ignore case).
+    Email,
+    /// Phone numbers: hashed by default.
+    Phone,
+    /// Mobile line numbers: hashed by default.
+    Msisdn,
+    /// Free text that may mention people (notes): kept by default, configurable.
+    FreeText,
+    /// Not personal data; only used when a job asks to hash an ordinary column.
+    Identifier,
+}
+
+impl PiiKind {
+    /// What the default policy does with this class.
+    pub fn default_action(self) -> PiiAction {
+        match self {
+            PiiKind::Name | PiiKind::Street => PiiAction::Drop,
+            PiiKind::Document | PiiKind::Email | PiiKind::Phone | PiiKind::Msisdn => {
+                PiiAction::Hash
+            }
+            PiiKind::FreeText | PiiKind::Identifier => PiiAction::Keep,
+        }
+    }
+
+    /// Classifies a role the pivots do not know by its name, so that an unexpected
+    /// `contactEmail` role is still protected. `normalized` is lower-case without separators.
+    pub fn guess(normalized: &str) -> Option<PiiKind> {
+        const RULES: &[(&str, PiiKind)] = &[
+            ("email", PiiKind::Email),
+            ("mail", PiiKind::Email),
+            ("msisdn", PiiKind::Msisdn),
+            ("phone", PiiKind::Phone),
+            ("mobile", PiiKind::Phone),
+            ("document", PiiKind::Document),
+            ("dni", PiiKind::Document),
+            ("nif", PiiKind::Document),
+            ("street", PiiKind::Street),
+            ("address", PiiKind::Street),
+            ("surname", PiiKind::Name),
+            ("name", PiiKind::Name),
+        ];
+        RULES
+            .iter()
+            .find(|(word, _)| normalized.contains(word))
+            .map(|(_, kind)| *kind)
+    }
+}
+
+/// What happens to a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PiiAction {
+    /// Published as it arrives.
+    Keep,
+    /// Replaced by the keyed hash.
+    Hash,
+    /// Not published (the column is left out; in long tables the value is null).
+    Drop,
+}
+
+/// The job-level mode: hash joinable identifiers, or drop every personal value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PiiMode {
+    /// Identifiers are hashed with the secret key (a key is required).
+    #[default]
+    Hash,
+    /// Every personal value is dropped; no key is needed.
+    Drop,
+}
+
+/// The secret HMAC key. Its `Debug` never shows the bytes.
+#[derive(Clone)]
+pub struct PiiKey {
+    bytes: Vec<u8>,
+    development: bool,
+}
+
+/// The clearly labelled key that only the embedded sample job may use.
+pub const DEVELOPMENT_KEY: &[u8] = b"opslake DEVELOPMENT key - not secret - samples only";
+
+impl PiiKey {
+    /// A secret key.
+    pub fn secret(bytes: Vec<u8>) -> Self {
+        PiiKey {
+            bytes,
+            development: false,
+        }
+    }
+
+    /// The public development key.
+    pub fn development() -> Self {
+        PiiKey {
+            bytes: DEVELOPMENT_KEY.to_vec(),
+            development: true,
+        }
+    }
+
+    /// Whether this is the public development key.
+    pub fn is_development(&self) -> bool {
+        self.development
+    }
+
+    /// Whether the key has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+impl fmt::Debug for PiiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PiiKey(***)")
+    }
+}
+
+/// A hex HMAC digest held on the stack.
+pub struct HexDigest([u8; 64]);
+
+impl HexDigest {
+    /// The digest as lower-case hex.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written into the buffer.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// The resolved policy of a run, with the keyed hasher.
+#[derive(Clone)]
+pub struct Pii {
+    mode: PiiMode,
+    overrides: HashMap<String, PiiAction>,
+    mac: Option<Hmac<Sha256>>,
+    key_label: String,
+}
+
+impl fmt::Debug for Pii {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pii")
+            .field("mode", &self.mode)
+            .field("overrides", &self.overrides)
+            .field("key", &self.key_label)
+            .finish()
+    }
+}
+
+impl Pii {
+    /// A policy. `overrides` maps `table.column` or `column` to an action. In
+    /// [`PiiMode::Hash`] a key is required; in [`PiiMode::Drop`] it is ignored.
+    pub fn new(
+        mode: PiiMode,
+        key: Option<&PiiKey>,
+        overrides: HashMap<String, PiiAction>,
+    ) -> Result<Self, String> {
+        let (mac, key_label) = match (mode, key) {
+            (PiiMode::Drop, _) => (None, "none (pii = \"drop\")".to_string()),
+            (PiiMode::Hash, None) => return Err("no PII key".into()),
+            (PiiMode::Hash, Some(k)) if k.is_empty() => return Err("the PII key is empty".into()),
+            (PiiMode::Hash, Some(k)) => {
+                let mac = Hmac::<Sha256>::new_from_slice(&k.bytes)
+                    .map_err(|e| format!("unusable PII key: {e}"))?;
+                let label = if k.is_development() {
+                    "DEVELOPMENT key (public, not for production)".to_string()
+                } else {
+                    // A fingerprint tells key rotations apart without revealing the key.
+                    let mut m = mac.clone();
+                    m.update(b"opslake key fingerprint");
+                    format!(
+                        "secret, fingerprint {}",
+                        &hex::encode(m.finalize().into_bytes())[..12]
+                    )
+                };
+                (Some(mac), label)
+            }
+        };
+        Ok(Pii {
+            mode,
+            overrides,
+            mac,
+            key_label,
+        })
+    }
+
+    /// A policy that drops every personal value (tests, `pii = "drop"`).
+    pub fn drop_all() -> Self {
+        Pii {
+            mode: PiiMode::Drop,
+            overrides: HashMap::new(),
+            mac: None,
+            key_label: "none (pii = \"drop\")".into(),
+        }
+    }
+
+    /// A description of the key for the manifest (never the key itself).
+    pub fn key_label(&self) -> &str {
+        &self.key_label
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> PiiMode {
+        self.mode
+    }
+
+    /// The action for `table.column` holding data of class `kind`.
+    pub fn action(&self, table: &str, column: &str, kind: Option<PiiKind>) -> PiiAction {
+        let configured = if self.overrides.is_empty() {
+            None
+        } else {
+            self.overrides
+                .get(&format!("{table}.{column}"))
+                .or_else(|| self.overrides.get(column))
+                .copied()
+        };
+        let action =
+            configured.unwrap_or_else(|| kind.map_or(PiiAction::Keep, PiiKind::default_action));
+        match (action, self.mac.is_some()) {
+            (PiiAction::Hash, false) => PiiAction::Drop,
+            (a, _) => a,
+        }
+    }
+
+    /// Applies the action for `table.column` to one value (long tables, rejects).
+    pub fn apply<'a>(
+        &self,
+        table: &str,
+        column: &str,
+        kind: Option<PiiKind>,
+        value: &'a str,
+    ) -> Option<std::borrow::Cow<'a, str>> {
+        match self.action(table, column, kind) {
+            PiiAction::Keep => Some(std::borrow::Cow::Borrowed(value)),
+            PiiAction::Hash => Some(std::borrow::Cow::Owned(
+                self.hash(kind.unwrap_or(PiiKind::Identifier), value)
+                    .as_str()
+                    .to_owned(),
+            )),
+            PiiAction::Drop => None,
+        }
+    }
+
+    /// The keyed hash of a value: HMAC-SHA256 over the trimmed value (e-mails lower-cased).
+    /// Without a key (drop mode) the digest is all zeros; callers never publish it then,
+    /// because [`Pii::action`] turns every hash into a drop.
+    pub fn hash(&self, kind: PiiKind, value: &str) -> HexDigest {
+        let mut out = [b'0'; 64];
+        if let Some(mac) = &self.mac {
+            let mut m = mac.clone();
+            let v = value.trim();
+            if kind == PiiKind::Email && v.bytes().any(|b| b.is_ascii_uppercase()) {
+                m.update(v.to_ascii_lowercase().as_bytes());
+            } else {
+                m.update(v.as_bytes());
+            }
+            let digest = m.finalize().into_bytes();
+            // Encoding 32 bytes into a 64-byte buffer cannot fail.
+            let _ = hex::encode_to_slice(digest, &mut out);
+        }
+        HexDigest(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(key: &[u8]) -> Pii {
+        Pii::new(
+            PiiMode::Hash,
+            Some(&PiiKey::secret(key.to_vec())),
+            HashMap::new(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn same_value_same_key_gives_same_hash() {
+        let p = policy(b"k1");
+        assert_eq!(
+            p.hash(PiiKind::Document, "12345678T").as_str(),
+            p.hash(PiiKind::Document, " 12345678T ").as_str()
+        );
+    }
+
+    #[test]
+    fn different_key_gives_different_hash() {
+        assert_ne!(
+            policy(b"k1").hash(PiiKind::Phone, "666777888").as_str(),
+            policy(b"k2").hash(PiiKind::Phone, "666777888").as_str()
+        );
+    }
+
+    #[test]
+    fn hash_is_hmac_sha256_hex() {
+        let p = policy(b"key");
+        let mut m = Hmac::<Sha256>::new_from_slice(b"key").unwrap();
+        m.update(b"test@pe.es");
+        let want = hex::encode(m.finalize().into_bytes());
+        assert_eq!(p.hash(PiiKind::Email, "Test@PE.es").as_str(), want);
+    }
+
+    #[test]
+    fn default_actions_follow_the_design() {
+        let p = policy(b"k");
+        assert_eq!(
+            p.action("appointments", "first_name", Some(PiiKind::Name)),
+            PiiAction::Drop
+        );
+        assert_eq!(
+            p.action("appointments", "email", Some(PiiKind::Email)),
+            PiiAction::Hash
+        );
+        assert_eq!(p.action("appointments", "zipcode", None), PiiAction::Keep);
+    }
+
+    #[test]
+    fn overrides_by_table_column_win_over_column() {
+        let mut o = HashMap::new();
+        o.insert("email".to_string(), PiiAction::Drop);
+        o.insert("orders.client_email".to_string(), PiiAction::Keep);
+        let p = Pii::new(PiiMode::Hash, Some(&PiiKey::secret(b"k".to_vec())), o).unwrap();
+        assert_eq!(
+            p.action("appointments", "email", Some(PiiKind::Email)),
+            PiiAction::Drop
+        );
+        assert_eq!(
+            p.action("orders", "client_email", Some(PiiKind::Email)),
+            PiiAction::Keep
+        );
+    }
+
+    #[test]
+    fn drop_mode_drops_what_would_be_hashed() {
+        let p = Pii::drop_all();
+        assert_eq!(
+            p.action("typifications", "msisdn", Some(PiiKind::Msisdn)),
+            PiiAction::Drop
+        );
+        assert_eq!(p.action("typifications", "channel", None), PiiAction::Keep);
+    }
+
+    #[test]
+    fn hash_mode_needs_a_key() {
+        assert!(Pii::new(PiiMode::Hash, None, HashMap::new()).is_err());
+    }
+
+    #[test]
+    fn key_debug_hides_bytes() {
+        let k = PiiKey::secret(b"super-secret".to_vec());
+        assert!(!format!("{k:?}").contains("super"));
+    }
+
+    #[test]
+    fn unknown_roles_are_classified_by_name() {
+        assert_eq!(PiiKind::guess("contactemail"), Some(PiiKind::Email));
+        assert_eq!(PiiKind::guess("lastname"), Some(PiiKind::Name));
+        assert_eq!(PiiKind::guess("segment"), None);
+    }
+}

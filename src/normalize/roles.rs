@@ -1,0 +1,440 @@
+//! Role/value lists (`relatedParty`, `relatedEntity`, `resourceCharacteristic`) into typed
+//! wide columns, keeping every pair for the long tables.
+//!
+//! A [`RolePivot`] is data: the roles it knows, how each is spelled by the APIs, the column
+//! it fills and its type. Role names match after lower-casing and removing `_`, `-` and
+//! spaces, so `sellchannel`, `sell_channel` and `sellChannel` fill the same column. The
+//! first occurrence of a role fills the wide column; every occurrence, known or not, is a
+//! long-table row. A value that does not fit its column's type rejects the record.
+
+use std::borrow::Cow;
+
+use super::columns::{Cell, ColumnSpec, ColumnType};
+use super::pii::{Pii, PiiAction, PiiKind};
+use super::time::TimeParser;
+
+/// The type of a pivoted role column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleType {
+    /// Text, kept as sent (leading zeros matter).
+    Text,
+    /// 32-bit integer sent as text.
+    Int32,
+    /// Boolean sent as `"true"`/`"false"`.
+    Bool,
+    /// An instant.
+    Timestamp,
+    /// `start - end`: the role's column is the start, this names the end column.
+    TimeRange {
+        /// Name of the end column.
+        end: &'static str,
+    },
+}
+
+/// One known role of a pivot.
+#[derive(Clone, Copy, Debug)]
+pub struct Role {
+    /// Spellings the APIs use, already normalized (lower case, no `_`, `-` or spaces).
+    pub sent_as: &'static [&'static str],
+    /// The wide column it fills.
+    pub column: &'static str,
+    /// The column type.
+    pub ty: RoleType,
+    /// Personal-data class of its values.
+    pub pii: Option<PiiKind>,
+}
+
+impl Role {
+    /// A text role.
+    pub const fn text(sent_as: &'static [&'static str], column: &'static str) -> Role {
+        Role {
+            sent_as,
+            column,
+            ty: RoleType::Text,
+            pii: None,
+        }
+    }
+
+    /// A role of another type.
+    pub const fn typed(
+        sent_as: &'static [&'static str],
+        column: &'static str,
+        ty: RoleType,
+    ) -> Role {
+        Role {
+            sent_as,
+            column,
+            ty,
+            pii: None,
+        }
+    }
+
+    /// A text role holding personal data.
+    pub const fn personal(
+        sent_as: &'static [&'static str],
+        column: &'static str,
+        pii: PiiKind,
+    ) -> Role {
+        Role {
+            sent_as,
+            column,
+            ty: RoleType::Text,
+            pii: Some(pii),
+        }
+    }
+
+    fn width(&self) -> usize {
+        match self.ty {
+            RoleType::TimeRange { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A role/value list and the roles that become columns.
+#[derive(Debug)]
+pub struct RolePivot {
+    /// The list's name in the API (`relatedParty`), for reject reasons.
+    pub list: &'static str,
+    /// The wide table, whose column policy also governs the long table's values.
+    pub table: &'static str,
+    /// Known roles.
+    pub roles: &'static [Role],
+}
+
+/// One pair of a role list, its value already under the personal-data policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RolePair<'a> {
+    /// 0-based position in the list.
+    pub position: i32,
+    /// The role as sent.
+    pub role: Cow<'a, str>,
+    /// The value as sent, hashed, or `None` when dropped or absent.
+    pub value: Option<Cow<'a, str>>,
+}
+
+/// Lower-cases ASCII and removes `_`, `-` and spaces; `None` when longer than the buffer.
+fn normalize_role<'b>(role: &str, buf: &'b mut [u8; 64]) -> Option<&'b [u8]> {
+    let mut n = 0;
+    for b in role.bytes() {
+        if matches!(b, b'_' | b'-' | b' ') {
+            continue;
+        }
+        if n == buf.len() {
+            return None;
+        }
+        buf[n] = b.to_ascii_lowercase();
+        n += 1;
+    }
+    Some(&buf[..n])
+}
+
+impl RolePivot {
+    /// The wide columns, in order.
+    pub fn column_specs(&self) -> Vec<ColumnSpec> {
+        let mut out = Vec::new();
+        for r in self.roles {
+            let ty = match r.ty {
+                RoleType::Text => ColumnType::Text,
+                RoleType::Int32 => ColumnType::Int32,
+                RoleType::Bool => ColumnType::Bool,
+                RoleType::Timestamp | RoleType::TimeRange { .. } => ColumnType::Timestamp,
+            };
+            out.push(ColumnSpec {
+                name: r.column,
+                ty,
+                pii: r.pii,
+            });
+            if let RoleType::TimeRange { end } = r.ty {
+                out.push(ColumnSpec {
+                    name: end,
+                    ty,
+                    pii: r.pii,
+                });
+            }
+        }
+        out
+    }
+
+    /// The pivot with its personal-data actions resolved once (per batch).
+    pub fn bind<'p>(&'p self, pii: &'p Pii) -> BoundPivot<'p> {
+        let mut offsets = Vec::with_capacity(self.roles.len());
+        let mut width = 0;
+        for r in self.roles {
+            offsets.push(width);
+            width += r.width();
+        }
+        let actions = self
+            .roles
+            .iter()
+            .map(|r| pii.action(self.table, r.column, r.pii))
+            .collect();
+        BoundPivot {
+            pivot: self,
+            offsets,
+            width,
+            actions,
+            pii,
+        }
+    }
+
+    fn find(&self, role: &str) -> Option<usize> {
+        let mut buf = [0u8; 64];
+        let key = normalize_role(role, &mut buf)?;
+        self.roles
+            .iter()
+            .position(|r| r.sent_as.iter().any(|s| s.as_bytes() == key))
+    }
+}
+
+/// A [`RolePivot`] bound to a run's personal-data policy.
+pub struct BoundPivot<'p> {
+    pivot: &'p RolePivot,
+    offsets: Vec<usize>,
+    width: usize,
+    actions: Vec<PiiAction>,
+    pii: &'p Pii,
+}
+
+impl BoundPivot<'_> {
+    /// Pivots `(role, value)` pairs: appends exactly one cell per wide column to `cells` and
+    /// one [`RolePair`] per pair to `long`. Fails on a value that does not fit its column.
+    pub fn apply<'a, I>(
+        &self,
+        pairs: I,
+        time: &TimeParser,
+        cells: &mut Vec<Cell<'a>>,
+        long: &mut Vec<RolePair<'a>>,
+    ) -> Result<(), String>
+    where
+        I: IntoIterator<Item = (Cow<'a, str>, Option<Cow<'a, str>>)>,
+    {
+        let base = cells.len();
+        cells.resize(base + self.width, Cell::Null);
+        for (position, (role, value)) in pairs.into_iter().enumerate() {
+            let known = self.pivot.find(&role);
+            let stored = match (known, &value) {
+                (_, None) => None,
+                (Some(i), Some(v)) => {
+                    let slot = base + self.offsets[i];
+                    let r = &self.pivot.roles[i];
+                    if cells[slot] == Cell::Null {
+                        self.fill(r, v, time, &mut cells[slot..slot + r.width()])?;
+                    }
+                    match self.actions[i] {
+                        PiiAction::Keep => Some(v.clone()),
+                        PiiAction::Hash => Some(Cow::Owned(
+                            self.pii
+                                .hash(r.pii.unwrap_or(PiiKind::Identifier), v)
+                                .as_str()
+                                .to_owned(),
+                        )),
+                        PiiAction::Drop => None,
+                    }
+                }
+                (None, Some(v)) => {
+                    let mut buf = [0u8; 64];
+                    let kind = normalize_role(&role, &mut buf)
+                        .and_then(|n| std::str::from_utf8(n).ok())
+                        .and_then(PiiKind::guess);
+                    self.pii
+                        .apply(self.pivot.table, &role, kind, v)
+                        .map(|c| Cow::Owned(c.into_owned()))
+                }
+            };
+            long.push(RolePair {
+                position: position as i32,
+                role,
+                value: stored,
+            });
+        }
+        Ok(())
+    }
+
+    fn fill<'a>(
+        &self,
+        r: &Role,
+        v: &Cow<'a, str>,
+        time: &TimeParser,
+        out: &mut [Cell<'a>],
+    ) -> Result<(), String> {
+        let why = |e: String| format!("{} role {:?}: {e}", self.pivot.list, r.column);
+        match r.ty {
+            RoleType::Text => out[0] = Cell::Text(v.clone()),
+            RoleType::Int32 => {
+                let t = v.trim();
+                let n = t
+                    .parse::<i32>()
+                    .map_err(|_| why(format!("{v:?} is not a 32-bit integer")))?;
+                out[0] = Cell::Int32(n);
+            }
+            RoleType::Bool => {
+                let b = super::lenient::parse_bool(v)
+                    .ok_or_else(|| why(format!("{v:?} is not a boolean")))?;
+                out[0] = Cell::Bool(b);
+            }
+            RoleType::Timestamp => out[0] = Cell::Timestamp(time.parse(v).map_err(why)?),
+            RoleType::TimeRange { .. } => {
+                let (a, b) = time.parse_range(v).map_err(why)?;
+                out[0] = Cell::Timestamp(a);
+                out[1] = Cell::Timestamp(b);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::pii::{PiiKey, PiiMode};
+    use std::collections::HashMap;
+
+    const ROLES: &[Role] = &[
+        Role::text(&["sellchannel"], "sell_channel"),
+        Role::typed(&["scoringlevel"], "scoring_level", RoleType::Int32),
+        Role::typed(&["isnewappointment"], "is_new_appointment", RoleType::Bool),
+        Role::typed(
+            &["validforappointment"],
+            "valid_for_appointment_start",
+            RoleType::TimeRange {
+                end: "valid_for_appointment_end",
+            },
+        ),
+        Role::personal(&["email"], "email", PiiKind::Email),
+        Role::personal(&["firstname"], "first_name", PiiKind::Name),
+    ];
+    const PIVOT: RolePivot = RolePivot {
+        list: "relatedParty",
+        table: "appointments",
+        roles: ROLES,
+    };
+
+    fn pii() -> Pii {
+        Pii::new(
+            PiiMode::Hash,
+            Some(&PiiKey::secret(b"k".to_vec())),
+            HashMap::new(),
+        )
+        .unwrap()
+    }
+
+    fn pairs<'a>(v: &[(&'a str, &'a str)]) -> Vec<(Cow<'a, str>, Option<Cow<'a, str>>)> {
+        v.iter()
+            .map(|(r, v)| (Cow::Borrowed(*r), Some(Cow::Borrowed(*v))))
+            .collect()
+    }
+
+    #[test]
+    fn aliases_are_written_normalized() {
+        for r in ROLES {
+            for s in r.sent_as {
+                let mut buf = [0u8; 64];
+                assert_eq!(normalize_role(s, &mut buf).unwrap(), s.as_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn pivots_typed_values_in_any_order_and_spelling() {
+        let p = pii();
+        let bound = PIVOT.bind(&p);
+        let (mut cells, mut long) = (Vec::new(), Vec::new());
+        let input = pairs(&[
+            ("isNewAppointment", "false"),
+            ("scoring_level", "1"),
+            ("sell_channel", "mysim"),
+            (
+                "validForAppointment",
+                "2023-10-03T15:00:00 - 2023-10-03T18:00:00",
+            ),
+        ]);
+        bound
+            .apply(input, &TimeParser::default(), &mut cells, &mut long)
+            .unwrap();
+        assert_eq!(cells.len(), PIVOT.column_specs().len());
+        assert_eq!(cells[0], Cell::Text("mysim".into()));
+        assert_eq!(cells[1], Cell::Int32(1));
+        assert_eq!(cells[2], Cell::Bool(false));
+        assert!(matches!(cells[3], Cell::Timestamp(_)) && matches!(cells[4], Cell::Timestamp(_)));
+        assert_eq!(cells[5], Cell::Null, "missing role is null");
+        assert_eq!(long.len(), 4);
+        assert_eq!(long[1].role, "scoring_level");
+        assert_eq!(long[1].position, 1);
+    }
+
+    #[test]
+    fn unknown_roles_are_kept_in_the_long_table_only() {
+        let p = pii();
+        let (mut cells, mut long) = (Vec::new(), Vec::new());
+        PIVOT
+            .bind(&p)
+            .apply(
+                pairs(&[("category", "installation")]),
+                &TimeParser::default(),
+                &mut cells,
+                &mut long,
+            )
+            .unwrap();
+        assert!(cells.iter().all(|c| *c == Cell::Null));
+        assert_eq!(long[0].value.as_deref(), Some("installation"));
+    }
+
+    #[test]
+    fn personal_values_are_hashed_or_dropped_in_the_long_table() {
+        let p = pii();
+        let (mut cells, mut long) = (Vec::new(), Vec::new());
+        let input = pairs(&[
+            ("email", "test@pe.es"),
+            ("firstName", "Raúl"),
+            ("contactPhone", "600"),
+        ]);
+        PIVOT
+            .bind(&p)
+            .apply(input, &TimeParser::default(), &mut cells, &mut long)
+            .unwrap();
+        assert_eq!(
+            long[0].value.as_deref(),
+            Some(p.hash(PiiKind::Email, "test@pe.es").as_str())
+        );
+        assert_eq!(long[1].value, None, "names are dropped");
+        assert_eq!(
+            long[2].value.as_deref(),
+            Some(p.hash(PiiKind::Phone, "600").as_str())
+        );
+        // The wide cell keeps the raw value: the column builder applies the policy.
+        assert_eq!(cells[5], Cell::Text("test@pe.es".into()));
+    }
+
+    #[test]
+    fn first_occurrence_wins_in_the_wide_column() {
+        let p = pii();
+        let (mut cells, mut long) = (Vec::new(), Vec::new());
+        let input = pairs(&[("sellchannel", "a"), ("sellchannel", "b")]);
+        PIVOT
+            .bind(&p)
+            .apply(input, &TimeParser::default(), &mut cells, &mut long)
+            .unwrap();
+        assert_eq!(cells[0], Cell::Text("a".into()));
+        assert_eq!(long.len(), 2);
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_an_error_naming_the_role() {
+        let p = pii();
+        let (mut cells, mut long) = (Vec::new(), Vec::new());
+        let err = PIVOT
+            .bind(&p)
+            .apply(
+                pairs(&[("scoring_level", "high")]),
+                &TimeParser::default(),
+                &mut cells,
+                &mut long,
+            )
+            .unwrap_err();
+        assert!(
+            err.contains("scoring_level") && err.contains("high"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,415 @@
+//! Publish: a run's package into the lake, atomically, a day at a time.
+//!
+//! ```text
+//!   staged ──claim──▶ claimed ──promote──▶ promoted ──manifest──▶ committed
+//!     │                 │                                            │
+//!     │ crash: debris   │ crash: the next opslake run rolls the      │ visible to every
+//!     │ under _staging, │ commit forward from its staging (its       │ reader; the next
+//!     │ deleted once    │ claim holds the whole manifest)            │ run of the day
+//!     │ another run     │                                            │ replaces it
+//!     ▼ commits the day ▼                                            ▼
+//! ```
+//! * **staged**: every file is under `_staging/run_date=D/{run_id}/`, mirroring the layout.
+//!   Nothing a reader sees has changed.
+//! * **claimed**: `_runs/run_date=D/_commits/{n}.json` is created with a conditional create,
+//!   where `n` is one more than the day's last commit *when the run started*. If another run
+//!   committed the day meanwhile, the create fails and this run loses
+//!   ([`Error::RunAlreadyCommitted`]): two runs of a day can never both commit.
+//! * **promoted**: staged parts are moved into `{table}/run_date=D/` (a rename on a local
+//!   disk, a server-side copy on object stores) and parts of the previous run that this run
+//!   did not write are deleted, so a re-run replaces the day's partition, never duplicates it.
+//! * **committed**: the manifest `_runs/run_date=D/{run_id}.json` is written last.
+
+pub mod layout;
+pub mod manifest;
+pub mod parquet;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use manifest::RunManifest;
+pub use store::Lake;
+
+/// Publishing failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The output URL is not usable.
+    #[error("bad output {url:?}: {why}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        why: String,
+    },
+    /// An object store operation failed.
+    #[error("cannot {op} {path} in the lake: {source}; the previous committed run stays visible")]
+    Store {
+        /// The operation.
+        op: &'static str,
+        /// The object path.
+        path: String,
+        /// The store's error.
+        source: object_store::Error,
+    },
+    /// A local file of the package could not be read or written.
+    #[error("cannot read or write {path}: {source}")]
+    Local {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Another run committed the same day after this one started.
+    #[error(
+        "another run ({other}) committed {run_date} after this run started, so this run published \
+         nothing; re-run to replace it"
+    )]
+    RunAlreadyCommitted {
+        /// The day.
+        run_date: NaiveDate,
+        /// The run that won, if known.
+        other: String,
+    },
+    /// A manifest or claim in the lake is not valid JSON.
+    #[error("unreadable {path}: {why}")]
+    BadManifest {
+        /// Its path.
+        path: String,
+        /// Why.
+        why: String,
+    },
+}
+
+impl Error {
+    fn store(op: &'static str, path: &str, source: object_store::Error) -> Self {
+        Error::Store {
+            op,
+            path: path.to_string(),
+            source,
+        }
+    }
+}
+
+/// A run's output before it is committed: local files laid out like the lake.
+#[derive(Clone, Debug)]
+pub struct Package {
+    /// The run.
+    pub run_id: String,
+    /// The day.
+    pub run_date: NaiveDate,
+    /// The local folder.
+    pub dir: PathBuf,
+    /// Whether `dir` already is the run's staging folder in a local lake (no upload needed).
+    pub in_place: bool,
+    /// The day's last commit when the run started.
+    pub base: u64,
+}
+
+/// Marks a staging folder with the commit its run is based on, so that other runs know when
+/// it can no longer commit (and its files are debris).
+#[derive(Debug, Serialize, Deserialize)]
+struct StagingMarker {
+    run_id: String,
+    base: u64,
+    started_at: chrono::DateTime<Utc>,
+}
+
+const MARKER: &str = "_run.json";
+
+/// A claim: the commit entry of the day, holding everything needed to finish the commit.
+#[derive(Debug, Serialize, Deserialize)]
+struct Claim {
+    commit: u64,
+    run_id: String,
+    /// Part file names per table, as staged.
+    tables: BTreeMap<String, Vec<String>>,
+    /// Tables of the previous commit that this one removes.
+    drop_tables: Vec<String>,
+    manifest: RunManifest,
+}
+
+/// The staging prefix of a run.
+fn staging(run_date: NaiveDate, run_id: &str) -> String {
+    format!(
+        "{}/{}/{run_id}",
+        layout::STAGING,
+        layout::partition(run_date)
+    )
+}
+
+/// The day's last claimed commit number (0 when none).
+pub async fn latest_commit(lake: &Lake, run_date: NaiveDate) -> Result<u64, Error> {
+    let claims = lake.list(&layout::commits_prefix(run_date)).await?;
+    Ok(claims
+        .iter()
+        .filter_map(|m| m.location.filename().and_then(layout::commit_number))
+        .max()
+        .unwrap_or(0))
+}
+
+/// Creates a run's package: in the lake's staging folder when the lake is local, else in
+/// `work_dir`. Call before normalizing: it records the commit the run is based on.
+pub async fn create_package(
+    lake: &Lake,
+    run_id: &str,
+    run_date: NaiveDate,
+    work_dir: Option<&Path>,
+) -> Result<Package, Error> {
+    recover(lake, run_date).await?;
+    let base = latest_commit(lake, run_date).await?;
+    let prefix = staging(run_date, run_id);
+    let (dir, in_place) = match (&lake.local_root, work_dir) {
+        (_, Some(w)) => (w.join(run_id), false),
+        (Some(root), None) => (root.join(&prefix), true),
+        (None, None) => (std::env::temp_dir().join("opslake").join(run_id), false),
+    };
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Local {
+        path: dir.clone(),
+        source,
+    })?;
+    let marker = StagingMarker {
+        run_id: run_id.to_string(),
+        base,
+        started_at: Utc::now(),
+    };
+    lake.write(&format!("{prefix}/{MARKER}"), json(&marker))
+        .await?;
+    Ok(Package {
+        run_id: run_id.to_string(),
+        run_date,
+        dir,
+        in_place,
+        base,
+    })
+}
+
+fn json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec_pretty(v).unwrap_or_default()
+}
+
+/// The tables of a package and their part file names.
+fn package_tables(package: &Package) -> Result<BTreeMap<String, Vec<String>>, Error> {
+    let mut tables = BTreeMap::new();
+    let io = |path: &Path, source| Error::Local {
+        path: path.to_path_buf(),
+        source,
+    };
+    let partition = layout::partition(package.run_date);
+    for entry in std::fs::read_dir(&package.dir).map_err(|e| io(&package.dir, e))? {
+        let entry = entry.map_err(|e| io(&package.dir, e))?;
+        let table = entry.file_name().to_string_lossy().into_owned();
+        let dir = entry.path().join(&partition);
+        if !dir.is_dir() {
+            continue;
+        }
+        let mut parts: Vec<String> = std::fs::read_dir(&dir)
+            .map_err(|e| io(&dir, e))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| layout::part_number(n).is_some())
+            .collect();
+        parts.sort_by_key(|n| layout::part_number(n));
+        tables.insert(table, parts);
+    }
+    Ok(tables)
+}
+
+/// Publishes `package` and commits it. `replace_day`: the commit is the whole day (tables of
+/// the previous commit that the package lacks are removed); otherwise it adds or replaces only
+/// the package's tables (a re-run of one stage). Fills the manifest's commit and tables.
+pub async fn publish(
+    lake: &Lake,
+    package: &Package,
+    manifest: &mut RunManifest,
+    replace_day: bool,
+) -> Result<(), Error> {
+    let run_date = package.run_date;
+    let prefix = staging(run_date, &package.run_id);
+    let tables = package_tables(package)?;
+    if !package.in_place {
+        for (table, parts) in &tables {
+            for part in parts {
+                let rel = format!("{}/{part}", layout::table_partition(table, run_date));
+                lake.upload(&package.dir.join(&rel), &format!("{prefix}/{rel}"))
+                    .await?;
+            }
+        }
+    }
+
+    let previous = committed(lake, run_date).await?.into_iter().next_back();
+    let drop_tables = match (&previous, replace_day) {
+        (Some(p), true) => p
+            .tables
+            .keys()
+            .filter(|t| !tables.contains_key(*t))
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    };
+    if let (Some(p), false) = (&previous, replace_day) {
+        for (name, t) in &p.tables {
+            if !tables.contains_key(name) {
+                manifest.tables.insert(name.clone(), t.clone());
+            }
+        }
+    }
+    let commit = package.base + 1;
+    manifest.commit = commit;
+    manifest.committed_at = Some(Utc::now());
+    let claim = Claim {
+        commit,
+        run_id: package.run_id.clone(),
+        tables,
+        drop_tables,
+        manifest: manifest.clone(),
+    };
+    if !lake
+        .create(&layout::commit_path(run_date, commit), json(&claim))
+        .await?
+    {
+        let other = read_claim(lake, run_date, commit)
+            .await
+            .map(|c| c.run_id)
+            .unwrap_or_else(|_| "unknown".into());
+        lake.delete_prefix(&prefix).await?;
+        return Err(Error::RunAlreadyCommitted { run_date, other });
+    }
+    finish(lake, run_date, &claim).await?;
+    clean_staging(lake, run_date, commit).await
+}
+
+async fn read_claim(lake: &Lake, run_date: NaiveDate, commit: u64) -> Result<Claim, Error> {
+    let path = layout::commit_path(run_date, commit);
+    let bytes = lake.read(&path).await?.ok_or_else(|| Error::BadManifest {
+        path: path.clone(),
+        why: "missing".into(),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
+        path,
+        why: e.to_string(),
+    })
+}
+
+/// Promotes a claimed commit's staged parts and writes its manifest (idempotent: a commit
+/// interrupted anywhere after its claim can be finished again).
+async fn finish(lake: &Lake, run_date: NaiveDate, claim: &Claim) -> Result<(), Error> {
+    let prefix = staging(run_date, &claim.run_id);
+    for (table, parts) in &claim.tables {
+        let partition = layout::table_partition(table, run_date);
+        for part in parts {
+            let staged = format!("{prefix}/{partition}/{part}");
+            let target = format!("{partition}/{part}");
+            match lake.rename(&staged, &target).await {
+                Ok(()) => {}
+                // Already promoted by an earlier attempt.
+                Err(Error::Store {
+                    source: object_store::Error::NotFound { .. },
+                    ..
+                }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for old in lake.list(&partition).await? {
+            let name = old.location.filename().unwrap_or_default().to_string();
+            if !parts.contains(&name) {
+                lake.delete(old.location.as_ref()).await?;
+            }
+        }
+    }
+    for table in &claim.drop_tables {
+        lake.delete_prefix(&layout::table_partition(table, run_date))
+            .await?;
+    }
+    lake.write(
+        &layout::manifest_path(run_date, &claim.run_id),
+        json(&claim.manifest),
+    )
+    .await?;
+    lake.delete_prefix(&prefix).await
+}
+
+/// Finishes every commit of the day that was claimed but not completed (a crashed run).
+pub async fn recover(lake: &Lake, run_date: NaiveDate) -> Result<Vec<String>, Error> {
+    let mut recovered = Vec::new();
+    let claims = lake.list(&layout::commits_prefix(run_date)).await?;
+    let mut numbers: Vec<u64> = claims
+        .iter()
+        .filter_map(|m| m.location.filename().and_then(layout::commit_number))
+        .collect();
+    numbers.sort_unstable();
+    for n in numbers {
+        let claim = read_claim(lake, run_date, n).await?;
+        if lake
+            .read(&layout::manifest_path(run_date, &claim.run_id))
+            .await?
+            .is_none()
+        {
+            tracing::warn!(run_id = %claim.run_id, commit = n, "finishing a commit interrupted by a crash");
+            finish(lake, run_date, &claim).await?;
+            recovered.push(claim.run_id);
+        }
+    }
+    Ok(recovered)
+}
+
+/// Deletes staging folders of the day whose runs can no longer commit (based on an older
+/// commit than `commit`), and unmarked ones older than an hour.
+async fn clean_staging(lake: &Lake, run_date: NaiveDate, commit: u64) -> Result<(), Error> {
+    let day = format!("{}/{}", layout::STAGING, layout::partition(run_date));
+    for run in lake.folders(&day).await? {
+        let prefix = format!("{day}/{run}");
+        let doomed = match lake.read(&format!("{prefix}/{MARKER}")).await? {
+            Some(b) => {
+                serde_json::from_slice::<StagingMarker>(&b).map_or(true, |m| m.base < commit)
+            }
+            None => {
+                let objects = lake.list(&prefix).await?;
+                objects
+                    .iter()
+                    .all(|o| Utc::now() - o.last_modified > chrono::Duration::hours(1))
+            }
+        };
+        if doomed {
+            lake.delete_prefix(&prefix).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The committed runs of a day, oldest first.
+pub async fn committed(lake: &Lake, run_date: NaiveDate) -> Result<Vec<RunManifest>, Error> {
+    let mut runs = Vec::new();
+    for meta in lake.list(&layout::runs_partition(run_date)).await? {
+        let path = meta.location.as_ref();
+        if path.contains("/_commits/") || !path.ends_with(".json") {
+            continue;
+        }
+        if let Some(bytes) = lake.read(path).await? {
+            let m: RunManifest =
+                serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
+                    path: path.to_string(),
+                    why: e.to_string(),
+                })?;
+            runs.push(m);
+        }
+    }
+    runs.sort_by_key(|m| m.commit);
+    Ok(runs)
+}
+
+/// Discards a package that will not be published (a failed run): local files and staging.
+pub async fn discard(lake: &Lake, package: &Package) -> Result<(), Error> {
+    lake.delete_prefix(&staging(package.run_date, &package.run_id))
+        .await?;
+    if !package.in_place && package.dir.exists() {
+        std::fs::remove_dir_all(&package.dir).map_err(|source| Error::Local {
+            path: package.dir.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}

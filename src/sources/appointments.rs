@@ -1,0 +1,505 @@
+//! `appointments/`: field-service appointments, `GET /v1/orgs/{tenant}/appointments/{id}` (seed 000).
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::{Api, Item, ItemKey, Paging, Source, read_item, required_text};
+use crate::normalize::Rows;
+use crate::normalize::columns::{Row, TableSpec, Timestamp};
+use crate::normalize::lenient::{Bool, Text};
+use crate::normalize::roles::{Role, RolePair, RolePivot, RoleType};
+use crate::table_row;
+
+/// The appointments source.
+pub struct Appointments;
+
+/// `relatedParty`: the customer, the sale and the scheduling constraints.
+pub static PARTIES: RolePivot = RolePivot {
+    list: "relatedParty",
+    table: "appointments",
+    roles: &[
+        Role::text(&["scoringresult"], "scoring_result"),
+        Role::typed(&["scoringlevel"], "scoring_level", RoleType::Int32),
+        Role::text(&["sellchannel"], "sell_channel"),
+        Role::text(&["userrole"], "user_role"),
+        Role::text(&["usercode"], "user_code"),
+        Role::text(&["segment"], "segment"),
+        Role::text(&["language"], "language"),
+        Role::text(&["tenant", "tenantid"], "tenant"),
+        Role::typed(
+            &["duration", "durationmin"],
+            "duration_min",
+            RoleType::Int32,
+        ),
+        Role::text(&["zipcode", "postcode"], "zipcode"),
+        Role::text(&["contract"], "contract"),
+        Role::typed(&["delay"], "delay", RoleType::Int32),
+        Role::typed(&["isnewappointment"], "is_new_appointment", RoleType::Bool),
+        Role::typed(
+            &["validforappointment"],
+            "valid_for_appointment_start",
+            RoleType::TimeRange {
+                end: "valid_for_appointment_end",
+            },
+        ),
+        Role::personal(
+            &["firstname"],
+            "first_name",
+            crate::normalize::pii::PiiKind::Name,
+        ),
+        Role::personal(
+            &["middlename", "lastname", "surname", "surnames"],
+            "middle_name",
+            crate::normalize::pii::PiiKind::Name,
+        ),
+        Role::personal(
+            &["documentnumber", "documentid"],
+            "document_number",
+            crate::normalize::pii::PiiKind::Document,
+        ),
+        Role::personal(
+            &["email", "emailaddress"],
+            "email",
+            crate::normalize::pii::PiiKind::Email,
+        ),
+        Role::personal(
+            &["phonenumber", "phone", "contactnumber"],
+            "phone_number",
+            crate::normalize::pii::PiiKind::Phone,
+        ),
+    ],
+};
+
+/// `relatedEntity`: the work order and the installation's network data.
+pub static ENTITIES: RolePivot = RolePivot {
+    list: "relatedEntity",
+    table: "appointments",
+    roles: &[
+        Role::text(&["workorder", "workorderid"], "work_order"),
+        Role::text(&["ordertype"], "order_type"),
+        Role::text(
+            &["connectioninstallationflow"],
+            "connection_installation_flow",
+        ),
+        Role::text(&["donoroperator"], "donor_operator"),
+        Role::text(&["linkstate"], "link_state"),
+        Role::text(&["ctopoledb"], "cto_pole_db"),
+    ],
+};
+
+/// `resourceOrderItem[].resource.resourceCharacteristic`: what is installed.
+pub static RESOURCES: RolePivot = RolePivot {
+    list: "resourceCharacteristic",
+    table: "appointments",
+    roles: &[
+        Role::text(&["type"], "type"),
+        Role::text(&["territoryowner"], "territory_owner"),
+        Role::personal(
+            &["msisdn"],
+            "msisdn",
+            crate::normalize::pii::PiiKind::Msisdn,
+        ),
+        Role::text(&["tariff"], "tariff"),
+    ],
+};
+
+static PIVOTS: [&RolePivot; 3] = [&PARTIES, &ENTITIES, &RESOURCES];
+
+/// An appointment, field by field as seed 000 returns it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct Appointment<'a> {
+    id: Option<Text<'a>>,
+    external_id: Option<Text<'a>>,
+    category: Option<Text<'a>>,
+    description: Option<Text<'a>>,
+    status: Option<Text<'a>>,
+    creation_date: Option<Text<'a>>,
+    last_update: Option<Text<'a>>,
+    contact_medium: Option<Vec<ContactMedium<'a>>>,
+    note: Option<Vec<Note<'a>>>,
+    related_entity: Option<Vec<RelatedEntity<'a>>>,
+    related_party: Option<Vec<RelatedParty<'a>>>,
+    related_place: Option<RelatedPlace<'a>>,
+    resource_order_item: Option<Vec<ResourceOrderItem<'a>>>,
+    valid_for: Option<ValidFor<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct ContactMedium<'a> {
+    characteristic: Option<KeyValue<'a>>,
+    medium_type: Option<Text<'a>>,
+    preferred: Option<Bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct KeyValue<'a> {
+    key: Option<Text<'a>>,
+    value: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct Note<'a> {
+    id: Option<Text<'a>>,
+    author: Option<Text<'a>>,
+    date: Option<Text<'a>>,
+    text: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct RelatedEntity<'a> {
+    id: Option<Text<'a>>,
+    role: Option<Text<'a>>,
+    name: Option<Text<'a>>,
+    href: Option<Text<'a>>,
+}
+
+/// A `{id, role}` pair of a `relatedParty` list (also used by time slots).
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+pub struct RelatedParty<'a> {
+    id: Option<Text<'a>>,
+    role: Option<Text<'a>>,
+}
+
+impl<'a> RelatedParty<'a> {
+    /// The pair as pivot input.
+    pub fn pair(self) -> (Cow<'a, str>, Option<Cow<'a, str>>) {
+        (
+            self.role.map(|r| r.0).unwrap_or_default(),
+            self.id.map(|v| v.0),
+        )
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct RelatedPlace<'a> {
+    id: Option<Text<'a>>,
+    href: Option<Text<'a>>,
+    name: Option<Text<'a>>,
+    role: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct ResourceOrderItem<'a> {
+    id: Option<Text<'a>>,
+    resource: Option<Resource<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct Resource<'a> {
+    resource_characteristic: Option<Vec<Characteristic<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct Characteristic<'a> {
+    name: Option<Text<'a>>,
+    value: Option<Text<'a>>,
+}
+
+/// A TM Forum `RangePeriod`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+pub struct ValidFor<'a> {
+    /// Start.
+    pub start_date_time: Option<Text<'a>>,
+    /// End.
+    pub end_date_time: Option<Text<'a>>,
+}
+
+table_row! {
+    /// A row of `appointments`: one per appointment, roles pivoted into typed columns.
+    pub struct AppointmentRow<'a> in "appointments" key ["appointment_id"] {
+        appointment_id: Option<Cow<'a, str>>,
+        external_id: Option<Cow<'a, str>>,
+        category: Option<Cow<'a, str>>,
+        description: Option<Cow<'a, str>> => FreeText,
+        status: Option<Cow<'a, str>>,
+        creation_date: Option<Timestamp>,
+        last_update: Option<Timestamp>,
+        valid_for_start: Option<Timestamp>,
+        valid_for_end: Option<Timestamp>,
+        related_place_id: Option<Cow<'a, str>>,
+        related_place_href: Option<Cow<'a, str>>,
+        related_place_role: Option<Cow<'a, str>>,
+        related_place_name: Option<Cow<'a, str>> => Street,
+    }
+    groups [PARTIES, ENTITIES, RESOURCES]
+}
+
+table_row! {
+    /// A row of `appointment_parties`: every `relatedParty` pair, unknown roles included.
+    pub struct AppointmentPartyRow<'a> in "appointment_parties" key ["appointment_id", "position"] {
+        appointment_id: Option<Cow<'a, str>>,
+        position: Option<i32>,
+        role: Option<Cow<'a, str>>,
+        value: Option<Cow<'a, str>>,
+    }
+    groups []
+}
+
+table_row! {
+    /// A row of `appointment_entities`: every `relatedEntity`.
+    pub struct AppointmentEntityRow<'a> in "appointment_entities" key ["appointment_id", "position"] {
+        appointment_id: Option<Cow<'a, str>>,
+        position: Option<i32>,
+        role: Option<Cow<'a, str>>,
+        value: Option<Cow<'a, str>>,
+        name: Option<Cow<'a, str>>,
+        href: Option<Cow<'a, str>>,
+    }
+    groups []
+}
+
+table_row! {
+    /// A row of `appointment_resource_characteristics`: every characteristic of every item.
+    pub struct AppointmentResourceRow<'a> in "appointment_resource_characteristics" key ["appointment_id", "position"] {
+        appointment_id: Option<Cow<'a, str>>,
+        position: Option<i32>,
+        resource_order_item_id: Option<Cow<'a, str>>,
+        resource_order_item_position: Option<i32>,
+        role: Option<Cow<'a, str>>,
+        value: Option<Cow<'a, str>>,
+    }
+    groups []
+}
+
+table_row! {
+    /// A row of `appointment_notes`.
+    pub struct AppointmentNoteRow<'a> in "appointment_notes" key ["appointment_id", "position"] {
+        appointment_id: Option<Cow<'a, str>>,
+        position: Option<i32>,
+        note_id: Option<Cow<'a, str>>,
+        author: Option<Cow<'a, str>> => Name,
+        date: Option<Timestamp>,
+        text: Option<Cow<'a, str>> => FreeText,
+    }
+    groups []
+}
+
+table_row! {
+    /// A row of `appointment_contact_media`.
+    pub struct AppointmentContactMediumRow<'a> in "appointment_contact_media" key ["appointment_id", "position"] {
+        appointment_id: Option<Cow<'a, str>>,
+        position: Option<i32>,
+        medium_type: Option<Cow<'a, str>>,
+        preferred: Option<bool>,
+        characteristic_key: Option<Cow<'a, str>>,
+        characteristic_value: Option<Cow<'a, str>> => Phone,
+    }
+    groups []
+}
+
+fn text<'a>(t: Option<Text<'a>>) -> Option<Cow<'a, str>> {
+    t.map(|t| t.0)
+}
+
+impl Source for Appointments {
+    fn name(&self) -> &'static str {
+        "appointments"
+    }
+
+    fn api(&self) -> Api {
+        Api::Appointments
+    }
+
+    fn paging(&self) -> Paging {
+        Paging::PerId
+    }
+
+    fn tables(&self) -> Vec<TableSpec> {
+        vec![
+            AppointmentRow::spec(),
+            AppointmentPartyRow::spec(),
+            AppointmentEntityRow::spec(),
+            AppointmentResourceRow::spec(),
+            AppointmentNoteRow::spec(),
+            AppointmentContactMediumRow::spec(),
+        ]
+    }
+
+    fn pivots(&self) -> &'static [&'static RolePivot] {
+        &PIVOTS
+    }
+
+    fn parse<'a>(
+        &self,
+        item: &Item<'_, 'a>,
+        rows: &mut Rows<'_, 'a>,
+    ) -> Result<ItemKey<'a>, String> {
+        let a: Appointment<'a> = read_item(item.bytes)?;
+        let id = required_text(a.id, "id")?;
+        let last_update = rows.timestamp(a.last_update.as_ref().map(Text::as_str), "lastUpdate")?;
+        let (valid_for_start, valid_for_end) = match &a.valid_for {
+            Some(v) => (
+                rows.timestamp(
+                    v.start_date_time.as_ref().map(Text::as_str),
+                    "validFor.startDateTime",
+                )?,
+                rows.timestamp(
+                    v.end_date_time.as_ref().map(Text::as_str),
+                    "validFor.endDateTime",
+                )?,
+            ),
+            None => (None, None),
+        };
+        let place = a.related_place;
+        let mut row = AppointmentRow {
+            appointment_id: Some(id.clone()),
+            external_id: text(a.external_id),
+            category: text(a.category),
+            description: text(a.description),
+            status: text(a.status),
+            creation_date: rows
+                .timestamp(a.creation_date.as_ref().map(Text::as_str), "creationDate")?,
+            last_update,
+            valid_for_start,
+            valid_for_end,
+            related_place_id: None,
+            related_place_href: None,
+            related_place_role: None,
+            related_place_name: None,
+            groups: Vec::new(),
+        };
+        if let Some(p) = place {
+            row.related_place_id = text(p.id);
+            row.related_place_href = text(p.href);
+            row.related_place_role = text(p.role);
+            row.related_place_name = text(p.name);
+        }
+
+        let time = *rows.time();
+        let mut parties: Vec<RolePair<'a>> = Vec::new();
+        rows.pivot(&PARTIES).apply(
+            a.related_party
+                .unwrap_or_default()
+                .into_iter()
+                .map(RelatedParty::pair),
+            &time,
+            &mut row.groups,
+            &mut parties,
+        )?;
+
+        let entities_in = a.related_entity.unwrap_or_default();
+        let mut entity_meta = Vec::with_capacity(entities_in.len());
+        let pairs: Vec<_> = entities_in
+            .into_iter()
+            .map(|e| {
+                entity_meta.push((text(e.name), text(e.href)));
+                (e.role.map(|r| r.0).unwrap_or_default(), text(e.id))
+            })
+            .collect();
+        let mut entities = Vec::new();
+        rows.pivot(&ENTITIES)
+            .apply(pairs, &time, &mut row.groups, &mut entities)?;
+
+        let mut item_of = Vec::new();
+        let mut pairs = Vec::new();
+        for (item_position, it) in a
+            .resource_order_item
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            let item_id = text(it.id);
+            for c in it
+                .resource
+                .and_then(|r| r.resource_characteristic)
+                .unwrap_or_default()
+            {
+                item_of.push((item_id.clone(), item_position as i32));
+                pairs.push((c.name.map(|n| n.0).unwrap_or_default(), text(c.value)));
+            }
+        }
+        let mut resources = Vec::new();
+        rows.pivot(&RESOURCES)
+            .apply(pairs, &time, &mut row.groups, &mut resources)?;
+
+        let mut notes = Vec::new();
+        for (position, n) in a.note.unwrap_or_default().into_iter().enumerate() {
+            notes.push(AppointmentNoteRow {
+                appointment_id: Some(id.clone()),
+                position: Some(position as i32),
+                note_id: text(n.id),
+                author: text(n.author),
+                date: rows.timestamp(n.date.as_ref().map(Text::as_str), "note.date")?,
+                text: text(n.text),
+                groups: Vec::new(),
+            });
+        }
+
+        // Everything converted: only now are rows appended.
+        rows.push(row);
+        for p in parties {
+            rows.push(AppointmentPartyRow {
+                appointment_id: Some(id.clone()),
+                position: Some(p.position),
+                role: Some(p.role),
+                value: p.value,
+                groups: Vec::new(),
+            });
+        }
+        for (p, (name, href)) in entities.into_iter().zip(entity_meta) {
+            rows.push(AppointmentEntityRow {
+                appointment_id: Some(id.clone()),
+                position: Some(p.position),
+                role: Some(p.role),
+                value: p.value,
+                name,
+                href,
+                groups: Vec::new(),
+            });
+        }
+        for (p, (item_id, item_position)) in resources.into_iter().zip(item_of) {
+            rows.push(AppointmentResourceRow {
+                appointment_id: Some(id.clone()),
+                position: Some(p.position),
+                resource_order_item_id: item_id,
+                resource_order_item_position: Some(item_position),
+                role: Some(p.role),
+                value: p.value,
+                groups: Vec::new(),
+            });
+        }
+        for n in notes {
+            rows.push(n);
+        }
+        for (position, m) in a.contact_medium.unwrap_or_default().into_iter().enumerate() {
+            let (key, value) = match m.characteristic {
+                Some(c) => (text(c.key), text(c.value)),
+                None => (None, None),
+            };
+            let medium_type = text(m.medium_type);
+            // E-mail addresses are hashed lower-cased, as in every other table.
+            let is_email = medium_type
+                .as_deref()
+                .is_some_and(|t| t.to_ascii_lowercase().contains("mail"));
+            let value = value.map(|v| {
+                if is_email {
+                    Cow::Owned(v.to_ascii_lowercase())
+                } else {
+                    v
+                }
+            });
+            rows.push(AppointmentContactMediumRow {
+                appointment_id: Some(id.clone()),
+                position: Some(position as i32),
+                medium_type,
+                preferred: m.preferred.map(|b| b.0),
+                characteristic_key: key,
+                characteristic_value: value,
+                groups: Vec::new(),
+            });
+        }
+        Ok(ItemKey::updated(id, last_update.map(|t| t.0)))
+    }
+}

@@ -1,0 +1,419 @@
+//! Models the logistics API's sources share (seed 004): clients, addresses, products, sales
+//! data, and the column groups they flatten into.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use crate::normalize::columns::{Cell, ColumnSpec, ColumnType};
+use crate::normalize::lenient::{Amount, Bool, Int32, Text};
+use crate::normalize::pii::PiiKind;
+
+fn text<'a>(t: Option<Text<'a>>) -> Option<Cow<'a, str>> {
+    t.map(|t| t.0)
+}
+
+/// `Client` / `ExternalClient`: a person or company.
+#[derive(Deserialize, Default)]
+#[serde(bound(deserialize = "'de: 'a"))]
+pub struct Client<'a> {
+    identity: Option<Identity<'a>>,
+    contact_phone: Option<Phone<'a>>,
+    name: Option<Text<'a>>,
+    surnames: Option<Vec<Text<'a>>>,
+    email: Option<Text<'a>>,
+    commercial_name: Option<Text<'a>>,
+    /// The client's address (orders, pickups).
+    pub address: Option<Address<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct Identity<'a> {
+    document_id: Option<Text<'a>>,
+    document_type: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct Phone<'a> {
+    phone_number: Option<Text<'a>>,
+    prefix: Option<Text<'a>>,
+}
+
+/// `Address` (orders, pickups) and `ExternalAddress` (the logistics operator), in one model.
+#[derive(Deserialize, Default)]
+#[serde(bound(deserialize = "'de: 'a"))]
+pub struct Address<'a> {
+    #[serde(alias = "building_street_type")]
+    street_type: Option<Text<'a>>,
+    #[serde(alias = "building_street_name")]
+    street: Option<Text<'a>>,
+    #[serde(alias = "building_number")]
+    number: Option<Text<'a>>,
+    additional_details: Option<Text<'a>>,
+    bis: Option<Text<'a>>,
+    #[serde(alias = "building_floor")]
+    floor: Option<Text<'a>>,
+    block: Option<Text<'a>>,
+    stair: Option<Text<'a>>,
+    letter: Option<Text<'a>>,
+    building_others: Option<Text<'a>>,
+    city: Option<Text<'a>>,
+    #[serde(alias = "zipcode")]
+    zip_code: Option<Text<'a>>,
+    #[serde(alias = "region")]
+    province: Option<Text<'a>>,
+    country: Option<Text<'a>>,
+}
+
+/// The columns a [`Client`] flattens into, under a prefix.
+pub struct PersonColumns {
+    /// name, surnames, commercial_name, email, document_id, document_type, phone_prefix, phone_number
+    pub names: [&'static str; 8],
+}
+
+const PERSON_KINDS: [Option<PiiKind>; 8] = [
+    Some(PiiKind::Name),
+    Some(PiiKind::Name),
+    Some(PiiKind::Name),
+    Some(PiiKind::Email),
+    Some(PiiKind::Document),
+    None,
+    None,
+    Some(PiiKind::Phone),
+];
+
+impl PersonColumns {
+    /// The group's columns.
+    pub fn column_specs(&self) -> Vec<ColumnSpec> {
+        self.names
+            .iter()
+            .zip(PERSON_KINDS)
+            .map(|(name, pii)| ColumnSpec {
+                name,
+                ty: ColumnType::Text,
+                pii,
+            })
+            .collect()
+    }
+
+    /// Appends the group's cells for `client`.
+    pub fn cells<'a>(&self, client: Option<Client<'a>>, out: &mut Vec<Cell<'a>>) {
+        let c = client.unwrap_or_default();
+        let (document_id, document_type) = c.identity.map_or((None, None), |i| {
+            (text(i.document_id), text(i.document_type))
+        });
+        let (prefix, number) = c
+            .contact_phone
+            .map_or((None, None), |p| (text(p.prefix), text(p.phone_number)));
+        let surnames = c
+            .surnames
+            .filter(|s| !s.is_empty())
+            .map(|s| Cow::Owned(s.iter().map(Text::as_str).collect::<Vec<_>>().join(" ")));
+        out.extend([
+            Cell::text(text(c.name)),
+            Cell::text(surnames),
+            Cell::text(text(c.commercial_name)),
+            Cell::text(text(c.email)),
+            Cell::text(document_id),
+            Cell::text(document_type),
+            Cell::text(prefix),
+            Cell::text(number),
+        ]);
+    }
+}
+
+/// The columns an [`Address`] flattens into, under a prefix.
+pub struct AddressColumns {
+    /// street_type, street, number, address_details, city, zip_code, province, country
+    pub names: [&'static str; 8],
+}
+
+const ADDRESS_KINDS: [Option<PiiKind>; 8] = [
+    Some(PiiKind::Street),
+    Some(PiiKind::Street),
+    Some(PiiKind::Street),
+    Some(PiiKind::Street),
+    None,
+    None,
+    None,
+    None,
+];
+
+impl AddressColumns {
+    /// The group's columns.
+    pub fn column_specs(&self) -> Vec<ColumnSpec> {
+        self.names
+            .iter()
+            .zip(ADDRESS_KINDS)
+            .map(|(name, pii)| ColumnSpec {
+                name,
+                ty: ColumnType::Text,
+                pii,
+            })
+            .collect()
+    }
+
+    /// Appends the group's cells for `address`.
+    pub fn cells<'a>(&self, address: Option<Address<'a>>, out: &mut Vec<Cell<'a>>) {
+        let a = address.unwrap_or_default();
+        // Floor, block, stair, letter... are parts of the street address: kept together.
+        let details: Vec<String> = [
+            ("bis", a.bis),
+            ("floor", a.floor),
+            ("block", a.block),
+            ("stair", a.stair),
+            ("letter", a.letter),
+            ("details", a.additional_details),
+            ("others", a.building_others),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}: {}", v.as_str())))
+        .collect();
+        out.extend([
+            Cell::text(text(a.street_type)),
+            Cell::text(text(a.street)),
+            Cell::text(text(a.number)),
+            Cell::text((!details.is_empty()).then(|| details.join("; "))),
+            Cell::text(text(a.city)),
+            Cell::text(text(a.zip_code)),
+            Cell::text(text(a.province)),
+            Cell::text(text(a.country)),
+        ]);
+    }
+}
+
+/// `DataSales`.
+#[derive(Deserialize, Default)]
+#[serde(bound(deserialize = "'de: 'a"))]
+pub struct DataSales<'a> {
+    agent: Option<Text<'a>>,
+    channel: Option<Text<'a>>,
+    #[serde(rename = "type")]
+    kind: Option<Text<'a>>,
+    group: Option<Text<'a>>,
+}
+
+/// The `data_sales_*` columns.
+pub struct SalesColumns;
+
+impl SalesColumns {
+    /// The group's columns.
+    pub fn column_specs(&self) -> Vec<ColumnSpec> {
+        [
+            "data_sales_agent",
+            "data_sales_channel",
+            "data_sales_type",
+            "data_sales_group",
+        ]
+        .into_iter()
+        .map(|name| ColumnSpec {
+            name,
+            ty: ColumnType::Text,
+            pii: None,
+        })
+        .collect()
+    }
+
+    /// Appends the group's cells.
+    pub fn cells<'a>(&self, sales: Option<DataSales<'a>>, out: &mut Vec<Cell<'a>>) {
+        let s = sales.unwrap_or_default();
+        out.extend([
+            Cell::text(text(s.agent)),
+            Cell::text(text(s.channel)),
+            Cell::text(text(s.kind)),
+            Cell::text(text(s.group)),
+        ]);
+    }
+}
+
+/// `DataDelivery` / `DataTransport`: how a shipment travels.
+#[derive(Deserialize, Default)]
+#[serde(bound(deserialize = "'de: 'a"))]
+pub struct DataDelivery<'a> {
+    courier_id: Option<Text<'a>>,
+    delivery_service: Option<Text<'a>>,
+    exclusive: Option<Bool>,
+    verify_identity: Option<Bool>,
+    retrieve_contract: Option<Bool>,
+    group_by: Option<Text<'a>>,
+    secure_delivery: Option<Bool>,
+    delivery_point_id: Option<Text<'a>>,
+    delivery_shop_name: Option<Text<'a>>,
+    return_code: Option<Text<'a>>,
+    delivery_type: Option<Text<'a>>,
+    ol_comments: Option<Text<'a>>,
+}
+
+/// The delivery columns.
+pub struct DeliveryColumns;
+
+const DELIVERY: [(&str, ColumnType, Option<PiiKind>); 12] = [
+    ("courier_id", ColumnType::Text, None),
+    ("delivery_service", ColumnType::Text, None),
+    ("exclusive", ColumnType::Bool, None),
+    ("verify_identity", ColumnType::Bool, None),
+    ("retrieve_contract", ColumnType::Bool, None),
+    ("group_by", ColumnType::Text, None),
+    ("secure_delivery", ColumnType::Bool, None),
+    ("delivery_point_id", ColumnType::Text, None),
+    ("delivery_shop_name", ColumnType::Text, None),
+    ("return_code", ColumnType::Text, None),
+    ("shipping_delivery_type", ColumnType::Text, None),
+    ("ol_comments", ColumnType::Text, Some(PiiKind::FreeText)),
+];
+
+impl DeliveryColumns {
+    /// The group's columns.
+    pub fn column_specs(&self) -> Vec<ColumnSpec> {
+        DELIVERY
+            .iter()
+            .map(|(name, ty, pii)| ColumnSpec {
+                name,
+                ty: *ty,
+                pii: *pii,
+            })
+            .collect()
+    }
+
+    /// Appends the group's cells.
+    pub fn cells<'a>(&self, d: Option<DataDelivery<'a>>, out: &mut Vec<Cell<'a>>) {
+        let d = d.unwrap_or_default();
+        out.extend([
+            Cell::text(text(d.courier_id)),
+            Cell::text(text(d.delivery_service)),
+            Cell::bool(d.exclusive.map(|b| b.0)),
+            Cell::bool(d.verify_identity.map(|b| b.0)),
+            Cell::bool(d.retrieve_contract.map(|b| b.0)),
+            Cell::text(text(d.group_by)),
+            Cell::bool(d.secure_delivery.map(|b| b.0)),
+            Cell::text(text(d.delivery_point_id)),
+            Cell::text(text(d.delivery_shop_name)),
+            Cell::text(text(d.return_code)),
+            Cell::text(text(d.delivery_type)),
+            Cell::text(text(d.ol_comments)),
+        ]);
+    }
+}
+
+/// `Product`, `ProductBasic` and `PickupProductBasic`, in one model.
+#[derive(Deserialize, Default)]
+#[serde(bound(deserialize = "'de: 'a"))]
+pub struct Product<'a> {
+    product_id: Option<Text<'a>>,
+    product_code: Option<Text<'a>>,
+    product_description: Option<Text<'a>>,
+    product_type: Option<Text<'a>>,
+    product_type_id: Option<Int32>,
+    product_unit_price: Option<Amount>,
+    icc_imei: Option<Text<'a>>,
+    identifier: Option<Text<'a>>,
+    quantity: Option<Int32>,
+    product_comments: Option<Text<'a>>,
+    msisdn: Option<Text<'a>>,
+    financed: Option<Bool>,
+    /// The device id that joins orders, expeditions, devices and journeys.
+    pub subscription_device_id: Option<Text<'a>>,
+    remaining_payment: Option<Amount>,
+    invoiced: Option<Bool>,
+    status: Option<Text<'a>>,
+    technology: Option<Text<'a>>,
+}
+
+/// The product columns of `order_products`, `expedition_products` and `pickup_products`.
+pub struct ProductColumns;
+
+const PRODUCT: [(&str, ColumnType, Option<PiiKind>); 17] = [
+    ("subscription_device_id", ColumnType::Text, None),
+    ("product_id", ColumnType::Text, None),
+    ("product_code", ColumnType::Text, None),
+    ("product_description", ColumnType::Text, None),
+    ("product_type", ColumnType::Text, None),
+    ("product_type_id", ColumnType::Int32, None),
+    ("product_unit_price", ColumnType::Money, None),
+    ("icc_imei", ColumnType::Text, None),
+    ("identifier", ColumnType::Text, None),
+    ("quantity", ColumnType::Int32, None),
+    (
+        "product_comments",
+        ColumnType::Text,
+        Some(PiiKind::FreeText),
+    ),
+    ("msisdn", ColumnType::Text, Some(PiiKind::Msisdn)),
+    ("financed", ColumnType::Bool, None),
+    ("remaining_payment", ColumnType::Money, None),
+    ("invoiced", ColumnType::Bool, None),
+    ("status", ColumnType::Text, None),
+    ("technology", ColumnType::Text, None),
+];
+
+impl ProductColumns {
+    /// The group's columns.
+    pub fn column_specs(&self) -> Vec<ColumnSpec> {
+        PRODUCT
+            .iter()
+            .map(|(name, ty, pii)| ColumnSpec {
+                name,
+                ty: *ty,
+                pii: *pii,
+            })
+            .collect()
+    }
+
+    /// Appends the group's cells.
+    pub fn cells<'a>(&self, p: Product<'a>, out: &mut Vec<Cell<'a>>) {
+        out.extend([
+            Cell::text(text(p.subscription_device_id)),
+            Cell::text(text(p.product_id)),
+            Cell::text(text(p.product_code)),
+            Cell::text(text(p.product_description)),
+            Cell::text(text(p.product_type)),
+            Cell::int32(p.product_type_id.map(|v| v.0)),
+            Cell::money(p.product_unit_price.map(|v| v.0)),
+            Cell::text(text(p.icc_imei)),
+            Cell::text(text(p.identifier)),
+            Cell::int32(p.quantity.map(|v| v.0)),
+            Cell::text(text(p.product_comments)),
+            Cell::text(text(p.msisdn)),
+            Cell::bool(p.financed.map(|v| v.0)),
+            Cell::money(p.remaining_payment.map(|v| v.0)),
+            Cell::bool(p.invoiced.map(|v| v.0)),
+            Cell::text(text(p.status)),
+            Cell::text(text(p.technology)),
+        ]);
+    }
+}
+
+/// The product group every product table uses.
+pub static PRODUCT_COLUMNS: ProductColumns = ProductColumns;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_fill_one_cell_per_column() {
+        let mut out = Vec::new();
+        PersonColumns {
+            names: ["a", "b", "c", "d", "e", "f", "g", "h"],
+        }
+        .cells(None, &mut out);
+        assert_eq!(out.len(), 8);
+        out.clear();
+        ProductColumns.cells(Product::default(), &mut out);
+        assert_eq!(out.len(), ProductColumns.column_specs().len());
+        out.clear();
+        DeliveryColumns.cells(None, &mut out);
+        assert_eq!(out.len(), DeliveryColumns.column_specs().len());
+        out.clear();
+        SalesColumns.cells(None, &mut out);
+        assert_eq!(out.len(), SalesColumns.column_specs().len());
+        out.clear();
+        AddressColumns {
+            names: ["a", "b", "c", "d", "e", "f", "g", "h"],
+        }
+        .cells(None, &mut out);
+        assert_eq!(out.len(), 8);
+    }
+}

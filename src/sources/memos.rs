@@ -1,0 +1,124 @@
+//! `memos/`: customer-care memos (seed 003 `Memo`, `Memos`, `MemosPag` pages with `next_request`).
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::{Api, Item, ItemKey, Paging, Source, read_item, required_text};
+use crate::extract::shape::Envelope;
+use crate::normalize::Rows;
+use crate::normalize::columns::{Row, TableSpec, Timestamp};
+use crate::normalize::lenient::{Int64, Text};
+use crate::table_row;
+
+/// The memos source.
+pub struct Memos;
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct Memo<'a> {
+    id: Option<Text<'a>>,
+    host_table: Option<Text<'a>>,
+    key_value: Option<Text<'a>>,
+    memo_seq: Option<Int64>,
+    customer_num: Option<Text<'a>>,
+    customer_external_id: Option<Text<'a>>,
+    subscription_id: Option<Text<'a>>,
+    memo_title: Option<Text<'a>>,
+    memo_text: Option<Text<'a>>,
+    memo_type: Option<Text<'a>>,
+    source: Option<Text<'a>>,
+    create_stamp: Option<Text<'a>>,
+    create_user: Option<Text<'a>>,
+    change_stamp: Option<Text<'a>>,
+    change_user: Option<Text<'a>>,
+}
+
+table_row! {
+    /// A row of `memos`.
+    pub struct MemoRow<'a> in "memos" key ["memo_id"] {
+        memo_id: Option<Cow<'a, str>>,
+        host_table: Option<Cow<'a, str>>,
+        key_value: Option<Cow<'a, str>>,
+        memo_seq: Option<i64>,
+        customer_num: Option<Cow<'a, str>>,
+        customer_external_id: Option<Cow<'a, str>>,
+        subscription_id: Option<Cow<'a, str>>,
+        memo_title: Option<Cow<'a, str>>,
+        memo_text: Option<Cow<'a, str>> => FreeText,
+        memo_type: Option<Cow<'a, str>>,
+        source: Option<Cow<'a, str>>,
+        create_stamp: Option<Timestamp>,
+        create_user: Option<Cow<'a, str>>,
+        change_stamp: Option<Timestamp>,
+        change_user: Option<Cow<'a, str>>,
+    }
+    groups []
+}
+
+fn text<'a>(t: Option<Text<'a>>) -> Option<Cow<'a, str>> {
+    t.map(|t| t.0)
+}
+
+impl Source for Memos {
+    fn name(&self) -> &'static str {
+        "memos"
+    }
+
+    fn api(&self) -> Api {
+        Api::CustomerCare
+    }
+
+    fn paging(&self) -> Paging {
+        Paging::NextLink
+    }
+
+    fn tables(&self) -> Vec<TableSpec> {
+        vec![MemoRow::spec()]
+    }
+
+    fn envelopes(&self) -> &'static [Envelope] {
+        &[
+            Envelope {
+                items: &["data", "memos"],
+                context: &[],
+            },
+            Envelope {
+                items: &["memos"],
+                context: &[],
+            },
+        ]
+    }
+
+    fn parse<'a>(
+        &self,
+        item: &Item<'_, 'a>,
+        rows: &mut Rows<'_, 'a>,
+    ) -> Result<ItemKey<'a>, String> {
+        let m: Memo<'a> = read_item(item.bytes)?;
+        let id = required_text(m.id, "id")?;
+        let change_stamp =
+            rows.timestamp(m.change_stamp.as_ref().map(Text::as_str), "change_stamp")?;
+        let create_stamp =
+            rows.timestamp(m.create_stamp.as_ref().map(Text::as_str), "create_stamp")?;
+        rows.push(MemoRow {
+            memo_id: Some(id.clone()),
+            host_table: text(m.host_table),
+            key_value: text(m.key_value),
+            memo_seq: m.memo_seq.map(|v| v.0),
+            customer_num: text(m.customer_num),
+            customer_external_id: text(m.customer_external_id),
+            subscription_id: text(m.subscription_id),
+            memo_title: text(m.memo_title),
+            memo_text: text(m.memo_text),
+            memo_type: text(m.memo_type),
+            source: text(m.source),
+            create_stamp,
+            create_user: text(m.create_user),
+            change_stamp,
+            change_user: text(m.change_user),
+            groups: Vec::new(),
+        });
+        Ok(ItemKey::updated(id, change_stamp.map(|t| t.0)))
+    }
+}

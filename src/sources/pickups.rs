@@ -1,0 +1,184 @@
+//! `pickups/`: device collections (seed 004 `Pickup`).
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::logistics::{
+    Address, AddressColumns, Client, DataDelivery, DataSales, DeliveryColumns, PRODUCT_COLUMNS,
+    PersonColumns, Product, SalesColumns,
+};
+use super::{Api, Item, ItemKey, Paging, Source, read_item, required_text};
+use crate::extract::shape::Envelope;
+use crate::normalize::Rows;
+use crate::normalize::columns::{Row, TableSpec};
+use crate::normalize::lenient::{Bool, Text};
+use crate::table_row;
+
+/// The pickups source.
+pub struct Pickups;
+
+static CLIENT: PersonColumns = PersonColumns {
+    names: [
+        "client_name",
+        "client_surnames",
+        "client_commercial_name",
+        "client_email",
+        "client_document_id",
+        "client_document_type",
+        "client_phone_prefix",
+        "client_phone_number",
+    ],
+};
+static SHIPPING_CONTACT: PersonColumns = PersonColumns {
+    names: [
+        "shipping_contact_name",
+        "shipping_contact_surnames",
+        "shipping_contact_commercial_name",
+        "shipping_contact_email",
+        "shipping_contact_document_id",
+        "shipping_contact_document_type",
+        "shipping_contact_phone_prefix",
+        "shipping_contact_phone_number",
+    ],
+};
+static SHIPPING_ADDRESS: AddressColumns = AddressColumns {
+    names: [
+        "shipping_street_type",
+        "shipping_street",
+        "shipping_street_number",
+        "shipping_address_details",
+        "shipping_city",
+        "shipping_zip_code",
+        "shipping_province",
+        "shipping_country",
+    ],
+};
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct Pickup<'a> {
+    order: Option<PickupData<'a>>,
+    data_sales: Option<DataSales<'a>>,
+    client: Option<Client<'a>>,
+    shipping: Option<ShippingPickup<'a>>,
+    products: Option<Vec<Product<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct PickupData<'a> {
+    subscription_id: Option<Text<'a>>,
+    pickup_id: Option<Text<'a>>,
+    order_id_external: Option<Text<'a>>,
+    order_id_crm: Option<Text<'a>>,
+    language: Option<Text<'a>>,
+    business_process: Option<Text<'a>>,
+    reason: Option<Text<'a>>,
+    delivery_type: Option<Text<'a>>,
+    access_reused: Option<Bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct ShippingPickup<'a> {
+    address: Option<Address<'a>>,
+    contact_data: Option<Client<'a>>,
+    transport_data: Option<DataDelivery<'a>>,
+}
+
+table_row! {
+    /// A row of `pickups`.
+    pub struct PickupRow<'a> in "pickups" key ["pickup_id"] {
+        pickup_id: Option<Cow<'a, str>>,
+        subscription_id: Option<Cow<'a, str>>,
+        order_id_external: Option<Cow<'a, str>>,
+        order_id_crm: Option<Cow<'a, str>>,
+        language: Option<Cow<'a, str>>,
+        business_process: Option<Cow<'a, str>>,
+        reason: Option<Cow<'a, str>>,
+        delivery_type: Option<Cow<'a, str>>,
+        access_reused: Option<bool>,
+    }
+    groups [SalesColumns, CLIENT, SHIPPING_CONTACT, SHIPPING_ADDRESS, DeliveryColumns]
+}
+
+table_row! {
+    /// A row of `pickup_products`.
+    pub struct PickupProductRow<'a> in "pickup_products" key ["pickup_id", "position"] {
+        pickup_id: Option<Cow<'a, str>>,
+        position: Option<i32>,
+    }
+    groups [PRODUCT_COLUMNS]
+}
+
+fn text<'a>(t: Option<Text<'a>>) -> Option<Cow<'a, str>> {
+    t.map(|t| t.0)
+}
+
+impl Source for Pickups {
+    fn name(&self) -> &'static str {
+        "pickups"
+    }
+
+    fn api(&self) -> Api {
+        Api::Logistics
+    }
+
+    fn paging(&self) -> Paging {
+        Paging::PageNumber
+    }
+
+    fn tables(&self) -> Vec<TableSpec> {
+        vec![PickupRow::spec(), PickupProductRow::spec()]
+    }
+
+    fn envelopes(&self) -> &'static [Envelope] {
+        &[Envelope {
+            items: &["pickups"],
+            context: &[],
+        }]
+    }
+
+    fn parse<'a>(
+        &self,
+        item: &Item<'_, 'a>,
+        rows: &mut Rows<'_, 'a>,
+    ) -> Result<ItemKey<'a>, String> {
+        let p: Pickup<'a> = read_item(item.bytes)?;
+        let head = p.order.ok_or("missing required key order")?;
+        let id = required_text(head.pickup_id, "order.pickup_id")?;
+        let (address, contact, transport) = match p.shipping {
+            Some(s) => (s.address, s.contact_data, s.transport_data),
+            None => (None, None, None),
+        };
+        let mut row = PickupRow {
+            pickup_id: Some(id.clone()),
+            subscription_id: text(head.subscription_id),
+            order_id_external: text(head.order_id_external),
+            order_id_crm: text(head.order_id_crm),
+            language: text(head.language),
+            business_process: text(head.business_process),
+            reason: text(head.reason),
+            delivery_type: text(head.delivery_type),
+            access_reused: head.access_reused.map(|b| b.0),
+            groups: Vec::new(),
+        };
+        SalesColumns.cells(p.data_sales, &mut row.groups);
+        CLIENT.cells(p.client, &mut row.groups);
+        SHIPPING_CONTACT.cells(contact, &mut row.groups);
+        SHIPPING_ADDRESS.cells(address, &mut row.groups);
+        DeliveryColumns.cells(transport, &mut row.groups);
+        rows.push(row);
+        for (position, product) in p.products.unwrap_or_default().into_iter().enumerate() {
+            let mut r = PickupProductRow {
+                pickup_id: Some(id.clone()),
+                position: Some(position as i32),
+                groups: Vec::with_capacity(17),
+            };
+            PRODUCT_COLUMNS.cells(product, &mut r.groups);
+            rows.push(r);
+        }
+        Ok(ItemKey::new(id))
+    }
+}

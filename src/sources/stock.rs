@@ -1,0 +1,84 @@
+//! `stock/`: available quantity per warehouse and product code (seed 004 `StockItem`, or CSV
+//! with `warehouse_id,product_id,available_quantity`).
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::{Api, Item, ItemKey, Paging, Source, composite_key, read_item, required_text};
+use crate::extract::shape::Envelope;
+use crate::normalize::Rows;
+use crate::normalize::columns::{Row, TableSpec};
+use crate::normalize::lenient::{Int64, Text};
+use crate::table_row;
+
+/// The stock source.
+pub struct Stock;
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct StockItem<'a> {
+    warehouse_id: Option<Text<'a>>,
+    /// The product code (`product_id` in the API).
+    product_id: Option<Text<'a>>,
+    available_quantity: Option<Int64>,
+    /// Set by the CSV reader when a row has the wrong number of fields.
+    #[serde(rename = "_csv_error")]
+    csv_error: Option<Text<'a>>,
+}
+
+table_row! {
+    /// A row of `stock`.
+    pub struct StockRow<'a> in "stock" key ["warehouse_id", "product_code"] {
+        warehouse_id: Option<Cow<'a, str>>,
+        product_code: Option<Cow<'a, str>>,
+        available_quantity: Option<i64>,
+    }
+    groups []
+}
+
+impl Source for Stock {
+    fn name(&self) -> &'static str {
+        "stock"
+    }
+
+    fn api(&self) -> Api {
+        Api::Logistics
+    }
+
+    fn paging(&self) -> Paging {
+        Paging::Single
+    }
+
+    fn tables(&self) -> Vec<TableSpec> {
+        vec![StockRow::spec()]
+    }
+
+    fn envelopes(&self) -> &'static [Envelope] {
+        &[Envelope {
+            items: &["data"],
+            context: &[],
+        }]
+    }
+
+    fn parse<'a>(
+        &self,
+        item: &Item<'_, 'a>,
+        rows: &mut Rows<'_, 'a>,
+    ) -> Result<ItemKey<'a>, String> {
+        let s: StockItem<'a> = read_item(item.bytes)?;
+        if let Some(e) = s.csv_error {
+            return Err(format!("malformed CSV row: {}", e.as_str()));
+        }
+        let warehouse = required_text(s.warehouse_id, "warehouse_id")?;
+        let product = required_text(s.product_id, "product_id")?;
+        let key = composite_key(&[&warehouse, &product]);
+        rows.push(StockRow {
+            warehouse_id: Some(warehouse),
+            product_code: Some(product),
+            available_quantity: s.available_quantity.map(|q| q.0),
+            groups: Vec::new(),
+        });
+        Ok(ItemKey::new(key))
+    }
+}

@@ -1,0 +1,125 @@
+//! `typifications/`: customer-care contact typifications (seed 003 `GetTypificationsResponse`).
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::{Api, Item, ItemKey, Paging, Source, customer_of, read_item, required_text};
+use crate::extract::shape::Envelope;
+use crate::normalize::Rows;
+use crate::normalize::columns::{Money, Row, TableSpec, Timestamp};
+use crate::normalize::lenient::{Amount, Text};
+use crate::table_row;
+
+/// The typifications source.
+pub struct Typifications;
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct Typification<'a> {
+    id: Option<Text<'a>>,
+    created_at: Option<Text<'a>>,
+    channel: Option<Text<'a>>,
+    tenant: Option<Text<'a>>,
+    area: Option<Text<'a>>,
+    user_id: Option<Text<'a>>,
+    msisdn: Option<Text<'a>>,
+    campaign: Option<Text<'a>>,
+    reason: Option<Text<'a>>,
+    subreason1: Option<Text<'a>>,
+    subreason2: Option<Text<'a>>,
+    result: Option<Text<'a>>,
+    subresult: Option<Text<'a>>,
+    conversation_id: Option<Text<'a>>,
+    operator: Option<Text<'a>>,
+    description: Option<Text<'a>>,
+    initial_fee: Option<Amount>,
+    customer_num: Option<Text<'a>>,
+}
+
+table_row! {
+    /// A row of `typifications`.
+    pub struct TypificationRow<'a> in "typifications" key ["typification_id"] {
+        typification_id: Option<Cow<'a, str>>,
+        customer_num: Option<Cow<'a, str>>,
+        created_at: Option<Timestamp>,
+        channel: Option<Cow<'a, str>>,
+        tenant: Option<Cow<'a, str>>,
+        area: Option<Cow<'a, str>>,
+        user_id: Option<Cow<'a, str>> => Email,
+        msisdn: Option<Cow<'a, str>> => Msisdn,
+        campaign: Option<Cow<'a, str>>,
+        reason: Option<Cow<'a, str>>,
+        subreason1: Option<Cow<'a, str>>,
+        subreason2: Option<Cow<'a, str>>,
+        result: Option<Cow<'a, str>>,
+        subresult: Option<Cow<'a, str>>,
+        conversation_id: Option<Cow<'a, str>>,
+        operator: Option<Cow<'a, str>>,
+        description: Option<Cow<'a, str>> => FreeText,
+        initial_fee: Option<Money>,
+    }
+    groups []
+}
+
+fn text<'a>(t: Option<Text<'a>>) -> Option<Cow<'a, str>> {
+    t.map(|t| t.0)
+}
+
+impl Source for Typifications {
+    fn name(&self) -> &'static str {
+        "typifications"
+    }
+
+    fn api(&self) -> Api {
+        Api::CustomerCare
+    }
+
+    fn paging(&self) -> Paging {
+        Paging::PerId
+    }
+
+    fn tables(&self) -> Vec<TableSpec> {
+        vec![TypificationRow::spec()]
+    }
+
+    fn envelopes(&self) -> &'static [Envelope] {
+        &[Envelope {
+            items: &["typifications"],
+            context: &[("customer_num", &["customer_num"])],
+        }]
+    }
+
+    fn parse<'a>(
+        &self,
+        item: &Item<'_, 'a>,
+        rows: &mut Rows<'_, 'a>,
+    ) -> Result<ItemKey<'a>, String> {
+        let t: Typification<'a> = read_item(item.bytes)?;
+        let id = required_text(t.id, "id")?;
+        let created_at = rows.timestamp(t.created_at.as_ref().map(Text::as_str), "created_at")?;
+        let customer_num = text(t.customer_num).or_else(|| customer_of(item));
+        rows.push(TypificationRow {
+            typification_id: Some(id.clone()),
+            customer_num,
+            created_at,
+            channel: text(t.channel),
+            tenant: text(t.tenant),
+            area: text(t.area),
+            user_id: text(t.user_id),
+            msisdn: text(t.msisdn),
+            campaign: text(t.campaign),
+            reason: text(t.reason),
+            subreason1: text(t.subreason1),
+            subreason2: text(t.subreason2),
+            result: text(t.result),
+            subresult: text(t.subresult),
+            conversation_id: text(t.conversation_id),
+            operator: text(t.operator),
+            description: text(t.description),
+            initial_fee: t.initial_fee.map(|a| a.0),
+            groups: Vec::new(),
+        });
+        Ok(ItemKey::new(id))
+    }
+}
