@@ -78,12 +78,12 @@ impl Reject {
 
 table_row! {
     /// A row of `_rejects`.
-    pub struct RejectRow<'a> in "_rejects" key ["source", "file", "offset"] {
+    pub struct RejectRow<'a> in "_rejects" key ["source", "file", "byte_offset"] {
         source: Option<Cow<'a, str>>,
         file: Option<Cow<'a, str>>,
         line: Option<i64>,
         page: Option<i64>,
-        offset: Option<i64>,
+        byte_offset: Option<i64>,
         reason: Option<Cow<'a, str>>,
         raw_sha256: Option<Cow<'a, str>>,
         raw: Option<Cow<'a, str>>,
@@ -98,7 +98,7 @@ impl<'a> From<&'a Reject> for RejectRow<'a> {
             file: Some(Cow::Borrowed(&r.file)),
             line: Some(r.line as i64),
             page: r.page,
-            offset: Some(r.offset as i64),
+            byte_offset: Some(r.offset as i64),
             reason: Some(Cow::Borrowed(&r.reason)),
             raw_sha256: Some(Cow::Borrowed(&r.raw_sha256)),
             raw: r.raw.as_deref().map(Cow::Borrowed),

@@ -251,6 +251,8 @@ impl BoundPivot<'_> {
         Ok(())
     }
 
+    // The value stays a `Cow` so that a borrowed one is kept without copying.
+    #[allow(clippy::ptr_arg)]
     fn fill<'a>(
         &self,
         r: &Role,

@@ -1,0 +1,214 @@
+//! Shared helpers: a temporary lake and the real `opslake` binary, and table readers.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use polars::prelude::*;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A temporary folder with an input tree and a lake, and the binary to run on them.
+pub struct TestLake {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestLake {
+    pub fn new() -> Self {
+        TestLake {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn input(&self) -> PathBuf {
+        self.dir.path().join("input")
+    }
+
+    pub fn lake(&self) -> PathBuf {
+        self.dir.path().join("lake")
+    }
+
+    /// Writes an input file under `input/`.
+    pub fn file(&self, rel: &str, contents: impl AsRef<[u8]>) -> &Self {
+        let p = self.input().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, contents).unwrap();
+        self
+    }
+
+    /// Writes a gzip-compressed input file.
+    pub fn gz(&self, rel: &str, contents: &str) -> &Self {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(contents.as_bytes()).unwrap();
+        self.file(rel, e.finish().unwrap())
+    }
+
+    /// Writes a zstd-compressed input file.
+    pub fn zst(&self, rel: &str, contents: &str) -> &Self {
+        self.file(rel, zstd::encode_all(contents.as_bytes(), 1).unwrap())
+    }
+
+    /// `opslake` with the environment cleared of OPSLAKE_* settings, run in the temp dir.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_opslake"));
+        c.current_dir(self.dir.path());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("OPSLAKE_") {
+                c.env_remove(k);
+            }
+        }
+        c.env("OPSLAKE_LOG_FORMAT", "json")
+            .env("OPSLAKE_PII_KEY", "test-key");
+        c
+    }
+
+    /// `opslake run` on this lake's input and lake, for `as_of`, with extra arguments.
+    pub fn run(&self, as_of: &str, extra: &[&str]) -> Output {
+        let mut c = self.cmd();
+        c.arg("run")
+            .arg("--input")
+            .arg(self.input())
+            .arg("--output")
+            .arg(self.lake())
+            .arg("--as-of")
+            .arg(as_of)
+            .args(extra);
+        c.output().expect("run opslake")
+    }
+
+    /// Runs and asserts success, returning stdout.
+    pub fn run_ok(&self, as_of: &str, extra: &[&str]) -> String {
+        let out = self.run(as_of, extra);
+        assert!(
+            out.status.success(),
+            "opslake failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A published table of one day.
+    pub fn table(&self, table: &str, as_of: &str) -> DataFrame {
+        read_table(&self.lake(), table, as_of)
+    }
+
+    /// The manifests of a day, by commit.
+    pub fn manifests(&self, as_of: &str) -> Vec<serde_json::Value> {
+        manifests(&self.lake(), as_of)
+    }
+}
+
+/// Reads every part of `table` for `as_of` under a local lake.
+pub fn read_table(lake: &Path, table: &str, as_of: &str) -> DataFrame {
+    let dir = lake.join(table).join(format!("run_date={as_of}"));
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    parts.sort();
+    assert!(!parts.is_empty(), "no parts in {}", dir.display());
+    let mut frames = parts.iter().map(|p| {
+        ParquetReader::new(std::fs::File::open(p).unwrap())
+            .finish()
+            .unwrap()
+    });
+    let mut all = frames.next().unwrap();
+    for f in frames {
+        all.vstack_mut(&f).unwrap();
+    }
+    all
+}
+
+/// The manifests of a day, sorted by commit.
+pub fn manifests(lake: &Path, as_of: &str) -> Vec<serde_json::Value> {
+    let dir = lake.join("_runs").join(format!("run_date={as_of}"));
+    let mut out: Vec<serde_json::Value> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by_key(|m| m["commit"].as_u64());
+    out
+}
+
+/// The text values of a column.
+pub fn strings(df: &DataFrame, column: &str) -> Vec<Option<String>> {
+    df.column(column)
+        .unwrap_or_else(|e| panic!("{column}: {e}"))
+        .cast(&DataType::String)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.map(str::to_string))
+        .collect()
+}
+
+/// The value of `column` in the row where `key_column` = `key`, as text.
+pub fn cell(df: &DataFrame, key_column: &str, key: &str, column: &str) -> Option<String> {
+    let keys = strings(df, key_column);
+    let values = strings(df, column);
+    let i = keys
+        .iter()
+        .position(|k| k.as_deref() == Some(key))
+        .unwrap_or_else(|| panic!("no row with {key_column} = {key}"));
+    values[i].clone()
+}
+
+/// Asserts that the key columns of `df` are non-null and unique.
+pub fn assert_key_unique(df: &DataFrame, table: &str, key: &[&str]) {
+    let cols: Vec<Vec<Option<String>>> = key.iter().map(|k| strings(df, k)).collect();
+    let mut seen = BTreeSet::new();
+    for i in 0..df.height() {
+        let k: Vec<String> = cols
+            .iter()
+            .zip(key)
+            .map(|(c, name)| {
+                c[i].clone()
+                    .unwrap_or_else(|| panic!("{table}: null {name} in row {i}"))
+            })
+            .collect();
+        assert!(seen.insert(k.clone()), "{table}: duplicate key {k:?}");
+    }
+}
+
+/// Every text value of every table of a local lake (Parquet pages are compressed, so raw
+/// bytes would hide what the tables hold).
+pub fn all_text(lake: &Path) -> String {
+    let mut out = String::new();
+    for table in std::fs::read_dir(lake).unwrap() {
+        let table = table.unwrap();
+        let name = table.file_name().to_string_lossy().into_owned();
+        if name.starts_with("_runs") || name.starts_with("_staging") || !table.path().is_dir() {
+            continue;
+        }
+        for day in std::fs::read_dir(table.path()).unwrap() {
+            let day = day.unwrap().file_name().to_string_lossy().into_owned();
+            let Some(as_of) = day.strip_prefix("run_date=") else {
+                continue;
+            };
+            let df = read_table(lake, &name, as_of);
+            for c in df.columns() {
+                if let Ok(s) = c.cast(&DataType::String) {
+                    for v in s.str().unwrap().iter().flatten() {
+                        out.push_str(v);
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,213 @@
+//! Whole runs of the real binary: the samples, a generated universe, re-runs of a day.
+
+mod common;
+
+use common::*;
+use opslake::sources::SOURCES;
+
+const DAY: &str = "2025-06-30";
+
+/// Every table of DESIGN.md 3.1.
+const TABLES: &[&str] = &[
+    "appointments",
+    "appointment_parties",
+    "appointment_entities",
+    "appointment_resource_characteristics",
+    "appointment_notes",
+    "appointment_contact_media",
+    "time_slots",
+    "memos",
+    "typifications",
+    "customer_devices",
+    "orders",
+    "order_products",
+    "expeditions",
+    "expedition_status_history",
+    "expedition_products",
+    "stock",
+    "pickups",
+    "pickup_products",
+    "external_orders",
+    "external_order_journeys",
+    "external_order_devices",
+    "_rejects",
+];
+
+fn run_samples(t: &TestLake) -> String {
+    let mut c = t.cmd();
+    c.env_remove("OPSLAKE_PII_KEY")
+        .current_dir(repo())
+        .args(["run", "--output"])
+        .arg(t.lake());
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_samples_run_publishes_every_table_with_unique_keys_and_balanced_counts() {
+    let t = TestLake::new();
+    let summary = run_samples(&t);
+    for table in TABLES {
+        let df = t.table(table, DAY);
+        assert!(df.height() > 0, "{table} is empty");
+    }
+    // Every source, walked from SOURCES: rows in every table, keys unique and non-null.
+    for source in SOURCES {
+        for spec in source.tables() {
+            let df = t.table(spec.name, DAY);
+            assert!(df.height() > 0, "{} is empty", spec.name);
+            if spec.name == "order_products" {
+                // Products without a device id are kept (position tells them apart).
+                assert_key_unique(&df, spec.name, &["order_id", "position"]);
+            } else {
+                assert_key_unique(&df, spec.name, spec.key);
+            }
+        }
+    }
+    let m = &t.manifests(DAY)[0];
+    for s in m["sources"].as_array().unwrap() {
+        let n = |k: &str| s[k].as_u64().unwrap();
+        assert_eq!(
+            n("records_read"),
+            n("rows_written") + n("rejects") + n("duplicates"),
+            "{}",
+            s["name"]
+        );
+        assert_eq!(s["balanced"], true);
+        for f in s["files"].as_array().unwrap() {
+            assert!(
+                f["checksum"].as_str().unwrap().starts_with("xxh3-128:"),
+                "{f}"
+            );
+        }
+    }
+    assert_eq!(
+        m["rejects"].as_u64().unwrap(),
+        t.table("_rejects", DAY).height() as u64
+    );
+    assert!(
+        t.table("_rejects", DAY).height() >= 4,
+        "the samples' broken records are rejected"
+    );
+    assert!(
+        strings(&t.table("_rejects", DAY), "reason")
+            .iter()
+            .all(|r| r.as_deref().is_some_and(|r| !r.is_empty()))
+    );
+    assert!(
+        m["pii"]["key"].as_str().unwrap().contains("DEVELOPMENT"),
+        "the development key is labelled"
+    );
+    for line in ["source", "table", "rejects:", "published to"] {
+        assert!(summary.contains(line), "summary lacks {line}:\n{summary}");
+    }
+}
+
+#[test]
+fn a_rerun_of_the_same_day_replaces_the_partition() {
+    let t = TestLake::new();
+    std::fs::create_dir_all(t.input()).unwrap();
+    let st = opslake::samples::generate(
+        &opslake::samples::Universe {
+            orders: 200,
+            seed: 11,
+        },
+        &t.input(),
+    )
+    .unwrap();
+    assert!(st.files > 10);
+    t.run_ok(DAY, &[]);
+    let first: Vec<_> = TABLES.iter().map(|tb| t.table(tb, DAY).height()).collect();
+    let orders = t.table("orders", DAY);
+    t.run_ok(DAY, &["--batch-bytes", "65536"]);
+    let second: Vec<_> = TABLES.iter().map(|tb| t.table(tb, DAY).height()).collect();
+    assert_eq!(first, second, "same rows, no duplicates");
+    let again = t.table("orders", DAY);
+    let mut a = strings(&orders, "order_id");
+    let mut b = strings(&again, "order_id");
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    let m = t.manifests(DAY);
+    assert_eq!(m.len(), 2);
+    assert_eq!(m[1]["commit"], 2);
+    assert!(
+        !t.lake()
+            .join("_staging/run_date=2025-06-30")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some()),
+        "staging cleaned"
+    );
+    // Another day is another partition, left alone by this day's runs.
+    t.run_ok("2025-07-01", &[]);
+    assert_eq!(t.table("orders", DAY).height(), orders.height());
+    assert_eq!(t.table("orders", "2025-07-01").height(), orders.height());
+}
+
+#[test]
+fn a_generated_universe_runs_end_to_end_with_its_known_counts() {
+    let t = TestLake::new();
+    let out = t
+        .cmd()
+        .args([
+            "samples", "generate", "--orders", "2000", "--seed", "5", "--out",
+        ])
+        .arg(t.input())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    t.run_ok(DAY, &["--threads", "2"]);
+    assert_eq!(t.table("orders", DAY).height(), 2000);
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.input().join("_truth/injected.json")).unwrap())
+            .unwrap();
+    let products = truth["fulfilment"].as_object().unwrap().len();
+    assert_eq!(t.table("order_products", DAY).height(), products);
+    let m = &t.manifests(DAY)[0];
+    assert_eq!(m["rejects"], 0, "a generated universe has no bad records");
+    // Every expedition status of the universe is one of the API's values.
+    let statuses = strings(&t.table("expedition_status_history", DAY), "status");
+    assert!(statuses.iter().all(Option::is_some));
+}
+
+#[test]
+fn the_lake_is_readable_by_duckdb_as_a_hive_dataset() {
+    let Ok(python) = std::env::var("OPSLAKE_TEST_PYTHON") else {
+        eprintln!("skipped: set OPSLAKE_TEST_PYTHON to a python with duckdb (.ci/run does)");
+        return;
+    };
+    let t = TestLake::new();
+    run_samples(&t);
+    let script = format!(
+        "import duckdb, sys\n\
+         con = duckdb.connect()\n\
+         for t in {tables:?}:\n\
+         \x20   n = con.execute(f\"select count(*), min(run_date)::varchar from read_parquet('{lake}/{{t}}/*/*.parquet', hive_partitioning=true)\").fetchone()\n\
+         \x20   print(t, n[0], n[1])\n",
+        tables = TABLES,
+        lake = t.lake().display()
+    );
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for table in TABLES {
+        let expect = t.table(table, DAY).height();
+        assert!(
+            text.contains(&format!("{table} {expect} {DAY}")),
+            "{table}: {text}"
+        );
+    }
+}
