@@ -59,6 +59,11 @@ pub enum Command {
     ///
     /// With no flags it runs the embedded job (jobs/daily.toml): samples/ in, ./lake out.
     Run(RunArgs),
+    /// Re-run the reconciliations on a day already published, and commit their tables.
+    ///
+    /// Reads the committed tables of the day given by --as-of (alias --run-date) and
+    /// republishes the recon_* tables atomically; the day's other tables stay as they are.
+    Reconcile(RunArgs),
     /// Normalize the inputs into a local folder laid out like the lake, without publishing.
     Normalize {
         /// The job settings.
@@ -103,7 +108,7 @@ pub struct RunArgs {
     #[arg(long, env = "OPSLAKE_OUTPUT")]
     pub output: Option<String>,
     /// Run date, YYYY-MM-DD or "today": the partition written and the reconciliations' day.
-    #[arg(long, env = "OPSLAKE_AS_OF")]
+    #[arg(long, visible_alias = "run-date", env = "OPSLAKE_AS_OF")]
     pub as_of: Option<String>,
     /// IANA time zone of timestamps sent without one [default: Europe/Madrid].
     #[arg(long, env = "OPSLAKE_SOURCE_TIMEZONE")]
@@ -220,6 +225,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print_summary(&report, &job);
             Ok(())
         }
+        Command::Reconcile(args) => {
+            let job = args.job()?;
+            limit_threads(job.threads);
+            let rt = runtime(job.threads)?;
+            let (manifest, report) = pipeline::reconcile_day(&job, &rt)?;
+            let mut o = String::new();
+            use std::fmt::Write as _;
+            let _ = writeln!(
+                o,
+                "opslake reconcile {} — {} committed (commit #{} of the day)",
+                manifest.run_id, job.as_of, manifest.commit
+            );
+            write_recon_summary(&mut o, &report);
+            std::io::stdout().lock().write_all(o.as_bytes())?;
+            Ok(())
+        }
         Command::Normalize { args, out } => {
             let job = args.job()?;
             limit_threads(job.threads);
@@ -246,6 +267,34 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+fn write_recon_summary(o: &mut String, r: &crate::reconcile::ReconcileReport) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        o,
+        "\n{:<26} {:<18} {:>10} {:>16} {:>10}",
+        "reconciliation", "state", "count", "amount (EUR)", "quantity"
+    );
+    for s in &r.summary {
+        let _ = writeln!(
+            o,
+            "{:<26} {:<18} {:>10} {:>16} {:>10}",
+            s.reconciliation,
+            s.state,
+            s.count,
+            s.amount.as_deref().map(money).unwrap_or_default(),
+            s.quantity.map(|q| q.to_string()).unwrap_or_default()
+        );
+    }
+}
+
+/// Two decimals for the terminal (the tables keep four).
+fn money(text: &str) -> String {
+    match text.split_once('.') {
+        Some((units, frac)) => format!("{units}.{:0<2}", &frac[..frac.len().min(2)]),
+        None => format!("{text}.00"),
     }
 }
 
@@ -284,6 +333,7 @@ fn print_summary(report: &RunReport, job: &job::Job) {
     for (name, t) in &m.tables {
         let _ = writeln!(o, "{:<38} {:>10} {:>6}", name, t.rows, t.parts.len());
     }
+    write_recon_summary(&mut o, &report.reconcile);
     let ratio = if read > 0 {
         100.0 * rejects as f64 / read as f64
     } else {

@@ -10,11 +10,12 @@ use tracing::info;
 
 use crate::error::Result;
 use crate::job::Job;
-use crate::normalize::{self, NormalizeReport};
+use crate::normalize::{self, NormalizeReport, TableReport};
 use crate::publish::manifest::{
     FileManifest, PartManifest, PiiManifest, SourceManifest, StageManifest, TableManifest,
 };
 use crate::publish::{self, Lake, RunManifest, layout};
+use crate::reconcile::{self, ReconcileReport};
 use crate::sources::{self, Source};
 
 /// What a run did.
@@ -24,6 +25,8 @@ pub struct RunReport {
     pub manifest: RunManifest,
     /// The normalize stage's report (with the rejects).
     pub normalize: NormalizeReport,
+    /// The reconcile stage's report (with the summary).
+    pub reconcile: ReconcileReport,
 }
 
 /// A new run id: the UTC start time and a random suffix (`20261129T105600Z-3f9a`).
@@ -108,16 +111,59 @@ pub fn run(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
         rows,
     });
 
+    // A run of some sources only replaces their tables and leaves the reconciliations, which
+    // need every source, to a full run (or to `opslake reconcile`).
+    let full = sources::SOURCES
+        .iter()
+        .all(|s| job.sources.iter().any(|n| n == s.name()));
+    let t = Instant::now();
+    let reconciled = if full {
+        let params = reconcile::Params::new(job.as_of, &job.time, job.stuck_after_days);
+        match tracing::info_span!("reconcile")
+            .in_scope(|| reconcile::reconcile(&package.dir, &package.dir, job.as_of, &params))
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = runtime.block_on(publish::discard(&lake, &package));
+                return Err(e.into());
+            }
+        }
+    } else {
+        ReconcileReport {
+            warnings: vec!["reconciliations skipped: this run reads only some sources (the day's other tables are kept)".into()],
+            ..Default::default()
+        }
+    };
+    let rows = reconciled.rows.values().sum();
+    info!(
+        stage = "reconcile",
+        rows,
+        seconds = t.elapsed().as_secs_f64(),
+        "stage done"
+    );
     stages.push(StageManifest {
         name: "reconcile".into(),
-        seconds: 0.0,
-        rows: 0,
+        seconds: t.elapsed().as_secs_f64(),
+        rows,
     });
 
     let t = Instant::now();
-    let mut manifest = build_manifest(job, &run_id, &lake, started_at, &normalized, stages);
+    let mut tables = normalized.tables.clone();
+    tables.extend(recon_tables(&package.dir, job.as_of, &reconciled));
+    let mut manifest = build_manifest(
+        job,
+        &run_id,
+        &lake,
+        started_at,
+        &normalized,
+        &tables,
+        stages,
+    );
+    manifest
+        .warnings
+        .extend(reconciled.warnings.iter().cloned());
     let published = tracing::info_span!("publish")
-        .in_scope(|| runtime.block_on(publish::publish(&lake, &package, &mut manifest, true)));
+        .in_scope(|| runtime.block_on(publish::publish(&lake, &package, &mut manifest, full)));
     if let Err(e) = published {
         let _ = runtime.block_on(publish::discard(&lake, &package));
         return Err(e.into());
@@ -142,7 +188,111 @@ pub fn run(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
     Ok(RunReport {
         manifest,
         normalize: normalized,
+        reconcile: reconciled,
     })
+}
+
+/// The reconciliation tables written into a package, as table reports.
+fn recon_tables(
+    dir: &Path,
+    run_date: chrono::NaiveDate,
+    r: &ReconcileReport,
+) -> BTreeMap<String, TableReport> {
+    r.rows
+        .iter()
+        .map(|(name, rows)| {
+            let bytes = std::fs::metadata(dir.join(layout::part_path(name, run_date, 0)))
+                .map_or(0, |m| m.len());
+            let mut t = TableReport {
+                rows: *rows,
+                ..Default::default()
+            };
+            t.parts
+                .insert(0, normalize::PartReport { rows: *rows, bytes });
+            (name.clone(), t)
+        })
+        .collect()
+}
+
+/// Re-runs the reconcile stage on a committed day of a local lake and commits its tables
+/// (the day's other tables stay as they are).
+pub fn reconcile_day(
+    job: &Job,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(RunManifest, ReconcileReport)> {
+    let started_at = Utc::now();
+    let run_id = new_run_id();
+    let lake = Lake::open(&job.output)?;
+    let previous = runtime
+        .block_on(publish::committed(&lake, job.as_of))?
+        .into_iter()
+        .next_back()
+        .ok_or_else(|| publish::Error::NothingCommitted {
+            run_date: job.as_of,
+            url: lake.url.clone(),
+        })?;
+    let root = lake
+        .local_root
+        .clone()
+        .ok_or_else(|| publish::Error::BadUrl {
+            url: lake.url.clone(),
+            why: "reconcile reads the committed tables from a local lake".into(),
+        })?;
+    let package = runtime.block_on(publish::create_package(
+        &lake,
+        &run_id,
+        job.as_of,
+        job.work_dir.as_deref(),
+    ))?;
+    let t = Instant::now();
+    let params = reconcile::Params::new(job.as_of, &job.time, job.stuck_after_days);
+    let reconciled = match tracing::info_span!("reconcile")
+        .in_scope(|| reconcile::reconcile(&root, &package.dir, job.as_of, &params))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = runtime.block_on(publish::discard(&lake, &package));
+            return Err(e.into());
+        }
+    };
+    let mut manifest = previous;
+    manifest.run_id = run_id.clone();
+    manifest.started_at = Some(started_at);
+    manifest.code_version = publish::manifest::code_version();
+    manifest.warnings = reconciled.warnings.clone();
+    manifest.stages = vec![StageManifest {
+        name: "reconcile".into(),
+        seconds: t.elapsed().as_secs_f64(),
+        rows: reconciled.rows.values().sum(),
+    }];
+    manifest
+        .settings
+        .insert("stuck_after_days".into(), job.stuck_after_days.to_string());
+    for (name, t) in recon_tables(&package.dir, job.as_of, &reconciled) {
+        manifest
+            .tables
+            .insert(name.clone(), table_manifest(&name, job.as_of, &t));
+    }
+    if let Err(e) = runtime.block_on(publish::publish(&lake, &package, &mut manifest, false)) {
+        let _ = runtime.block_on(publish::discard(&lake, &package));
+        return Err(e.into());
+    }
+    Ok((manifest, reconciled))
+}
+
+fn table_manifest(name: &str, run_date: chrono::NaiveDate, t: &TableReport) -> TableManifest {
+    TableManifest {
+        rows: t.rows,
+        parts: t
+            .parts
+            .iter()
+            .map(|(num, p)| PartManifest {
+                path: layout::part_path(name, run_date, *num),
+                rows: p.rows,
+                bytes: p.bytes,
+            })
+            .collect(),
+    }
 }
 
 fn build_manifest(
@@ -151,29 +301,12 @@ fn build_manifest(
     lake: &Lake,
     started_at: chrono::DateTime<Utc>,
     n: &NormalizeReport,
+    tables: &BTreeMap<String, TableReport>,
     stages: Vec<StageManifest>,
 ) -> RunManifest {
-    let tables: BTreeMap<String, TableManifest> = n
-        .tables
+    let tables: BTreeMap<String, TableManifest> = tables
         .iter()
-        .map(|(name, t)| {
-            let parts = t
-                .parts
-                .iter()
-                .map(|(num, p)| PartManifest {
-                    path: layout::part_path(name, job.as_of, *num),
-                    rows: p.rows,
-                    bytes: p.bytes,
-                })
-                .collect();
-            (
-                name.clone(),
-                TableManifest {
-                    rows: t.rows,
-                    parts,
-                },
-            )
-        })
+        .map(|(name, t)| (name.clone(), table_manifest(name, job.as_of, t)))
         .collect();
     let mut settings = BTreeMap::new();
     settings.insert("source_timezone".into(), job.time.zone().name().to_string());

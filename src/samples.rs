@@ -56,12 +56,14 @@ pub struct Truth {
     pub fulfilment: BTreeMap<String, String>,
     /// Product codes with less stock than pending demand, and with no stock record.
     pub stock_shortfall: Vec<String>,
-    /// Product codes no warehouse lists.
+    /// Product codes ordered that no warehouse lists.
     pub no_stock_record: Vec<String>,
     /// `[order_id_external, journey_index]` with a courier amount that differs.
     pub amount_mismatch: Vec<(String, i32)>,
     /// Expected remaining-payment state per `order_id_external/journey_index`.
     pub payments: BTreeMap<String, String>,
+    /// Expected fees state per `order_id_external/journey_index` of final payments.
+    pub fees: BTreeMap<String, String>,
     /// Orders whose devices arrived after the installation appointment started.
     pub late_install: Vec<String>,
     /// Expected readiness state per order with a work order.
@@ -332,6 +334,8 @@ struct PartResult {
     truth: Truth,
     /// Quantity of products with no expedition, per product code.
     pending: BTreeMap<String, i64>,
+    /// Every product code ordered.
+    ordered: std::collections::BTreeSet<String>,
     pickups: Vec<Value>,
 }
 
@@ -358,6 +362,7 @@ pub fn generate(u: &Universe, out: &Path) -> io::Result<Stats> {
     });
     let mut truth = Truth::default();
     let mut pending: BTreeMap<String, i64> = BTreeMap::new();
+    let mut ordered = std::collections::BTreeSet::new();
     let mut pickups = Vec::new();
     for r in results {
         let r = r?;
@@ -367,15 +372,17 @@ pub fn generate(u: &Universe, out: &Path) -> io::Result<Stats> {
         truth.fulfilment.extend(r.truth.fulfilment);
         truth.amount_mismatch.extend(r.truth.amount_mismatch);
         truth.payments.extend(r.truth.payments);
+        truth.fees.extend(r.truth.fees);
         truth.late_install.extend(r.truth.late_install);
         truth.readiness.extend(r.truth.readiness);
         for (k, v) in r.pending {
             *pending.entry(k).or_default() += v;
         }
         pickups.extend(r.pickups);
+        ordered.extend(r.ordered);
     }
     write_json(&out.join("pickups/pickups.json"), &Value::Array(pickups))?;
-    write_stock(u, out, &pending, &mut truth)?;
+    write_stock(u, out, &pending, &ordered, &mut truth)?;
     write_json(
         &out.join("_truth/injected.json"),
         &serde_json::to_value(&truth)?,
@@ -404,6 +411,7 @@ fn write_stock(
     u: &Universe,
     out: &Path,
     pending: &BTreeMap<String, i64>,
+    ordered: &std::collections::BTreeSet<String>,
     truth: &mut Truth,
 ) -> io::Result<()> {
     let dir = out.join("stock");
@@ -416,7 +424,7 @@ fn write_stock(
     for (i, (code, _, _)) in CATALOGUE.iter().enumerate() {
         let need = pending.get(*code).copied().unwrap_or(0);
         if i % 7 == 3 {
-            if need > 0 {
+            if ordered.contains(*code) {
                 truth.no_stock_record.push(code.to_string());
             }
             continue;
@@ -639,6 +647,7 @@ fn order(
         };
         // A product without a device id now and then (a data-quality case).
         let device = (!(i % 499 == 7 && k == 0)).then(|| format!("{}", 40_000_000 + i * 4 + k));
+        result.ordered.insert(code.to_string());
         products.push(Product {
             device,
             code,
@@ -659,7 +668,9 @@ fn order(
         93..=98 => Outcome::Incidence,
         _ => Outcome::NoHistory,
     };
-    let reexpedition = !no_expedition && rng.random_bool(0.04);
+    // A second expedition without any status never wins over the first (whose status is the
+    // latest), so re-expeditions always carry a history.
+    let reexpedition = !no_expedition && rng.random_bool(0.04) && outcome != Outcome::NoHistory;
     let mut delivered_at: Option<NaiveDateTime> = None;
     if no_expedition {
         for p in &products {
@@ -819,11 +830,30 @@ fn order(
     }
 
     // Customer care: memos, typifications, devices.
-    customer_care(&mut rng, i, customer, tenant, &who, &products, w, out)?;
+    // Final payments: the fees on file usually cover what is left to pay; sometimes not.
+    let finalpayment = rng.random_bool(0.1);
+    let fee_off = if finalpayment && rng.random_bool(0.25) {
+        100
+    } else {
+        0
+    };
+    customer_care(
+        &mut rng, i, customer, tenant, &who, &products, fee_off, w, out,
+    )?;
 
     // The logistics operator's record of the delivery and its remaining payment.
     if !no_expedition && rng.random_bool(0.75) {
-        external_order(&mut rng, i, &order_id, &products, &who, end, w, result)?;
+        external_order(
+            &mut rng,
+            i,
+            &order_id,
+            &products,
+            &who,
+            end,
+            (finalpayment, fee_off != 0),
+            w,
+            result,
+        )?;
     }
     if rng.random_bool(0.05) {
         w.pickups.push(json!({
@@ -1086,6 +1116,7 @@ fn customer_care(
     tenant: &str,
     who: &Person,
     products: &[Product],
+    fee_off: i64,
     w: &mut PartWriters,
     out: &Path,
 ) -> io::Result<()> {
@@ -1136,7 +1167,7 @@ fn customer_care(
             let unpaid = rng.random_range(0..24);
             // The installment plan covers what is left to pay, to the cent, most of the time.
             let monthly = if unpaid > 0 { p.remaining / (unpaid + 1) } else { 0 };
-            let last = p.remaining - monthly * unpaid;
+            let last = p.remaining - monthly * unpaid + fee_off;
             let plan = json!({"last_installment_fee": cents(last), "monthly_fee": cents(monthly), "duration": 24, "unpaid_installments": unpaid, "financed_by": "MASMOVIL"});
             let mut fees = json!({"upfront_fee": 0});
             if rng.random_bool(0.9) {
@@ -1179,11 +1210,11 @@ fn external_order(
     products: &[Product],
     who: &Person,
     end: NaiveDateTime,
+    (finalpayment, fee_mismatch): (bool, bool),
     w: &mut PartWriters,
     result: &mut PartResult,
 ) -> io::Result<()> {
     let id = format!("OL-{i:08}");
-    let finalpayment = rng.random_bool(0.1);
     let shipped: Vec<&Product> = products.iter().filter(|p| p.device.is_some()).collect();
     // Usually one journey; sometimes the devices travel in two.
     let split = shipped.len() > 1 && rng.random_bool(0.15);
@@ -1222,6 +1253,17 @@ fn external_order(
         } else {
             state
         };
+        // Now and then the courier collects in another currency.
+        let usd = courier.is_some() && !unknown_devices && rng.random_bool(0.01);
+        let state = if usd { "CURRENCY_NOT_EUR" } else { state };
+        if finalpayment && !unknown_devices {
+            let fees = if fee_mismatch {
+                "AMOUNT_MISMATCH"
+            } else {
+                "MATCH"
+            };
+            result.truth.fees.insert(format!("{id}/{j}"), fees.into());
+        }
         if state == "AMOUNT_MISMATCH" {
             result.truth.amount_mismatch.push((id.clone(), j as i32));
         }
@@ -1246,7 +1288,10 @@ fn external_order(
         let mut details = json!({"package": {"weight": 2.5, "dimensions": 0}, "coverage": true, "secure_delivery": false,
                                   "recipient_verification": {"exclusive_delivery": false, "verification": {"required": true, "completed": false}}});
         match courier {
-            Some(c) => details["remaining_payment"] = json!({"total": c, "currency": "EUR"}),
+            Some(c) => {
+                details["remaining_payment"] =
+                    json!({"total": c, "currency": if usd { "USD" } else { "EUR" }})
+            }
             None if rng.random_bool(0.5) => {
                 details["remaining_payment"] = json!({"total": null, "currency": "EUR"})
             }

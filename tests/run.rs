@@ -211,3 +211,35 @@ fn the_lake_is_readable_by_duckdb_as_a_hive_dataset() {
         );
     }
 }
+
+#[test]
+fn a_run_of_some_sources_replaces_only_their_tables() {
+    let t = TestLake::new();
+    std::fs::create_dir_all(t.input()).unwrap();
+    opslake::samples::generate(
+        &opslake::samples::Universe {
+            orders: 100,
+            seed: 3,
+        },
+        &t.input(),
+    )
+    .unwrap();
+    t.run_ok(DAY, &[]);
+    let orders = t.table("orders", DAY).height();
+    let fulfilment = t.table("recon_order_fulfilment", DAY).height();
+    std::fs::write(
+        t.input().join("stock/extra.csv"),
+        "warehouse_id,product_id,available_quantity\n99,NEW,1\n",
+    )
+    .unwrap();
+    let out = t.run_ok(DAY, &["--sources", "stock"]);
+    assert!(out.contains("reconciliations skipped"), "{out}");
+    assert_eq!(t.table("orders", DAY).height(), orders);
+    assert_eq!(t.table("recon_order_fulfilment", DAY).height(), fulfilment);
+    assert!(strings(&t.table("stock", DAY), "product_code").contains(&Some("NEW".into())));
+    let m = t.manifests(DAY);
+    assert!(
+        m[1]["tables"]["orders"]["rows"].as_u64().unwrap() > 0,
+        "the manifest lists the day's kept tables"
+    );
+}

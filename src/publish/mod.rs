@@ -74,6 +74,14 @@ pub enum Error {
         /// The run that won, if known.
         other: String,
     },
+    /// No run of the day was committed yet.
+    #[error("no committed run for {run_date} in {url}: run `opslake run --as-of {run_date}` first")]
+    NothingCommitted {
+        /// The day.
+        run_date: NaiveDate,
+        /// The lake.
+        url: String,
+    },
     /// A manifest or claim in the lake is not valid JSON.
     #[error("unreadable {path}: {why}")]
     BadManifest {

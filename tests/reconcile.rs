@@ -1,0 +1,720 @@
+//! Reconciliations on hand-built inputs where every state occurs, with the expected state per
+//! key written here; and on a generated universe whose injected cases must be found exactly.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use serde_json::{Value, json};
+
+const DAY: &str = "2025-06-30";
+
+fn product(device: Option<&str>, code: &str, remaining: &str) -> Value {
+    let mut p = json!({"product_code": code, "quantity": 1, "remaining_payment": remaining});
+    if let Some(d) = device {
+        p["subscription_device_id"] = json!(d);
+    }
+    p
+}
+
+fn order(id: &str, work_order: Option<&str>, products: Vec<Value>) -> Value {
+    let mut head = json!({"order_id": id});
+    if let Some(w) = work_order {
+        head["work_order"] = json!(w);
+    }
+    json!({"order": head, "products": products})
+}
+
+/// An expedition of `devices` with `(status, timestamp)` in list order.
+fn expedition(id: &str, devices: &[&str], statuses: &[(&str, &str)]) -> Value {
+    json!({
+        "expedition_id": id,
+        "status_history": statuses.iter().map(|(s, t)| json!({"value": s, "timestamp": t})).collect::<Vec<_>>(),
+        "products": devices.iter().map(|d| json!({"product_code": "X", "subscription_device_id": d})).collect::<Vec<_>>()
+    })
+}
+
+fn appointment(id: &str, external: &str, last_update: &str, start: Option<&str>) -> Value {
+    let mut a = json!({"id": id, "externalId": external, "lastUpdate": last_update});
+    if let Some(s) = start {
+        a["validFor"] = json!({"startDateTime": s, "endDateTime": s});
+    }
+    a
+}
+
+fn journey(devices: &[&str], total: Option<Value>, currency: &str) -> Value {
+    let mut details = json!({});
+    if let Some(t) = total {
+        details["remaining_payment"] = json!({"total": t, "currency": currency});
+    }
+    json!({"devices": devices.iter().map(|d| json!({"reference": "r", "subscription": {}, "subscription_device_id": d})).collect::<Vec<_>>(),
+           "transport": {"courier": "GLS", "service": "24h", "delivery_details": details}})
+}
+
+fn external(id: &str, process: &str, journeys: Vec<Value>) -> Value {
+    json!({"order_id_external": id, "process_type": process, "status": {"id": "1", "timestamp": "2025-06-29T10:00:00Z"}, "journeys": journeys})
+}
+
+fn states(df: &polars::prelude::DataFrame, key: &[&str]) -> BTreeMap<String, String> {
+    let keys: Vec<Vec<Option<String>>> = key.iter().map(|k| strings(df, k)).collect();
+    let st = strings(df, "state");
+    (0..df.height())
+        .map(|i| {
+            let k = keys
+                .iter()
+                .map(|c| c[i].clone().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("/");
+            (k, st[i].clone().unwrap_or_default())
+        })
+        .collect()
+}
+
+fn expect(got: &BTreeMap<String, String>, want: &[(&str, &str)]) {
+    for (k, v) in want {
+        assert_eq!(
+            got.get(*k).map(String::as_str),
+            Some(*v),
+            "state of {k}; all: {got:#?}"
+        );
+    }
+}
+
+/// One hand-built day: the inputs of every reconciliation.
+fn hand_built() -> TestLake {
+    let t = TestLake::new();
+    t.file(
+        "orders/orders.json",
+        json!({"orders": [
+            order("O1", None, vec![product(Some("D1"), "A", "10.00"), product(Some("D2"), "A", "0")]),
+            order("O2", None, vec![product(Some("D3"), "B", "0"), product(Some("D4"), "B", "0")]),
+            order("O3", None, vec![product(Some("D5"), "B", "0"), product(Some("D6"), "C", "0")]),
+            order("O4", None, vec![product(Some("D7"), "D", "0"), product(Some("D8"), "D", "0")]),
+            order("O5", None, vec![product(Some("D9"), "D", "0"), product(Some("D10"), "D", "0")]),
+            order("O6", None, vec![product(Some("D11"), "D", "0"), product(Some("D12"), "D", "0"), product(None, "B", "5.00")]),
+            order("O7", None, vec![product(Some("D13"), "D", "0"), product(Some("D14"), "D", "0"), product(Some("D15"), "D", "0"), product(Some("D16"), "D", "0")]),
+            // Payments
+            order("P1", None, vec![product(Some("M1"), "D", "20.50")]),
+            order("P2", None, vec![product(Some("M2"), "D", "20.50")]),
+            order("P3", None, vec![product(Some("M3"), "D", "20.50")]),
+            order("P4", None, vec![product(Some("M4"), "D", "20.50"), product(Some("M5"), "D", "20.50")]),
+            order("P5", None, vec![product(Some("M6"), "D", "7.25")]),
+            order("P6", None, vec![product(Some("M7"), "D", "20.50")]),
+            order("P7", None, vec![product(Some("M8"), "D", "12")]),
+            // Installations
+            order("W1", Some("WO-1"), vec![product(Some("I1"), "D", "0")]),
+            order("W2", Some("WO-2"), vec![product(Some("I2"), "D", "0")]),
+            order("W3", Some("WO-3"), vec![product(Some("I3"), "D", "0"), product(Some("I3b"), "D", "0")]),
+            order("W4", Some("WO-4"), vec![product(Some("I4"), "D", "0")]),
+            order("W5", Some("WO-5"), vec![product(Some("I5"), "D", "0")]),
+            order("W6", Some("WO-6"), vec![product(Some("I6"), "D", "0")]),
+            order("W7", Some("WO-7"), vec![product(Some("I7"), "D", "0")]),
+            order("W8a", Some("WO-8"), vec![product(Some("I8a"), "D", "0")]),
+            order("W8b", Some("WO-8"), vec![product(Some("I8b"), "D", "0")]),
+        ]})
+        .to_string(),
+    );
+    let e = [
+        // D1: none. D2 delivered.
+        expedition(
+            "E2",
+            &["D2"],
+            &[
+                ("SENT", "2025-06-10 10:00:00"),
+                ("DELIVERED", "2025-06-12 10:00:00"),
+            ],
+        ),
+        expedition(
+            "E3",
+            &["D3"],
+            &[("RETURNED_TO_WAREHOUSE", "2025-06-12 10:00:00")],
+        ),
+        expedition("E4", &["D4"], &[("EXPIRED", "2025-06-12 10:00:00")]),
+        expedition("E5", &["D5"], &[("FAIL_CONTACT", "2025-06-12 10:00:00")]),
+        // D6: in transit for more than 7 days before the end of 2025-06-30 (Madrid).
+        expedition("E6", &["D6"], &[("IN_TRANSIT", "2025-06-20 10:00:00")]),
+        expedition("E7", &["D7"], &[("IN_TRANSIT", "2025-06-29 10:00:00")]),
+        // D8: no history at all, never stuck.
+        expedition("E8", &["D8"], &[]),
+        // D9: re-expedition, the later one delivered. D10: the later one stuck.
+        expedition("E9-R0", &["D9"], &[("RETURNED", "2025-06-10 10:00:00")]),
+        expedition(
+            "E9-R1",
+            &["D9"],
+            &[
+                ("SENT", "2025-06-11 10:00:00"),
+                ("DELIVERED", "2025-06-15 10:00:00"),
+            ],
+        ),
+        expedition("E10-R0", &["D10"], &[("INCIDENCE", "2025-06-01 10:00:00")]),
+        expedition("E10-R1", &["D10"], &[("SENT", "2025-06-05 10:00:00")]),
+        // D11, D12: ties inside a history: the later in the list wins.
+        expedition(
+            "E11",
+            &["D11"],
+            &[
+                ("IN_TRANSIT", "2025-06-28 10:00:00"),
+                ("DELIVERED", "2025-06-28 10:00:00"),
+            ],
+        ),
+        expedition(
+            "E12",
+            &["D12"],
+            &[
+                ("DELIVERED", "2025-06-28 10:00:00"),
+                ("ABSENT_INCIDENCE", "2025-06-28 10:00:00"),
+            ],
+        ),
+        // D13: a tie between expeditions: the greater expedition_id wins.
+        expedition("E13-A", &["D13"], &[("DELIVERED", "2025-06-20 10:00:00")]),
+        expedition(
+            "E13-B",
+            &["D13"],
+            &[("NOT_DELIVERED", "2025-06-20 10:00:00")],
+        ),
+        // D14: listed out of time order. D15: a status not in the category file.
+        expedition(
+            "E14",
+            &["D14"],
+            &[
+                ("DELIVERED", "2025-06-20 10:00:00"),
+                ("SENT", "2025-06-10 10:00:00"),
+            ],
+        ),
+        expedition("E15", &["D15"], &[("TELEPORTED", "2025-06-29 10:00:00")]),
+        // D16: exactly 7 days before the end of the day: not older than 7 days.
+        expedition("E16", &["D16"], &[("IN_TRANSIT", "2025-06-24 00:00:00")]),
+        // Installations: I2 delivered after its appointment; I3 delivered before.
+        expedition("EI2", &["I2"], &[("DELIVERED", "2025-06-25T10:00:00Z")]),
+        expedition(
+            "EI3",
+            &["I3", "I3b"],
+            &[("DELIVERED_CUSTODIAN", "2025-06-25T10:00:00Z")],
+        ),
+        expedition("EI4", &["I4"], &[("IN_TRANSIT", "2025-06-29T10:00:00Z")]),
+    ];
+    t.file(
+        "expeditions/page.json",
+        json!({"expeditions": e}).to_string(),
+    );
+    t.file(
+        "stock/stock.csv",
+        "warehouse_id,product_id,available_quantity\n1,A,5\n1,B,0\n2,B,\n1,D,100\n",
+    );
+    t.file(
+        "appointments/a.ndjson",
+        [
+            appointment(
+                "WO-2",
+                "x2",
+                "2025-06-01T00:00:00Z",
+                Some("2025-06-20T08:00:00Z"),
+            ),
+            appointment(
+                "APT-3",
+                "WO-3",
+                "2025-06-01T00:00:00Z",
+                Some("2025-07-05T08:00:00Z"),
+            ),
+            // AT_RISK: starts within 48 h after the end of the day (2025-06-30T22:00Z).
+            appointment(
+                "WO-4",
+                "x4",
+                "2025-06-01T00:00:00Z",
+                Some("2025-07-01T10:00:00Z"),
+            ),
+            // AT_RISK: already past, nothing delivered.
+            appointment(
+                "WO-5",
+                "x5",
+                "2025-06-01T00:00:00Z",
+                Some("2025-06-25T08:00:00Z"),
+            ),
+            appointment(
+                "WO-6",
+                "x6",
+                "2025-06-01T00:00:00Z",
+                Some("2025-07-10T08:00:00Z"),
+            ),
+            // Rescheduled: the latest by lastUpdate counts.
+            appointment(
+                "APT-7-old",
+                "WO-7",
+                "2025-06-01T00:00:00Z",
+                Some("2025-06-02T08:00:00Z"),
+            ),
+            appointment(
+                "APT-7-new",
+                "WO-7",
+                "2025-06-20T00:00:00Z",
+                Some("2025-07-20T08:00:00Z"),
+            ),
+            appointment(
+                "WO-8",
+                "WO-8",
+                "2025-06-01T00:00:00Z",
+                Some("2025-07-20T08:00:00Z"),
+            ),
+        ]
+        .map(|v| v.to_string())
+        .join("\n"),
+    );
+    t.file(
+        "external_orders/e.ndjson",
+        [
+            external(
+                "X1",
+                "PEDIDO",
+                vec![journey(&["M1"], Some(json!(20.5)), "EUR")],
+            ),
+            // Within the tolerance, to the cent.
+            external(
+                "X2",
+                "PEDIDO",
+                vec![journey(&["M2"], Some(json!("20.51")), "EUR")],
+            ),
+            external(
+                "X3",
+                "PEDIDO",
+                vec![journey(&["M3"], Some(json!("20.52")), "EUR")],
+            ),
+            // No amount, a null amount, unknown devices, another currency.
+            external(
+                "X4",
+                "PEDIDO",
+                vec![
+                    journey(&["M4"], None, "EUR"),
+                    journey(&["M5"], Some(Value::Null), "EUR"),
+                ],
+            ),
+            external(
+                "X5",
+                "PEDIDO",
+                vec![journey(&["ZZ"], Some(json!(5)), "EUR")],
+            ),
+            external(
+                "X6",
+                "PEDIDO",
+                vec![journey(&["M6"], Some(json!(7.25)), "USD")],
+            ),
+            // A journey carrying devices of two orders, one listed twice.
+            external(
+                "X7",
+                "PEDIDO",
+                vec![journey(&["M7", "M8", "M8"], Some(json!(32.5)), "EUR")],
+            ),
+            // Final payments against fees.
+            external(
+                "X8",
+                "FINALPAYMENT",
+                vec![journey(&["M1"], Some(json!(20.5)), "EUR")],
+            ),
+            external(
+                "X9",
+                "FINALPAYMENT",
+                vec![journey(&["M2"], Some(json!(20.5)), "EUR")],
+            ),
+            external(
+                "X10",
+                "FINALPAYMENT",
+                vec![journey(&["M3"], Some(json!(20.5)), "EUR")],
+            ),
+        ]
+        .map(|v| v.to_string())
+        .join("\n"),
+    );
+    t.file(
+        "customer_devices/1.json",
+        json!({"devices": [
+            // 5 * 4 + 0.50 = 20.50: matches.
+            {"subscription_terminal_id": "M1", "fees": {"installment_plan": {"monthly_fee": 5, "unpaid_installments": 4, "last_installment_fee": 0.5}}},
+            // 20.00: does not.
+            {"subscription_terminal_id": "M2", "fees": {"installment_plan": {"monthly_fee": 5, "unpaid_installments": 4, "last_installment_fee": 0}}},
+            // Only a final plan: 10 * 2 + 0.50 = 20.50.
+            {"subscription_terminal_id": "M3", "fees": {"final_installment_plan": {"monthly_fee": 10, "unpaid_installments": 2, "last_installment_fee": "0.50"}}}
+        ]})
+        .to_string(),
+    );
+    t
+}
+
+#[test]
+fn each_reconciliation_gives_every_state_on_hand_built_data() {
+    let t = hand_built();
+    let out = t.run_ok(DAY, &["--max-reject-ratio", "0"]);
+
+    let f = t.table("recon_order_fulfilment", DAY);
+    let got = states(&f, &["order_id", "subscription_device_id"]);
+    expect(
+        &got,
+        &[
+            ("O1/D1", "NO_EXPEDITION"),
+            ("O1/D2", "DELIVERED"),
+            ("O2/D3", "RETURNED"),
+            ("O2/D4", "CANCELLED"),
+            ("O3/D5", "INCIDENCE"),
+            ("O3/D6", "STUCK"),
+            ("O4/D7", "IN_PROGRESS"),
+            ("O4/D8", "IN_PROGRESS"),
+            ("O5/D9", "DELIVERED"),
+            ("O5/D10", "STUCK"),
+            ("O6/D11", "DELIVERED"),
+            ("O6/D12", "INCIDENCE"),
+            ("O6/", "NO_EXPEDITION"),
+            ("O7/D13", "RETURNED"),
+            ("O7/D14", "DELIVERED"),
+            ("O7/D15", "IN_PROGRESS"),
+            ("O7/D16", "IN_PROGRESS"),
+        ],
+    );
+    assert_eq!(
+        cell(&f, "subscription_device_id", "D9", "expedition_id").as_deref(),
+        Some("E9-R1")
+    );
+    assert_eq!(
+        cell(&f, "subscription_device_id", "D9", "expedition_count").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        cell(&f, "subscription_device_id", "D13", "expedition_id").as_deref(),
+        Some("E13-B")
+    );
+    assert_eq!(
+        cell(
+            &f,
+            "subscription_device_id",
+            "D16",
+            "days_since_last_status"
+        )
+        .as_deref(),
+        Some("7")
+    );
+    // 2025-06-20 10:00 Madrid = 08:00 UTC; the day ends 2025-06-30 22:00 UTC: 10 whole days.
+    assert_eq!(
+        cell(&f, "subscription_device_id", "D6", "days_since_last_status").as_deref(),
+        Some("10")
+    );
+    assert_eq!(
+        cell(&f, "subscription_device_id", "D6", "last_status").as_deref(),
+        Some("IN_TRANSIT")
+    );
+    assert!(
+        out.contains("TELEPORTED (1)"),
+        "unknown statuses are counted in a warning:\n{out}"
+    );
+
+    let s = states(&t.table("recon_stock_coverage", DAY), &["product_code"]);
+    // A: 1 pending (D1), 5 available. B: 1 pending (the product without a device id), listed by
+    // two warehouses with 0 and no quantity. C: nothing pending, no warehouse lists it.
+    expect(
+        &s,
+        &[
+            ("A", "COVERED"),
+            ("B", "SHORTFALL"),
+            ("C", "NO_STOCK_RECORD"),
+            ("D", "COVERED"),
+        ],
+    );
+    let stock = t.table("recon_stock_coverage", DAY);
+    assert_eq!(
+        cell(&stock, "product_code", "A", "pending_qty").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        cell(&stock, "product_code", "A", "available_qty").as_deref(),
+        Some("5")
+    );
+    assert_eq!(cell(&stock, "product_code", "C", "available_qty"), None);
+    assert_eq!(
+        cell(&stock, "product_code", "B", "available_qty").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        cell(&stock, "product_code", "B", "shortfall").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        cell(&stock, "product_code", "C", "shortfall").as_deref(),
+        Some("0")
+    );
+
+    let p = t.table("recon_remaining_payments", DAY);
+    let got = states(&p, &["order_id_external", "journey_index"]);
+    expect(
+        &got,
+        &[
+            ("X1/0", "MATCH"),
+            ("X2/0", "MATCH"),
+            ("X3/0", "AMOUNT_MISMATCH"),
+            ("X4/0", "NO_AMOUNT"),
+            ("X4/1", "NO_AMOUNT"),
+            ("X5/0", "ORDER_NOT_FOUND"),
+            ("X6/0", "CURRENCY_NOT_EUR"),
+            ("X7/0", "MATCH"),
+        ],
+    );
+    assert_eq!(
+        cell(&p, "order_id_external", "X7", "order_amount").as_deref(),
+        Some("32.5000")
+    );
+    assert_eq!(
+        cell(&p, "order_id_external", "X3", "difference").as_deref(),
+        Some("0.0200")
+    );
+    let fees = |id: &str| cell(&p, "order_id_external", id, "fees_state");
+    assert_eq!(fees("X8").as_deref(), Some("MATCH"));
+    assert_eq!(fees("X9").as_deref(), Some("AMOUNT_MISMATCH"));
+    assert_eq!(
+        fees("X10").as_deref(),
+        Some("MATCH"),
+        "the final plan when there is no installment plan"
+    );
+    assert_eq!(fees("X1"), None, "fees only for FINALPAYMENT");
+    assert_eq!(
+        cell(&p, "order_id_external", "X8", "fees_outstanding").as_deref(),
+        Some("20.5000")
+    );
+
+    let r = states(&t.table("recon_installation_readiness", DAY), &["order_id"]);
+    expect(
+        &r,
+        &[
+            ("W1", "NO_APPOINTMENT"),
+            ("W2", "LATE"),
+            ("W3", "READY"),
+            ("W4", "AT_RISK"),
+            ("W5", "AT_RISK"),
+            ("W6", "PENDING"),
+            ("W7", "PENDING"),
+            ("W8a", "PENDING"),
+            ("W8b", "PENDING"),
+        ],
+    );
+    assert_eq!(r.len(), 9, "one row per order with a work order");
+    let readiness = t.table("recon_installation_readiness", DAY);
+    assert_eq!(
+        cell(&readiness, "order_id", "W7", "appointment_id").as_deref(),
+        Some("APT-7-new")
+    );
+    assert_eq!(
+        cell(&readiness, "order_id", "W3", "appointment_id").as_deref(),
+        Some("APT-3")
+    );
+
+    // The summary: one row per reconciliation and state, printed on the terminal.
+    let summary = t.table("recon_summary", DAY);
+    let sum = states(&summary, &["reconciliation", "state"]);
+    assert!(
+        sum.contains_key("order_fulfilment/STUCK")
+            && sum.contains_key("remaining_payments_fees/AMOUNT_MISMATCH")
+    );
+    let stuck = strings(&summary, "count")[strings(&summary, "state")
+        .iter()
+        .zip(strings(&summary, "reconciliation"))
+        .position(|(s, r)| {
+            s.as_deref() == Some("STUCK") && r.as_deref() == Some("order_fulfilment")
+        })
+        .unwrap()]
+    .clone();
+    assert_eq!(stuck.as_deref(), Some("2"));
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("order_fulfilment") && l.contains("STUCK") && l.contains(" 2 ")),
+        "{out}"
+    );
+}
+
+#[test]
+fn stuck_after_days_moves_the_boundary() {
+    let t = hand_built();
+    t.run_ok(DAY, &["--stuck-after-days", "5"]);
+    let got = states(
+        &t.table("recon_order_fulfilment", DAY),
+        &["order_id", "subscription_device_id"],
+    );
+    expect(&got, &[("O7/D16", "STUCK"), ("O4/D7", "IN_PROGRESS")]);
+}
+
+#[test]
+fn reconcile_alone_republishes_only_its_tables_atomically() {
+    let t = hand_built();
+    t.run_ok(DAY, &[]);
+    let orders = t.table("orders", DAY).height();
+    let mut c = t.cmd();
+    c.args([
+        "reconcile",
+        "--run-date",
+        DAY,
+        "--stuck-after-days",
+        "5",
+        "--output",
+    ])
+    .arg(t.lake());
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("commit #2"), "{text}");
+    let got = states(
+        &t.table("recon_order_fulfilment", DAY),
+        &["order_id", "subscription_device_id"],
+    );
+    expect(&got, &[("O7/D16", "STUCK")]);
+    assert_eq!(
+        t.table("orders", DAY).height(),
+        orders,
+        "normalized tables untouched"
+    );
+    let m = t.manifests(DAY);
+    assert_eq!(m.len(), 2);
+    assert!(
+        m[1]["tables"]["orders"]["rows"].as_u64().unwrap() > 0,
+        "the manifest keeps the day's other tables"
+    );
+    assert_eq!(m[1]["stages"][0]["name"], "reconcile");
+    // A day never published cannot be reconciled.
+    let mut c = t.cmd();
+    c.args(["reconcile", "--run-date", "2025-01-01", "--output"])
+        .arg(t.lake());
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no committed run for 2025-01-01"));
+}
+
+#[test]
+fn a_generated_universe_reconciles_to_exactly_its_injected_cases() {
+    let t = TestLake::new();
+    std::fs::create_dir_all(t.input()).unwrap();
+    opslake::samples::generate(
+        &opslake::samples::Universe {
+            orders: 3000,
+            seed: 9,
+        },
+        &t.input(),
+    )
+    .unwrap();
+    t.run_ok(DAY, &[]);
+    let truth: Value =
+        serde_json::from_slice(&std::fs::read(t.input().join("_truth/injected.json")).unwrap())
+            .unwrap();
+    let want = |k: &str| -> BTreeMap<String, String> {
+        truth[k]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect()
+    };
+    let diff = |got: &BTreeMap<String, String>, want: &BTreeMap<String, String>, what: &str| {
+        let bad: Vec<_> = want
+            .iter()
+            .filter(|(k, v)| got.get(*k) != Some(*v))
+            .take(10)
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "{what}: {} of {} differ, e.g. {bad:?}",
+            bad.len(),
+            want.len()
+        );
+        assert_eq!(got.len(), want.len(), "{what}: rows");
+    };
+    diff(
+        &states(
+            &t.table("recon_order_fulfilment", DAY),
+            &["order_id", "subscription_device_id"],
+        ),
+        &want("fulfilment"),
+        "fulfilment",
+    );
+    diff(
+        &states(
+            &t.table("recon_remaining_payments", DAY),
+            &["order_id_external", "journey_index"],
+        ),
+        &want("payments"),
+        "payments",
+    );
+    diff(
+        &states(&t.table("recon_installation_readiness", DAY), &["order_id"]),
+        &want("readiness"),
+        "readiness",
+    );
+    let payments = t.table("recon_remaining_payments", DAY);
+    let fees: BTreeMap<String, String> = strings(&payments, "order_id_external")
+        .into_iter()
+        .zip(strings(&payments, "journey_index"))
+        .zip(strings(&payments, "fees_state"))
+        .filter_map(|((o, j), f)| {
+            f.map(|f| {
+                (
+                    format!("{}/{}", o.unwrap_or_default(), j.unwrap_or_default()),
+                    f,
+                )
+            })
+        })
+        .collect();
+    diff(&fees, &want("fees"), "fees");
+    let stock = states(&t.table("recon_stock_coverage", DAY), &["product_code"]);
+    let codes = |state: &str| {
+        stock
+            .iter()
+            .filter(|(_, s)| *s == state)
+            .map(|(k, _)| k.clone())
+            .collect::<Vec<_>>()
+    };
+    let sorted = |k: &str| {
+        let mut v: Vec<String> = truth[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(codes("SHORTFALL"), sorted("stock_shortfall"));
+    assert_eq!(codes("NO_STOCK_RECORD"), sorted("no_stock_record"));
+    // The injected lists themselves are non-trivial.
+    for k in [
+        "no_expedition",
+        "stuck",
+        "reexpedited",
+        "amount_mismatch",
+        "late_install",
+        "stock_shortfall",
+    ] {
+        assert!(!truth[k].as_array().unwrap().is_empty(), "{k} injected");
+    }
+}
+
+#[test]
+fn the_samples_summary_has_several_states_per_reconciliation() {
+    let t = TestLake::new();
+    let mut c = t.cmd();
+    c.env_remove("OPSLAKE_PII_KEY")
+        .current_dir(repo())
+        .args(["run", "--output"])
+        .arg(t.lake());
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = t.table("recon_summary", DAY);
+    let recons = strings(&summary, "reconciliation");
+    for r in [
+        "order_fulfilment",
+        "stock_coverage",
+        "remaining_payments",
+        "installation_readiness",
+    ] {
+        let n = recons.iter().filter(|x| x.as_deref() == Some(r)).count();
+        assert!(n >= 3, "{r} has {n} states");
+    }
+}
