@@ -76,6 +76,28 @@ pub enum Command {
     /// Sample data for tests, demos and benchmarks.
     #[command(subcommand)]
     Samples(SamplesCommand),
+    /// What ran: the committed runs recorded in the lake's manifests.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+}
+
+/// Reading the run manifests.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Every committed run, by day then commit: figures per run on one line.
+    List {
+        /// The job settings (the lake is its output).
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// One run in full: inputs, rows per table, rejects, duration per stage.
+    Show {
+        /// The run id, as `runs list` prints it.
+        run_id: String,
+        /// The job settings (the lake is its output).
+        #[command(flatten)]
+        args: RunArgs,
+    },
 }
 
 /// Sample data commands.
@@ -256,6 +278,36 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             writeln!(o, "tables written under {}", out.display())?;
             Ok(())
         }
+        Command::Runs(RunsCommand::List { args }) => {
+            let job = args.job()?;
+            let rt = runtime(1)?;
+            let lake = crate::publish::Lake::open(&job.output)?;
+            let runs = rt
+                .block_on(crate::publish::all_runs(&lake))
+                .map_err(crate::Error::from)?;
+            std::io::stdout()
+                .lock()
+                .write_all(runs_table(&runs).as_bytes())?;
+            Ok(())
+        }
+        Command::Runs(RunsCommand::Show { run_id, args }) => {
+            let job = args.job()?;
+            let rt = runtime(1)?;
+            let lake = crate::publish::Lake::open(&job.output)?;
+            let runs = rt
+                .block_on(crate::publish::all_runs(&lake))
+                .map_err(crate::Error::from)?;
+            let run = runs.iter().find(|r| r.run_id == run_id).with_context(|| {
+                format!(
+                    "no committed run {run_id} in {}: see `opslake runs list`",
+                    lake.url
+                )
+            })?;
+            std::io::stdout()
+                .lock()
+                .write_all(run_details(run).as_bytes())?;
+            Ok(())
+        }
         Command::Samples(SamplesCommand::Generate { orders, seed, out }) => {
             let stats = crate::samples::generate(&crate::samples::Universe { orders, seed }, &out)
                 .with_context(|| format!("cannot write samples into {}", out.display()))?;
@@ -354,4 +406,112 @@ fn print_summary(report: &RunReport, job: &job::Job) {
         m.output, job.as_of, m.pii.key
     );
     let _ = std::io::stdout().lock().write_all(o.as_bytes());
+}
+
+fn runs_table(runs: &[crate::publish::RunManifest]) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:<11} {:>6}  {:<22} {:<10} {:<20} {:>9} {:>11} {:>8} {:>7} {:>8}",
+        "run_date",
+        "commit",
+        "run_id",
+        "job",
+        "committed (UTC)",
+        "seconds",
+        "rows",
+        "rejects",
+        "dups",
+        "warnings"
+    );
+    for r in runs {
+        let rows: u64 = r.tables.values().map(|t| t.rows).sum();
+        let seconds: f64 = r.stages.iter().map(|s| s.seconds).sum();
+        let _ = writeln!(
+            o,
+            "{:<11} {:>6}  {:<22} {:<10} {:<20} {:>9.1} {:>11} {:>8} {:>7} {:>8}",
+            r.run_date.map(|d| d.to_string()).unwrap_or_default(),
+            r.commit,
+            r.run_id,
+            r.job,
+            r.committed_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default(),
+            seconds,
+            rows,
+            r.rejects,
+            r.duplicates,
+            r.warnings.len()
+        );
+    }
+    if runs.is_empty() {
+        o.push_str("(no committed runs)\n");
+    }
+    o
+}
+
+fn run_details(r: &crate::publish::RunManifest) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "run {}  job {}  run_date {}  commit #{}",
+        r.run_id,
+        r.job,
+        r.run_date.map(|d| d.to_string()).unwrap_or_default(),
+        r.commit
+    );
+    let _ = writeln!(
+        o,
+        "started {}  committed {}  code {}",
+        r.started_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        r.committed_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        r.code_version
+    );
+    let _ = writeln!(
+        o,
+        "input {}\noutput {}\npersonal data: {} ({})",
+        r.input, r.output, r.pii.mode, r.pii.key
+    );
+    let _ = writeln!(o, "\n{:<12} {:>10} {:>8}", "stage", "seconds", "rows");
+    for s in &r.stages {
+        let _ = writeln!(o, "{:<12} {:>10.2} {:>8}", s.name, s.seconds, s.rows);
+    }
+    let _ = writeln!(
+        o,
+        "\n{:<20} {:>6} {:>10} {:>10} {:>8} {:>6}",
+        "source", "files", "read", "written", "rejects", "dups"
+    );
+    for s in &r.sources {
+        let _ = writeln!(
+            o,
+            "{:<20} {:>6} {:>10} {:>10} {:>8} {:>6}",
+            s.name,
+            s.files.len(),
+            s.records_read,
+            s.rows_written,
+            s.rejects,
+            s.duplicates
+        );
+    }
+    let _ = writeln!(o, "\ninputs:");
+    for s in &r.sources {
+        for f in &s.files {
+            let _ = writeln!(
+                o,
+                "  {:<60} {:>12} bytes {:>9} records  {}",
+                f.name, f.bytes, f.records, f.checksum
+            );
+        }
+    }
+    let _ = writeln!(o, "\n{:<38} {:>10} {:>6}", "table", "rows", "parts");
+    for (name, t) in &r.tables {
+        let _ = writeln!(o, "{:<38} {:>10} {:>6}", name, t.rows, t.parts.len());
+    }
+    let _ = writeln!(o, "\nrejects {}  duplicates {}", r.rejects, r.duplicates);
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: {w}");
+    }
+    o
 }

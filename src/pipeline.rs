@@ -231,19 +231,25 @@ pub fn reconcile_day(
             run_date: job.as_of,
             url: lake.url.clone(),
         })?;
-    let root = lake
-        .local_root
-        .clone()
-        .ok_or_else(|| publish::Error::BadUrl {
-            url: lake.url.clone(),
-            why: "reconcile reads the committed tables from a local lake".into(),
-        })?;
     let package = runtime.block_on(publish::create_package(
         &lake,
         &run_id,
         job.as_of,
         job.work_dir.as_deref(),
     ))?;
+    // A local lake is read in place; a remote one's committed inputs are fetched first.
+    let root = match &lake.local_root {
+        Some(root) => root.clone(),
+        None => {
+            let dir = package.dir.join("_inputs");
+            let fetched = publish::fetch_tables(&lake, &previous, reconcile::INPUTS, &dir);
+            if let Err(e) = runtime.block_on(fetched) {
+                let _ = runtime.block_on(publish::discard(&lake, &package));
+                return Err(e.into());
+            }
+            dir
+        }
+    };
     let t = Instant::now();
     let params = reconcile::Params::new(job.as_of, &job.time, job.stuck_after_days);
     let reconciled = match tracing::info_span!("reconcile")
@@ -272,6 +278,9 @@ pub fn reconcile_day(
         manifest
             .tables
             .insert(name.clone(), table_manifest(&name, job.as_of, &t));
+    }
+    if lake.local_root.is_none() {
+        let _ = std::fs::remove_dir_all(package.dir.join("_inputs"));
     }
     if let Err(e) = runtime.block_on(publish::publish(&lake, &package, &mut manifest, false)) {
         let _ = runtime.block_on(publish::discard(&lake, &package));

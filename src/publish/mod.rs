@@ -140,6 +140,30 @@ struct Claim {
     manifest: RunManifest,
 }
 
+/// A point of the commit protocol where tests can crash or stall the process, through
+/// `OPSLAKE_TEST_HOOK=point=crash` or `point=sleep:MILLIS` (comma-separated). Points:
+/// `staged` (before the claim), `claimed` (before promoting), `promoting` (after the first
+/// table is promoted), `promoted` (before the manifest). Unset in production: no effect.
+fn test_hook(point: &str) {
+    let Ok(spec) = std::env::var("OPSLAKE_TEST_HOOK") else {
+        return;
+    };
+    for item in spec.split(',') {
+        match item.split_once('=') {
+            Some((p, "crash")) if p == point => {
+                tracing::error!(point, "OPSLAKE_TEST_HOOK: crashing");
+                std::process::abort();
+            }
+            Some((p, action)) if p == point => {
+                if let Some(ms) = action.strip_prefix("sleep:").and_then(|m| m.parse().ok()) {
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The staging prefix of a run.
 fn staging(run_date: NaiveDate, run_id: &str) -> String {
     format!(
@@ -168,6 +192,7 @@ pub async fn create_package(
     work_dir: Option<&Path>,
 ) -> Result<Package, Error> {
     recover(lake, run_date).await?;
+    clean_all_staging(lake).await?;
     let base = latest_commit(lake, run_date).await?;
     let prefix = staging(run_date, run_id);
     let (dir, in_place) = match (&lake.local_root, work_dir) {
@@ -237,7 +262,19 @@ pub async fn publish(
 ) -> Result<(), Error> {
     let run_date = package.run_date;
     let prefix = staging(run_date, &package.run_id);
-    let tables = package_tables(package)?;
+    // Another run committed the day since this one started: it can no longer commit (and
+    // its staging may already be gone as debris).
+    let latest = latest_commit(lake, run_date).await?;
+    if latest > package.base {
+        return Err(lose(lake, package, latest).await);
+    }
+    let tables = match package_tables(package) {
+        Ok(t) => t,
+        Err(Error::Local { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Err(lose(lake, package, latest_commit(lake, run_date).await?).await);
+        }
+        Err(e) => return Err(e),
+    };
     if !package.in_place {
         for (table, parts) in &tables {
             for part in parts {
@@ -265,6 +302,24 @@ pub async fn publish(
             }
         }
     }
+    // The manifest lists every table the commit publishes, so that the next commit of the day
+    // knows what it replaces (callers usually fill rows and sizes; paths are enough).
+    for (table, parts) in &tables {
+        manifest
+            .tables
+            .entry(table.clone())
+            .or_insert_with(|| manifest::TableManifest {
+                rows: 0,
+                parts: parts
+                    .iter()
+                    .map(|p| manifest::PartManifest {
+                        path: format!("{}/{p}", layout::table_partition(table, run_date)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            });
+    }
+    test_hook("staged");
     let commit = package.base + 1;
     manifest.commit = commit;
     manifest.committed_at = Some(Utc::now());
@@ -279,15 +334,32 @@ pub async fn publish(
         .create(&layout::commit_path(run_date, commit), json(&claim))
         .await?
     {
-        let other = read_claim(lake, run_date, commit)
-            .await
-            .map(|c| c.run_id)
-            .unwrap_or_else(|_| "unknown".into());
-        lake.delete_prefix(&prefix).await?;
-        return Err(Error::RunAlreadyCommitted { run_date, other });
+        return Err(lose(lake, package, commit).await);
     }
     finish(lake, run_date, &claim).await?;
+    if !package.in_place && package.dir.exists() {
+        std::fs::remove_dir_all(&package.dir).map_err(|source| Error::Local {
+            path: package.dir.clone(),
+            source,
+        })?;
+    }
     clean_staging(lake, run_date, commit).await
+}
+
+/// The error of a run that lost the day to the run of commit `winner`, after removing its
+/// staged files.
+async fn lose(lake: &Lake, package: &Package, winner: u64) -> Error {
+    let other = read_claim(lake, package.run_date, winner)
+        .await
+        .map(|c| c.run_id)
+        .unwrap_or_else(|_| "unknown".into());
+    if let Err(e) = discard(lake, package).await {
+        tracing::warn!(error = %e, "could not remove the losing run's staged files");
+    }
+    Error::RunAlreadyCommitted {
+        run_date: package.run_date,
+        other,
+    }
 }
 
 async fn read_claim(lake: &Lake, run_date: NaiveDate, commit: u64) -> Result<Claim, Error> {
@@ -305,8 +377,12 @@ async fn read_claim(lake: &Lake, run_date: NaiveDate, commit: u64) -> Result<Cla
 /// Promotes a claimed commit's staged parts and writes its manifest (idempotent: a commit
 /// interrupted anywhere after its claim can be finished again).
 async fn finish(lake: &Lake, run_date: NaiveDate, claim: &Claim) -> Result<(), Error> {
+    test_hook("claimed");
     let prefix = staging(run_date, &claim.run_id);
-    for (table, parts) in &claim.tables {
+    for (i, (table, parts)) in claim.tables.iter().enumerate() {
+        if i == 1 {
+            test_hook("promoting");
+        }
         let partition = layout::table_partition(table, run_date);
         for part in parts {
             let staged = format!("{prefix}/{partition}/{part}");
@@ -332,6 +408,7 @@ async fn finish(lake: &Lake, run_date: NaiveDate, claim: &Claim) -> Result<(), E
         lake.delete_prefix(&layout::table_partition(table, run_date))
             .await?;
     }
+    test_hook("promoted");
     lake.write(
         &layout::manifest_path(run_date, &claim.run_id),
         json(&claim.manifest),
@@ -364,8 +441,24 @@ pub async fn recover(lake: &Lake, run_date: NaiveDate) -> Result<Vec<String>, Er
     Ok(recovered)
 }
 
+/// Deletes the staging folders of every day that are debris: runs based on an older commit
+/// than the day's last (they can no longer commit), and any older than a day.
+pub async fn clean_all_staging(lake: &Lake) -> Result<(), Error> {
+    for day in lake.folders(layout::STAGING).await? {
+        let Some(date) = day
+            .strip_prefix("run_date=")
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        else {
+            continue;
+        };
+        let latest = latest_commit(lake, date).await?;
+        clean_staging(lake, date, latest).await?;
+    }
+    Ok(())
+}
+
 /// Deletes staging folders of the day whose runs can no longer commit (based on an older
-/// commit than `commit`), and unmarked ones older than an hour.
+/// commit than `commit`), and those of runs started more than a day ago.
 async fn clean_staging(lake: &Lake, run_date: NaiveDate, commit: u64) -> Result<(), Error> {
     let day = format!("{}/{}", layout::STAGING, layout::partition(run_date));
     for run in lake.folders(&day).await? {
@@ -407,6 +500,43 @@ pub async fn committed(lake: &Lake, run_date: NaiveDate) -> Result<Vec<RunManife
     }
     runs.sort_by_key(|m| m.commit);
     Ok(runs)
+}
+
+/// Every committed run of the lake, by day then commit.
+pub async fn all_runs(lake: &Lake) -> Result<Vec<RunManifest>, Error> {
+    let mut runs = Vec::new();
+    let mut days: Vec<NaiveDate> = lake
+        .folders(layout::RUNS)
+        .await?
+        .iter()
+        .filter_map(|d| {
+            d.strip_prefix("run_date=")
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        })
+        .collect();
+    days.sort();
+    for day in days {
+        runs.extend(committed(lake, day).await?);
+    }
+    Ok(runs)
+}
+
+/// Downloads the committed parts of `tables` (as the manifest lists them) into `dir`, laid out
+/// like the lake.
+pub async fn fetch_tables(
+    lake: &Lake,
+    manifest: &RunManifest,
+    tables: &[&str],
+    dir: &Path,
+) -> Result<(), Error> {
+    for t in tables {
+        if let Some(tm) = manifest.tables.get(*t) {
+            for part in &tm.parts {
+                lake.download(&part.path, &dir.join(&part.path)).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Discards a package that will not be published (a failed run): local files and staging.

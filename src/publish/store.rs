@@ -4,9 +4,13 @@ use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
 use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{
     ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart,
 };
@@ -28,30 +32,70 @@ pub struct Lake {
 }
 
 impl Lake {
-    /// Opens the lake at `url`: a path or `file://` URL, or `memory://`.
+    /// Opens the lake at `url`: a path or `file://` URL, `s3://bucket/prefix` (AWS or any
+    /// S3-compatible endpoint), `gs://`, `az://`, or `memory://`. Cloud credentials, region,
+    /// endpoint and addressing come from the providers' usual environment variables
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`,
+    /// `AWS_S3_FORCE_PATH_STYLE`, `GOOGLE_APPLICATION_CREDENTIALS`, `AZURE_STORAGE_ACCOUNT_NAME`...).
     pub fn open(url: &str) -> Result<Lake, Error> {
         let bad = |why: String| Error::BadUrl {
             url: url.to_string(),
             why,
         };
-        if url.starts_with("memory://") {
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        let cloud: Option<Arc<dyn ObjectStore>> = match scheme.as_deref() {
+            None | Some("file") => None,
+            Some("memory") => Some(Arc::new(InMemory::new())),
+            Some("s3" | "s3a") => {
+                let mut b = AmazonS3Builder::from_env().with_url(url);
+                if let Ok(v) = std::env::var("AWS_S3_FORCE_PATH_STYLE") {
+                    b = b.with_virtual_hosted_style_request(!matches!(
+                        v.as_str(),
+                        "1" | "true" | "TRUE"
+                    ));
+                }
+                Some(Arc::new(b.build().map_err(|e| bad(e.to_string()))?))
+            }
+            Some("gs") => Some(Arc::new(
+                GoogleCloudStorageBuilder::from_env()
+                    .with_url(url)
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?,
+            )),
+            Some("az" | "abfs" | "abfss" | "azure") => Some(Arc::new(
+                MicrosoftAzureBuilder::from_env()
+                    .with_url(url)
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?,
+            )),
+            Some(other) => {
+                return Err(bad(format!(
+                    "unsupported scheme {other}://: use a path, file://, s3://, gs://, az:// or memory://"
+                )));
+            }
+        };
+        if let Some(store) = cloud {
+            // The lake is a prefix inside the bucket or container.
+            let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+            let prefix = parsed.path().trim_matches('/');
+            let store: Arc<dyn ObjectStore> =
+                if prefix.is_empty() || scheme.as_deref() == Some("memory") {
+                    store
+                } else {
+                    Arc::new(PrefixStore::new(store, prefix))
+                };
             return Ok(Lake {
-                store: Arc::new(InMemory::new()),
+                store,
                 url: url.to_string(),
                 local_root: None,
             });
         }
-        let local = match url.split_once("://") {
+        let local = match scheme {
             None => PathBuf::from(url),
-            Some(("file", _)) => url::Url::parse(url)
+            _ => url::Url::parse(url)
                 .ok()
                 .and_then(|u| u.to_file_path().ok())
                 .ok_or_else(|| bad("not a valid file:// URL (use an absolute path)".into()))?,
-            Some((scheme, _)) => {
-                return Err(bad(format!(
-                    "the {scheme}:// scheme is not supported by this build; use a path, file:// or memory://"
-                )));
-            }
         };
         std::fs::create_dir_all(&local)
             .map_err(|e| bad(format!("cannot create the folder: {e}")))?;
@@ -62,6 +106,43 @@ impl Lake {
             url: format!("file://{}", local.display()),
             local_root: Some(local),
         })
+    }
+
+    /// A lake over an existing store (tests, embedding).
+    pub fn from_store(store: Arc<dyn ObjectStore>, url: &str) -> Lake {
+        Lake {
+            store,
+            url: url.to_string(),
+            local_root: None,
+        }
+    }
+
+    /// Downloads an object into a local file, streaming.
+    pub async fn download(&self, path: &str, file: &FsPath) -> Result<u64, Error> {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let io = |e: std::io::Error| Error::Local {
+            path: file.to_path_buf(),
+            source: e,
+        };
+        if let Some(parent) = file.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io)?;
+        }
+        let mut out = tokio::fs::File::create(file).await.map_err(io)?;
+        let mut stream = self
+            .store
+            .get(&Path::from(path))
+            .await
+            .map_err(|source| Error::store("download", path, source))?
+            .into_stream();
+        let mut n = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|source| Error::store("download", path, source))?;
+            n += chunk.len() as u64;
+            out.write_all(&chunk).await.map_err(io)?;
+        }
+        out.flush().await.map_err(io)?;
+        Ok(n)
     }
 
     /// The underlying store.

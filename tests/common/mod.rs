@@ -212,3 +212,83 @@ pub fn all_text(lake: &Path) -> String {
     }
     out
 }
+
+/// A local S3-compatible server (moto) on 127.0.0.1, started for one test and stopped on drop.
+/// `.ci/run` installs it and sets `OPSLAKE_TEST_MOTO` to its `moto_server` program; without it
+/// the S3 suites are skipped (they say so).
+pub struct S3Server {
+    child: std::process::Child,
+    pub endpoint: String,
+    pub bucket: String,
+}
+
+impl S3Server {
+    /// Starts a server with one bucket, or `None` (with the reason printed) when unavailable.
+    pub fn start() -> Option<S3Server> {
+        let Ok(program) = std::env::var("OPSLAKE_TEST_MOTO") else {
+            eprintln!("skipped: set OPSLAKE_TEST_MOTO to a moto_server program (.ci/run does)");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let server = S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            bucket: "lake-bucket".into(),
+        };
+        for _ in 0..200 {
+            if http(port, "GET", "/moto-api/").is_some() {
+                // moto accepts an unsigned bucket creation.
+                http(port, "PUT", &format!("/{}", server.bucket)).expect("create bucket");
+                return Some(server);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("moto_server did not start on port {port}");
+    }
+
+    /// The environment a client needs (credentials are not checked by moto).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ]
+    }
+
+    /// `s3://bucket/prefix`.
+    pub fn url(&self, prefix: &str) -> String {
+        format!("s3://{}/{prefix}", self.bucket)
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A bare HTTP/1.1 request; the status line's code if it answered.
+fn http(port: u16, method: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).ok()?;
+    let line = String::from_utf8_lossy(&buf[..n]);
+    line.split_whitespace().nth(1)?.parse().ok()
+}
