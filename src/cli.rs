@@ -162,6 +162,10 @@ pub struct RunArgs {
     /// File holding the PII key (a mounted secret).
     #[arg(long, env = "OPSLAKE_PII_KEY_FILE")]
     pub pii_key_file: Option<String>,
+    /// Read and publish only this share of the day, i/n (0-based): the tenants whose stable
+    /// hash is i modulo n. Shards commit independently; run `opslake reconcile` when all did.
+    #[arg(long, env = "OPSLAKE_SHARD")]
+    pub shard: Option<String>,
 }
 
 /// `--rejects-raw`.
@@ -204,6 +208,7 @@ impl RunArgs {
                 PiiArg::Drop => PiiMode::Drop,
             }),
             pii_key_file: self.pii_key_file.clone(),
+            shard: self.shard.clone(),
         }
     }
 
@@ -285,9 +290,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let runs = rt
                 .block_on(crate::publish::all_runs(&lake))
                 .map_err(crate::Error::from)?;
-            std::io::stdout()
-                .lock()
-                .write_all(runs_table(&runs).as_bytes())?;
+            std::io::stdout().lock().write_all(runs_table(&runs).as_bytes())?;
             Ok(())
         }
         Command::Runs(RunsCommand::Show { run_id, args }) => {
@@ -297,15 +300,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let runs = rt
                 .block_on(crate::publish::all_runs(&lake))
                 .map_err(crate::Error::from)?;
-            let run = runs.iter().find(|r| r.run_id == run_id).with_context(|| {
-                format!(
-                    "no committed run {run_id} in {}: see `opslake runs list`",
-                    lake.url
-                )
-            })?;
-            std::io::stdout()
-                .lock()
-                .write_all(run_details(run).as_bytes())?;
+            let run = runs
+                .iter()
+                .find(|r| r.run_id == run_id)
+                .with_context(|| format!("no committed run {run_id} in {}: see `opslake runs list`", lake.url))?;
+            std::io::stdout().lock().write_all(run_details(run).as_bytes())?;
             Ok(())
         }
         Command::Samples(SamplesCommand::Generate { orders, seed, out }) => {
@@ -353,9 +352,7 @@ fn money(text: &str) -> String {
 fn print_summary(report: &RunReport, job: &job::Job) {
     let m = &report.manifest;
     let mut o = String::new();
-    let total = |f: fn(&crate::normalize::SourceReport) -> u64| {
-        report.normalize.sources.iter().map(f).sum::<u64>()
-    };
+    let total = |f: fn(&crate::normalize::SourceReport) -> u64| report.normalize.sources.iter().map(f).sum::<u64>();
     let read = total(|s| s.records_read);
     let rejects = total(|s| s.rejects);
     use std::fmt::Write as _;
@@ -414,16 +411,7 @@ fn runs_table(runs: &[crate::publish::RunManifest]) -> String {
     let _ = writeln!(
         o,
         "{:<11} {:>6}  {:<22} {:<10} {:<20} {:>9} {:>11} {:>8} {:>7} {:>8}",
-        "run_date",
-        "commit",
-        "run_id",
-        "job",
-        "committed (UTC)",
-        "seconds",
-        "rows",
-        "rejects",
-        "dups",
-        "warnings"
+        "run_date", "commit", "run_id", "job", "committed (UTC)", "seconds", "rows", "rejects", "dups", "warnings"
     );
     for r in runs {
         let rows: u64 = r.tables.values().map(|t| t.rows).sum();
@@ -434,7 +422,10 @@ fn runs_table(runs: &[crate::publish::RunManifest]) -> String {
             r.run_date.map(|d| d.to_string()).unwrap_or_default(),
             r.commit,
             r.run_id,
-            r.job,
+            match &r.shard {
+                Some(s) => format!("{} {s}", r.job),
+                None => r.job.clone(),
+            },
             r.committed_at
                 .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                 .unwrap_or_default(),

@@ -50,9 +50,7 @@ impl Error {
             Error::Config(_) => exit::CONFIG,
             Error::Extract(e) if e.is_config() => exit::CONFIG,
             Error::Extract(_) => exit::SOURCE_UNREACHABLE,
-            Error::Normalize(crate::normalize::Error::TooManyRejects { .. }) => {
-                exit::REJECTS_ABOVE_RATIO
-            }
+            Error::Normalize(crate::normalize::Error::TooManyRejects { .. }) => exit::REJECTS_ABOVE_RATIO,
             Error::Normalize(_) | Error::Reconcile(_) => exit::INTERNAL,
             Error::Publish(crate::publish::Error::RunAlreadyCommitted { .. }) => exit::CONFLICT,
             Error::Publish(_) => exit::PUBLISH,

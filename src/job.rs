@@ -107,6 +107,8 @@ pub struct JobConfig {
     pub allow_development_key: Option<bool>,
     /// Per-column policy: `"table.column"` or `"column"` = `keep` | `hash` | `drop`.
     pub pii_columns: Option<BTreeMap<String, PiiAction>>,
+    /// This run's share of the day, `i/n`: the tenants whose stable hash is `i` modulo `n`.
+    pub shard: Option<String>,
 }
 
 impl JobConfig {
@@ -162,6 +164,8 @@ pub struct Overrides {
     pub pii: Option<PiiMode>,
     /// `--pii-key-file`.
     pub pii_key_file: Option<String>,
+    /// `--shard`.
+    pub shard: Option<String>,
 }
 
 /// A resolved job: everything a run needs, validated.
@@ -195,14 +199,12 @@ pub struct Job {
     pub pii: Pii,
     /// Whether the public development key is in use.
     pub development_key: bool,
+    /// The share of the day this run reads and publishes.
+    pub shard: Option<crate::publish::layout::Shard>,
 }
 
 /// Resolves a job from its file, the environment (`env`) and flags.
-pub fn resolve(
-    config: JobConfig,
-    env: &dyn Fn(&str) -> Option<String>,
-    flags: &Overrides,
-) -> Result<Job, Error> {
+pub fn resolve(config: JobConfig, env: &dyn Fn(&str) -> Option<String>, flags: &Overrides) -> Result<Job, Error> {
     let bad = |setting: &str, value: &str, why: String| Error::Value {
         setting: setting.to_string(),
         value: value.to_string(),
@@ -213,30 +215,17 @@ pub fn resolve(
         .clone()
         .or(config.source_timezone)
         .unwrap_or_else(|| "Europe/Madrid".into());
-    let time = TimeParser::new(&source_timezone)
-        .map_err(|why| bad("source_timezone", &source_timezone, why))?;
+    let time = TimeParser::new(&source_timezone).map_err(|why| bad("source_timezone", &source_timezone, why))?;
 
-    let as_of_text = flags
-        .as_of
-        .clone()
-        .or(config.as_of)
-        .unwrap_or_else(|| "today".into());
+    let as_of_text = flags.as_of.clone().or(config.as_of).unwrap_or_else(|| "today".into());
     let as_of = if as_of_text == "today" {
         chrono::Utc::now().with_timezone(&time.zone()).date_naive()
     } else {
-        NaiveDate::parse_from_str(&as_of_text, "%Y-%m-%d").map_err(|_| {
-            bad(
-                "as_of",
-                &as_of_text,
-                "expected YYYY-MM-DD or \"today\"".into(),
-            )
-        })?
+        NaiveDate::parse_from_str(&as_of_text, "%Y-%m-%d")
+            .map_err(|_| bad("as_of", &as_of_text, "expected YYYY-MM-DD or \"today\"".into()))?
     };
 
-    let max_reject_ratio = flags
-        .max_reject_ratio
-        .or(config.max_reject_ratio)
-        .unwrap_or(0.01);
+    let max_reject_ratio = flags.max_reject_ratio.or(config.max_reject_ratio).unwrap_or(0.01);
     if !(0.0..=1.0).contains(&max_reject_ratio) {
         return Err(bad(
             "max_reject_ratio",
@@ -307,19 +296,18 @@ pub fn resolve(
             _ => return Err(Error::MissingPiiKey),
         }),
     };
-    let overrides: HashMap<String, PiiAction> =
-        config.pii_columns.unwrap_or_default().into_iter().collect();
+    let overrides: HashMap<String, PiiAction> = config.pii_columns.unwrap_or_default().into_iter().collect();
     let pii = Pii::new(mode, key.as_ref(), overrides).map_err(|why| bad("pii", "", why))?;
 
+    let shard = match flags.shard.clone().or(config.shard) {
+        None => None,
+        Some(text) => Some(crate::publish::layout::Shard::parse(&text).map_err(|why| bad("shard", &text, why))?),
+    };
+
     Ok(Job {
+        shard,
         name: config.name.unwrap_or_else(|| "adhoc".into()),
-        input: PathBuf::from(
-            flags
-                .input
-                .clone()
-                .or(config.input)
-                .unwrap_or_else(|| "samples".into()),
-        ),
+        input: PathBuf::from(flags.input.clone().or(config.input).unwrap_or_else(|| "samples".into())),
         output: flags
             .output
             .clone()
@@ -329,17 +317,10 @@ pub fn resolve(
         time,
         max_reject_ratio,
         rejects_raw: flags.rejects_raw.or(config.rejects_raw).unwrap_or_default(),
-        stuck_after_days: flags
-            .stuck_after_days
-            .or(config.stuck_after_days)
-            .unwrap_or(7),
+        stuck_after_days: flags.stuck_after_days.or(config.stuck_after_days).unwrap_or(7),
         threads,
         batch_bytes,
-        work_dir: flags
-            .work_dir
-            .clone()
-            .or(config.work_dir)
-            .map(PathBuf::from),
+        work_dir: flags.work_dir.clone().or(config.work_dir).map(PathBuf::from),
         sources,
         pii,
         development_key,
@@ -356,12 +337,7 @@ mod tests {
 
     #[test]
     fn the_embedded_job_parses_and_resolves_without_a_key() {
-        let job = resolve(
-            JobConfig::load(None).unwrap(),
-            &no_env,
-            &Overrides::default(),
-        )
-        .unwrap();
+        let job = resolve(JobConfig::load(None).unwrap(), &no_env, &Overrides::default()).unwrap();
         assert!(job.development_key);
         assert_eq!(job.output, "./lake");
         assert_eq!(job.input, PathBuf::from("samples"));
@@ -386,8 +362,7 @@ mod tests {
 
     #[test]
     fn flags_beat_environment_beats_file() {
-        let cfg =
-            JobConfig::parse("output = \"from-file\"\nas_of = \"2025-01-02\"", "test").unwrap();
+        let cfg = JobConfig::parse("output = \"from-file\"\nas_of = \"2025-01-02\"", "test").unwrap();
         let env = |k: &str| (k == "OPSLAKE_PII_KEY").then(|| "k".to_string());
         let flags = Overrides {
             output: Some("from-flag".into()),
@@ -402,14 +377,10 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         let cfg = JobConfig::parse("as_of = \"yesterday\"\npii = \"drop\"", "test").unwrap();
-        let err = resolve(cfg, &no_env, &Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let err = resolve(cfg, &no_env, &Overrides::default()).unwrap_err().to_string();
         assert!(err.contains("as_of") && err.contains("yesterday"), "{err}");
         let cfg = JobConfig::parse("sources = [\"ordres\"]\npii = \"drop\"", "test").unwrap();
-        let err = resolve(cfg, &no_env, &Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let err = resolve(cfg, &no_env, &Overrides::default()).unwrap_err().to_string();
         assert!(err.contains("ordres") && err.contains("orders"), "{err}");
     }
 }

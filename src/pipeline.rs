@@ -11,9 +11,7 @@ use tracing::info;
 use crate::error::Result;
 use crate::job::Job;
 use crate::normalize::{self, NormalizeReport, TableReport};
-use crate::publish::manifest::{
-    FileManifest, PartManifest, PiiManifest, SourceManifest, StageManifest, TableManifest,
-};
+use crate::publish::manifest::{FileManifest, PartManifest, PiiManifest, SourceManifest, StageManifest, TableManifest};
 use crate::publish::{self, Lake, RunManifest, layout};
 use crate::reconcile::{self, ReconcileReport};
 use crate::sources::{self, Source};
@@ -39,10 +37,7 @@ pub fn new_run_id() -> String {
 }
 
 fn selected(job: &Job) -> Vec<&'static dyn Source> {
-    job.sources
-        .iter()
-        .filter_map(|n| sources::find(n))
-        .collect()
+    job.sources.iter().filter_map(|n| sources::find(n)).collect()
 }
 
 fn normalize_options<'s>(job: &Job, package: &Path) -> normalize::Options<'s> {
@@ -57,6 +52,7 @@ fn normalize_options<'s>(job: &Job, package: &Path) -> normalize::Options<'s> {
         pii: job.pii.clone(),
         rejects_raw: job.rejects_raw,
         max_reject_ratio: job.max_reject_ratio,
+        shard: job.shard,
     }
 }
 
@@ -77,6 +73,7 @@ pub fn run(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
         &run_id,
         job.as_of,
         job.work_dir.as_deref(),
+        job.shard,
     ))?;
     let mut stages = Vec::new();
 
@@ -88,8 +85,8 @@ pub fn run(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
     });
 
     let t = Instant::now();
-    let normalized = tracing::info_span!("normalize")
-        .in_scope(|| normalize::normalize(&normalize_options(job, &package.dir)));
+    let normalized =
+        tracing::info_span!("normalize").in_scope(|| normalize::normalize(&normalize_options(job, &package.dir)));
     let normalized = match normalized {
         Ok(r) => r,
         Err(e) => {
@@ -113,9 +110,12 @@ pub fn run(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
 
     // A run of some sources only replaces their tables and leaves the reconciliations, which
     // need every source, to a full run (or to `opslake reconcile`).
-    let full = sources::SOURCES
-        .iter()
-        .all(|s| job.sources.iter().any(|n| n == s.name()));
+    // A shard reads some tenants only: its share of the day is committed alone, and the
+    // reconciliations (which join across tenants: stock) wait for `opslake reconcile`.
+    let full = job.shard.is_none()
+        && sources::SOURCES
+            .iter()
+            .all(|s| job.sources.iter().any(|n| n == s.name()));
     let t = Instant::now();
     let reconciled = if full {
         let params = reconcile::Params::new(job.as_of, &job.time, job.stuck_after_days);
@@ -130,7 +130,11 @@ pub fn run(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
         }
     } else {
         ReconcileReport {
-            warnings: vec!["reconciliations skipped: this run reads only some sources (the day's other tables are kept)".into()],
+            warnings: vec![
+                "reconciliations skipped: this run reads some sources or one shard only (the day's other tables are kept); \
+                 run `opslake reconcile` once the day is complete"
+                    .into(),
+            ],
             ..Default::default()
         }
     };
@@ -150,18 +154,8 @@ pub fn run(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
     let t = Instant::now();
     let mut tables = normalized.tables.clone();
     tables.extend(recon_tables(&package.dir, job.as_of, &reconciled));
-    let mut manifest = build_manifest(
-        job,
-        &run_id,
-        &lake,
-        started_at,
-        &normalized,
-        &tables,
-        stages,
-    );
-    manifest
-        .warnings
-        .extend(reconciled.warnings.iter().cloned());
+    let mut manifest = build_manifest(job, &run_id, &lake, started_at, &normalized, &tables, stages);
+    manifest.warnings.extend(reconciled.warnings.iter().cloned());
     let published = tracing::info_span!("publish")
         .in_scope(|| runtime.block_on(publish::publish(&lake, &package, &mut manifest, full)));
     if let Err(e) = published {
@@ -179,12 +173,7 @@ pub fn run(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
         &layout::manifest_path(job.as_of, &run_id),
         serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
     ))?;
-    info!(
-        stage = "publish",
-        commit = manifest.commit,
-        seconds,
-        "run committed"
-    );
+    info!(stage = "publish", commit = manifest.commit, seconds, "run committed");
     Ok(RunReport {
         manifest,
         normalize: normalized,
@@ -193,22 +182,16 @@ pub fn run(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
 }
 
 /// The reconciliation tables written into a package, as table reports.
-fn recon_tables(
-    dir: &Path,
-    run_date: chrono::NaiveDate,
-    r: &ReconcileReport,
-) -> BTreeMap<String, TableReport> {
+fn recon_tables(dir: &Path, run_date: chrono::NaiveDate, r: &ReconcileReport) -> BTreeMap<String, TableReport> {
     r.rows
         .iter()
         .map(|(name, rows)| {
-            let bytes = std::fs::metadata(dir.join(layout::part_path(name, run_date, 0)))
-                .map_or(0, |m| m.len());
+            let bytes = std::fs::metadata(dir.join(layout::part_path(name, run_date, 0))).map_or(0, |m| m.len());
             let mut t = TableReport {
                 rows: *rows,
                 ..Default::default()
             };
-            t.parts
-                .insert(0, normalize::PartReport { rows: *rows, bytes });
+            t.parts.insert(0, normalize::PartReport { rows: *rows, bytes });
             (name.clone(), t)
         })
         .collect()
@@ -216,10 +199,7 @@ fn recon_tables(
 
 /// Re-runs the reconcile stage on a committed day of a local lake and commits its tables
 /// (the day's other tables stay as they are).
-pub fn reconcile_day(
-    job: &Job,
-    runtime: &tokio::runtime::Runtime,
-) -> Result<(RunManifest, ReconcileReport)> {
+pub fn reconcile_day(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<(RunManifest, ReconcileReport)> {
     let started_at = Utc::now();
     let run_id = new_run_id();
     let lake = Lake::open(&job.output)?;
@@ -236,6 +216,7 @@ pub fn reconcile_day(
         &run_id,
         job.as_of,
         job.work_dir.as_deref(),
+        None,
     ))?;
     // A local lake is read in place; a remote one's committed inputs are fetched first.
     let root = match &lake.local_root {
@@ -366,6 +347,7 @@ fn build_manifest(
             key: job.pii.key_label().to_string(),
         },
         settings,
+        shard: job.shard.map(|s| s.to_string()),
     }
 }
 

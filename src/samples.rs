@@ -146,17 +146,8 @@ const IN_PROGRESS_PATH: &[&str] = &[
     "IN_TRANSIT",
     "IN_DELIVERY",
 ];
-const DELIVERED: &[&str] = &[
-    "DELIVERED",
-    "DELIVERED_CUSTODIAN",
-    "DELIVERED_IN_DELIVERY_POINT",
-];
-const RETURNED: &[&str] = &[
-    "RETURNED",
-    "RETURNED_TO_OL",
-    "RETURNED_TO_WAREHOUSE",
-    "NOT_DELIVERED",
-];
+const DELIVERED: &[&str] = &["DELIVERED", "DELIVERED_CUSTODIAN", "DELIVERED_IN_DELIVERY_POINT"];
+const RETURNED: &[&str] = &["RETURNED", "RETURNED_TO_OL", "RETURNED_TO_WAREHOUSE", "NOT_DELIVERED"];
 const CANCELLED: &[&str] = &["CANCELLED", "ABANDONED", "EXPIRED", "REJECTED"];
 const INCIDENCE: &[&str] = &[
     "INCIDENCE",
@@ -249,10 +240,7 @@ impl Sink {
         let path = dir.join(name);
         let file = BufWriter::with_capacity(1 << 20, File::create(&path)?);
         let out: Box<dyn Write + Send> = if name.ends_with(".gz") {
-            Box::new(flate2::write::GzEncoder::new(
-                file,
-                flate2::Compression::fast(),
-            ))
+            Box::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()))
         } else if name.ends_with(".zst") {
             Box::new(zstd::stream::write::Encoder::new(file, 1)?.auto_finish())
         } else {
@@ -326,6 +314,7 @@ struct PartWriters {
     expeditions: Pager,
     pickups: Vec<Value>,
     external: Sink,
+    redelivered: Vec<Value>,
 }
 
 /// What a part of the universe adds to the shared totals.
@@ -336,7 +325,7 @@ struct PartResult {
     pending: BTreeMap<String, i64>,
     /// Every product code ordered.
     ordered: std::collections::BTreeSet<String>,
-    pickups: Vec<Value>,
+    pickups: Vec<(&'static str, Value)>,
 }
 
 /// Writes the universe under `out`.
@@ -363,7 +352,7 @@ pub fn generate(u: &Universe, out: &Path) -> io::Result<Stats> {
     let mut truth = Truth::default();
     let mut pending: BTreeMap<String, i64> = BTreeMap::new();
     let mut ordered = std::collections::BTreeSet::new();
-    let mut pickups = Vec::new();
+    let mut pickups: BTreeMap<&'static str, Vec<Value>> = BTreeMap::new();
     for r in results {
         let r = r?;
         truth.no_expedition.extend(r.truth.no_expedition);
@@ -378,15 +367,19 @@ pub fn generate(u: &Universe, out: &Path) -> io::Result<Stats> {
         for (k, v) in r.pending {
             *pending.entry(k).or_default() += v;
         }
-        pickups.extend(r.pickups);
+        for (tenant, p) in r.pickups {
+            pickups.entry(tenant).or_default().push(p);
+        }
         ordered.extend(r.ordered);
     }
-    write_json(&out.join("pickups/pickups.json"), &Value::Array(pickups))?;
+    for (tenant, list) in pickups {
+        write_json(
+            &out.join("pickups").join(tenant).join("pickups.json"),
+            &Value::Array(list),
+        )?;
+    }
     write_stock(u, out, &pending, &ordered, &mut truth)?;
-    write_json(
-        &out.join("_truth/injected.json"),
-        &serde_json::to_value(&truth)?,
-    )?;
+    write_json(&out.join("_truth/injected.json"), &serde_json::to_value(&truth)?)?;
     let mut stats = Stats::default();
     count(out, &mut stats)?;
     Ok(stats)
@@ -445,95 +438,95 @@ fn write_stock(
         writeln!(csv, "{},{code},{a}", warehouses[0])?;
         // Numbers arrive quoted in some exports.
         writeln!(csv, "\"{}\",{code},\"{b}\"", warehouses[1])?;
-        extra.push(
-            json!({"warehouse_id": warehouses[2], "product_id": code, "available_quantity": c}),
-        );
+        extra.push(json!({"warehouse_id": warehouses[2], "product_id": code, "available_quantity": c}));
     }
     // Codes nobody ordered still have stock.
-    extra
-        .push(json!({"warehouse_id": "50", "product_id": "LEGACY-ADSL", "available_quantity": 12}));
+    extra.push(json!({"warehouse_id": "50", "product_id": "LEGACY-ADSL", "available_quantity": 12}));
     csv.flush()?;
     write_json(&dir.join("warehouse-52.json"), &json!({ "data": extra }))
 }
 
-fn write_part(
-    u: &Universe,
-    out: &Path,
-    part: usize,
-    range: std::ops::Range<usize>,
-) -> io::Result<PartResult> {
+fn part_writers(out: &Path, tenant: &str, part: usize) -> io::Result<PartWriters> {
     let name = |src: &str, ext: &str| format!("{src}-{part:03}.{ext}");
-    let mut w = PartWriters {
-        appointments: Sink::create(
-            &out.join("appointments"),
-            &name("appointments", "ndjson.gz"),
-        )?,
-        time_slots: Sink::create(&out.join("time_slots"), &name("searches", "ndjson"))?,
-        memos: Pager {
-            sink: Sink::create(&out.join("memos"), &name("memos", "ndjson"))?,
-            key: "memos",
+    let dir = |source: &str| out.join(source).join(tenant);
+    let pager = |source: &str, file: String, key: &'static str, size: usize, memos: bool| -> io::Result<Pager> {
+        Ok(Pager {
+            sink: Sink::create(&dir(source), &file)?,
+            key,
             items: Vec::new(),
             page: 0,
-            size: 50,
-            memos: true,
-        },
-        typifications: Sink::create(&out.join("typifications"), &name("typifications", "ndjson"))?,
-        devices: Sink::create(&out.join("customer_devices"), &name("devices", "ndjson"))?,
-        orders: Pager {
-            sink: Sink::create(&out.join("orders"), &name("orders", "ndjson"))?,
-            key: "orders",
-            items: Vec::new(),
-            page: 0,
-            size: 100,
-            memos: false,
-        },
-        expeditions: Pager {
-            sink: Sink::create(&out.join("expeditions"), &name("expeditions", "ndjson.zst"))?,
-            key: "expeditions",
-            items: Vec::new(),
-            page: 0,
-            size: 100,
-            memos: false,
-        },
-        pickups: Vec::new(),
-        external: Sink::create(&out.join("external_orders"), &name("external", "ndjson.gz"))?,
+            size,
+            memos,
+        })
     };
+    Ok(PartWriters {
+        appointments: Sink::create(&dir("appointments"), &name("appointments", "ndjson.gz"))?,
+        time_slots: Sink::create(&dir("time_slots"), &name("searches", "ndjson"))?,
+        memos: pager("memos", name("memos", "ndjson"), "memos", 50, true)?,
+        typifications: Sink::create(&dir("typifications"), &name("typifications", "ndjson"))?,
+        devices: Sink::create(&dir("customer_devices"), &name("devices", "ndjson"))?,
+        orders: pager("orders", name("orders", "ndjson"), "orders", 100, false)?,
+        expeditions: pager(
+            "expeditions",
+            name("expeditions", "ndjson.zst"),
+            "expeditions",
+            100,
+            false,
+        )?,
+        pickups: Vec::new(),
+        external: Sink::create(&dir("external_orders"), &name("external", "ndjson.gz"))?,
+        redelivered: Vec::new(),
+    })
+}
+
+/// Where a tenant's single files go: `{out}/{source}/{tenant}/{file}`.
+struct TenantOut {
+    root: std::path::PathBuf,
+    tenant: &'static str,
+}
+
+impl TenantOut {
+    fn path(&self, source: &str, file: &str) -> std::path::PathBuf {
+        self.root.join(source).join(self.tenant).join(file)
+    }
+}
+
+/// Writes the orders of `range`, each tenant's into its own sub-folder of every source.
+fn write_part(u: &Universe, out: &Path, part: usize, range: std::ops::Range<usize>) -> io::Result<PartResult> {
+    let mut writers: BTreeMap<&'static str, PartWriters> = BTreeMap::new();
     let mut result = PartResult::default();
-    let mut redelivered = Vec::new();
     for i in range {
-        order(u, out, i, &mut w, &mut result, &mut redelivered)?;
+        order(u, out, part, i, &mut writers, &mut result)?;
     }
-    w.memos.flush()?;
-    w.orders.flush()?;
-    w.expeditions.flush()?;
-    // Appointments exported again later the same day (newer lastUpdate wins).
-    if !redelivered.is_empty() {
-        let mut again = Sink::create(
-            &out.join("appointments"),
-            &name("appointments-redelivered", "ndjson"),
-        )?;
-        for a in &redelivered {
-            again.line(a)?;
+    for (tenant, mut w) in writers {
+        w.memos.flush()?;
+        w.orders.flush()?;
+        w.expeditions.flush()?;
+        // Appointments exported again later the same day (newer lastUpdate wins).
+        if !w.redelivered.is_empty() {
+            let mut again = Sink::create(
+                &out.join("appointments").join(tenant),
+                &format!("appointments-redelivered-{part:03}.ndjson"),
+            )?;
+            for a in &w.redelivered {
+                again.line(a)?;
+            }
+            again.out.flush()?;
         }
-        again.out.flush()?;
+        for s in [
+            &mut w.appointments,
+            &mut w.time_slots,
+            &mut w.typifications,
+            &mut w.devices,
+            &mut w.external,
+        ] {
+            s.out.flush()?;
+        }
+        for s in [&mut w.memos.sink, &mut w.orders.sink, &mut w.expeditions.sink] {
+            s.out.flush()?;
+        }
+        result.pickups.extend(w.pickups.into_iter().map(|p| (tenant, p)));
     }
-    for s in [
-        &mut w.appointments,
-        &mut w.time_slots,
-        &mut w.typifications,
-        &mut w.devices,
-        &mut w.external,
-    ] {
-        s.out.flush()?;
-    }
-    for s in [
-        &mut w.memos.sink,
-        &mut w.orders.sink,
-        &mut w.expeditions.sink,
-    ] {
-        s.out.flush()?;
-    }
-    result.pickups = w.pickups;
     Ok(result)
 }
 
@@ -613,22 +606,30 @@ struct Product {
 fn order(
     u: &Universe,
     out: &Path,
+    part: usize,
     i: usize,
-    w: &mut PartWriters,
+    writers: &mut BTreeMap<&'static str, PartWriters>,
     result: &mut PartResult,
-    redelivered: &mut Vec<Value>,
 ) -> io::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(
         u.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93),
     );
     let end = snapshot_end_utc();
     let (tenant, tenant_id, wo_prefix) = *pick(&mut rng, TENANTS);
+    if !writers.contains_key(tenant) {
+        writers.insert(tenant, part_writers(out, tenant, part)?);
+    }
+    let Some(w) = writers.get_mut(tenant) else {
+        return Ok(());
+    };
+    let out_for = |tenant: &'static str| TenantOut {
+        root: out.to_path_buf(),
+        tenant,
+    };
     let order_id = format!("{:08}-{:05x}", i, rng.random_range(0..0xFFFFFu32));
     let customer = 10_000_000 + i as u64;
     let who = person(&mut rng, i);
-    let ordered_at = end
-        - Duration::days(rng.random_range(3..60))
-        - Duration::minutes(rng.random_range(0..1440));
+    let ordered_at = end - Duration::days(rng.random_range(3..60)) - Duration::minutes(rng.random_range(0..1440));
     // Orders with a product lacking its device id are kept out of installs, so that the
     // readiness each install expects follows from its one expedition.
     let install = rng.random_bool(0.7) && i % 499 != 7;
@@ -676,25 +677,16 @@ fn order(
         for p in &products {
             *result.pending.entry(p.code.to_string()).or_default() += p.quantity;
             if let Some(d) = &p.device {
-                result
-                    .truth
-                    .no_expedition
-                    .push((order_id.clone(), d.clone()));
+                result.truth.no_expedition.push((order_id.clone(), d.clone()));
             }
-            result
-                .truth
-                .fulfilment
-                .insert(key(&p.device), "NO_EXPEDITION".into());
+            result.truth.fulfilment.insert(key(&p.device), "NO_EXPEDITION".into());
         }
     } else {
         let base_id = format!("{:016x}", rng.random::<u64>());
         let mut shipped: Vec<&Product> = products.iter().filter(|p| p.device.is_some()).collect();
         for p in products.iter().filter(|p| p.device.is_none()) {
             *result.pending.entry(p.code.to_string()).or_default() += p.quantity;
-            result
-                .truth
-                .fulfilment
-                .insert(key(&p.device), "NO_EXPEDITION".into());
+            result.truth.fulfilment.insert(key(&p.device), "NO_EXPEDITION".into());
         }
         let start = ordered_at + Duration::hours(rng.random_range(2..30));
         let last_at = last_status_time(&mut rng, outcome, end);
@@ -719,23 +711,13 @@ fn order(
             }
         }
         let suffix = if reexpedition { "R1" } else { "R0" };
-        let (exp, last_at) = expedition(
-            &mut rng,
-            &format!("{base_id}-{suffix}"),
-            &shipped,
-            outcome,
-            at,
-            last_at,
-        );
+        let (exp, last_at) = expedition(&mut rng, &format!("{base_id}-{suffix}"), &shipped, outcome, at, last_at);
         w.expeditions.push(exp)?;
         if outcome == Outcome::Delivered {
             delivered_at = Some(last_at);
         }
         for p in shipped.drain(..) {
-            result
-                .truth
-                .fulfilment
-                .insert(key(&p.device), outcome.state().into());
+            result.truth.fulfilment.insert(key(&p.device), outcome.state().into());
             if outcome == Outcome::Stuck {
                 if let Some(d) = &p.device {
                     result.truth.stuck.push((order_id.clone(), d.clone()));
@@ -806,7 +788,7 @@ fn order(
     });
     if i == 0 {
         // One order exported alone, as the GET of one order returns it.
-        write_json(&out.join("orders/single-order.json"), &order_value)?;
+        write_json(&out.join("orders").join(tenant).join("single-order.json"), &order_value)?;
     } else {
         w.orders.push(order_value)?;
     }
@@ -822,24 +804,17 @@ fn order(
             &order_id,
             delivered_at,
             end,
-            out,
+            &out_for(tenant),
             w,
             result,
-            redelivered,
         )?;
     }
 
     // Customer care: memos, typifications, devices.
     // Final payments: the fees on file usually cover what is left to pay; sometimes not.
     let finalpayment = rng.random_bool(0.1);
-    let fee_off = if finalpayment && rng.random_bool(0.25) {
-        100
-    } else {
-        0
-    };
-    customer_care(
-        &mut rng, i, customer, tenant, &who, &products, fee_off, w, out,
-    )?;
+    let fee_off = if finalpayment && rng.random_bool(0.25) { 100 } else { 0 };
+    customer_care(&mut rng, i, customer, tenant, &who, &products, fee_off, w, out)?;
 
     // The logistics operator's record of the delivery and its remaining payment.
     if !no_expedition && rng.random_bool(0.75) {
@@ -966,10 +941,9 @@ fn appointment(
     order_id: &str,
     delivered_at: Option<NaiveDateTime>,
     end: NaiveDateTime,
-    out: &Path,
+    out: &TenantOut,
     w: &mut PartWriters,
     result: &mut PartResult,
-    redelivered: &mut Vec<Value>,
 ) -> io::Result<()> {
     if rng.random_bool(0.08) {
         result
@@ -985,10 +959,7 @@ fn appointment(
         None if rng.random_bool(0.4) => ("AT_RISK", end + Duration::hours(rng.random_range(1..46))),
         None => ("PENDING", end + Duration::hours(rng.random_range(50..400))),
     };
-    result
-        .truth
-        .readiness
-        .insert(order_id.to_string(), state.into());
+    result.truth.readiness.insert(order_id.to_string(), state.into());
     if state == "LATE" {
         result.truth.late_install.push(order_id.to_string());
     }
@@ -1016,9 +987,7 @@ fn appointment(
         json!({"id": format!("{}", 60 + 5 * rng.random_range(0..6)), "role": "duration"}),
     ];
     if rng.random_bool(0.5) {
-        let local = chrono_tz::Europe::Madrid
-            .from_utc_datetime(&start)
-            .naive_local();
+        let local = chrono_tz::Europe::Madrid.from_utc_datetime(&start).naive_local();
         parties.push(json!({"id": "CONTRACT_TO_DEFINE", "role": "contract"}));
         parties.push(json!({"id": "0", "role": "delay"}));
         parties.push(json!({"id": "false", "role": "isNewAppointment"}));
@@ -1075,14 +1044,14 @@ fn appointment(
         w.appointments.line(&old)?;
     }
     if i < 3 {
-        write_json(&out.join(format!("appointments/appointment-{id}.json")), &a)?;
+        write_json(&out.path("appointments", &format!("appointment-{id}.json")), &a)?;
     } else if rng.random_bool(0.02) {
         // Exported twice: the first copy is older and loses.
         let mut older = a.clone();
         older["lastUpdate"] = json!(iso_ms(updated - Duration::hours(6)));
         older["status"] = json!("created");
         w.appointments.line(&older)?;
-        redelivered.push(a.clone());
+        w.redelivered.push(a.clone());
     } else {
         w.appointments.line(&a)?;
     }
@@ -1098,11 +1067,10 @@ fn appointment(
         let response = json!({"availableTimeSlot": slots, "searchDate": iso(end - Duration::hours(30)), "searchResult": "success", "status": "created"});
         if i < 60 && i % 20 == 1 {
             // A response alone, in a file named after the appointment.
-            write_json(&out.join(format!("time_slots/{id}.json")), &response)?;
+            write_json(&out.path("time_slots", &format!("{id}.json")), &response)?;
         } else {
-            w.time_slots.line(
-                &json!({"request": {"id": id, "requestedTimeSlot": []}, "response": response}),
-            )?;
+            w.time_slots
+                .line(&json!({"request": {"id": id, "requestedTimeSlot": []}, "response": response}))?;
         }
     }
     Ok(())
@@ -1152,7 +1120,7 @@ fn customer_care(
     if !typifications.is_empty() {
         if i < 2 {
             write_json(
-                &out.join(format!("typifications/{customer}.json")),
+                &out.join("typifications").join(tenant).join(format!("{customer}.json")),
                 &json!({ "typifications": typifications }),
             )?;
         } else {
@@ -1191,12 +1159,13 @@ fn customer_care(
         if i < 2 {
             // As the API returns it, in a file named after the customer.
             write_json(
-                &out.join(format!("customer_devices/{customer}.json")),
+                &out.join("customer_devices")
+                    .join(tenant)
+                    .join(format!("{customer}.json")),
                 &json!({ "devices": devices }),
             )?;
         } else {
-            w.devices
-                .line(&json!({"customer_num": customer, "devices": devices}))?;
+            w.devices.line(&json!({"customer_num": customer, "devices": devices}))?;
         }
     }
     Ok(())
@@ -1257,20 +1226,13 @@ fn external_order(
         let usd = courier.is_some() && !unknown_devices && rng.random_bool(0.01);
         let state = if usd { "CURRENCY_NOT_EUR" } else { state };
         if finalpayment && !unknown_devices {
-            let fees = if fee_mismatch {
-                "AMOUNT_MISMATCH"
-            } else {
-                "MATCH"
-            };
+            let fees = if fee_mismatch { "AMOUNT_MISMATCH" } else { "MATCH" };
             result.truth.fees.insert(format!("{id}/{j}"), fees.into());
         }
         if state == "AMOUNT_MISMATCH" {
             result.truth.amount_mismatch.push((id.clone(), j as i32));
         }
-        result
-            .truth
-            .payments
-            .insert(format!("{id}/{j}"), state.into());
+        result.truth.payments.insert(format!("{id}/{j}"), state.into());
         let devices: Vec<Value> = group
             .iter()
             .map(|p| {
@@ -1288,13 +1250,8 @@ fn external_order(
         let mut details = json!({"package": {"weight": 2.5, "dimensions": 0}, "coverage": true, "secure_delivery": false,
                                   "recipient_verification": {"exclusive_delivery": false, "verification": {"required": true, "completed": false}}});
         match courier {
-            Some(c) => {
-                details["remaining_payment"] =
-                    json!({"total": c, "currency": if usd { "USD" } else { "EUR" }})
-            }
-            None if rng.random_bool(0.5) => {
-                details["remaining_payment"] = json!({"total": null, "currency": "EUR"})
-            }
+            Some(c) => details["remaining_payment"] = json!({"total": c, "currency": if usd { "USD" } else { "EUR" }}),
+            None if rng.random_bool(0.5) => details["remaining_payment"] = json!({"total": null, "currency": "EUR"}),
             None => {}
         }
         journeys.push(json!({

@@ -44,20 +44,10 @@ fn every_input_shape_is_read() {
     );
     t.file(
         "stock/d-lines.ndjson",
-        format!(
-            "{}\n{}\n",
-            stock("4", "A", 5),
-            json!({"data": [stock("4", "B", 6)]})
-        ),
+        format!("{}\n{}\n", stock("4", "A", 5), json!({"data": [stock("4", "B", 6)]})),
     );
-    t.gz(
-        "stock/e-gzip.ndjson.gz",
-        &format!("{}\n", stock("5", "A", 7)),
-    );
-    t.zst(
-        "stock/f-zstd.jsonl.zst",
-        &format!("{}\n", stock("6", "A", 8)),
-    );
+    t.gz("stock/e-gzip.ndjson.gz", &format!("{}\n", stock("5", "A", 7)));
+    t.zst("stock/f-zstd.jsonl.zst", &format!("{}\n", stock("6", "A", 8)));
     t.file(
         "stock/g-table.csv",
         "warehouse_id,product_id,available_quantity\n7,A,9\n7,B,\"10\"\n",
@@ -152,14 +142,8 @@ fn role_lists_pivot_into_typed_columns_and_keep_every_pair() {
         df.column("is_new_appointment").unwrap().dtype(),
         &polars::prelude::DataType::Boolean
     );
-    assert_eq!(
-        cell(&df, "appointment_id", "A1", "duration_min").as_deref(),
-        Some("80")
-    );
-    assert_eq!(
-        cell(&df, "appointment_id", "A2", "duration_min").as_deref(),
-        Some("85")
-    );
+    assert_eq!(cell(&df, "appointment_id", "A1", "duration_min").as_deref(), Some("80"));
+    assert_eq!(cell(&df, "appointment_id", "A2", "duration_min").as_deref(), Some("85"));
     assert_eq!(
         cell(&df, "appointment_id", "A1", "sell_channel").as_deref(),
         Some("mysim")
@@ -190,14 +174,8 @@ fn role_lists_pivot_into_typed_columns_and_keep_every_pair() {
         cell(&df, "appointment_id", "A1", "donor_operator").as_deref(),
         Some("00833")
     );
-    assert_eq!(
-        cell(&df, "appointment_id", "A1", "type").as_deref(),
-        Some("FTTH")
-    );
-    assert_eq!(
-        cell(&df, "appointment_id", "A1", "tariff").as_deref(),
-        Some("3GB")
-    );
+    assert_eq!(cell(&df, "appointment_id", "A1", "type").as_deref(), Some("FTTH"));
+    assert_eq!(cell(&df, "appointment_id", "A1", "tariff").as_deref(), Some("3GB"));
     // 2023-10-03 15:00 Madrid (CEST) = 13:00 UTC.
     let start = cell(&df, "appointment_id", "A1", "valid_for_appointment_start").unwrap();
     assert!(start.starts_with("2023-10-03 13:00:00"), "{start}");
@@ -207,25 +185,12 @@ fn role_lists_pivot_into_typed_columns_and_keep_every_pair() {
     let parties = t.table("appointment_parties", DAY);
     assert_eq!(parties.height(), 12, "every pair, unknown roles included");
     let roles = strings(&parties, "role");
-    assert!(
-        roles.contains(&Some("category".into())),
-        "unknown role kept"
-    );
-    assert!(
-        roles.contains(&Some("sellChannel".into())),
-        "role kept as sent"
-    );
-    assert_key_unique(
-        &parties,
-        "appointment_parties",
-        &["appointment_id", "position"],
-    );
+    assert!(roles.contains(&Some("category".into())), "unknown role kept");
+    assert!(roles.contains(&Some("sellChannel".into())), "role kept as sent");
+    assert_key_unique(&parties, "appointment_parties", &["appointment_id", "position"]);
     let rc = t.table("appointment_resource_characteristics", DAY);
     assert_eq!(rc.height(), 6);
-    assert_eq!(
-        strings(&rc, "resource_order_item_id")[1].as_deref(),
-        Some("6546")
-    );
+    assert_eq!(strings(&rc, "resource_order_item_id")[1].as_deref(), Some("6546"));
     let entities = t.table("appointment_entities", DAY);
     assert_eq!(entities.height(), 4);
     assert_eq!(strings(&entities, "name")[0].as_deref(), Some("ID of OT"));
@@ -250,34 +215,18 @@ fn timestamps_in_every_style_become_utc() {
         ]
         .join("\n"),
     );
-    t.run_ok(
-        DAY,
-        &[
-            "--sources",
-            "expeditions",
-            "--source-timezone",
-            "Europe/Madrid",
-        ],
-    );
+    t.run_ok(DAY, &["--sources", "expeditions", "--source-timezone", "Europe/Madrid"]);
     let h = t.table("expedition_status_history", DAY);
     let at = |id: &str| cell(&h, "expedition_id", id, "status_at").unwrap();
     for id in ["zulu", "offset", "local-iso", "local-space"] {
-        assert!(
-            at(id).starts_with("2023-05-02 09:00:09"),
-            "{id}: {}",
-            at(id)
-        );
+        assert!(at(id).starts_with("2023-05-02 09:00:09"), "{id}: {}", at(id));
     }
     assert!(
         at("fraction").starts_with("2023-05-02 09:00:09.500"),
         "{}",
         at("fraction")
     );
-    assert!(
-        at("winter").starts_with("2023-01-15 10:00:09"),
-        "{}",
-        at("winter")
-    );
+    assert!(at("winter").starts_with("2023-01-15 10:00:09"), "{}", at("winter"));
     assert!(
         at("date").starts_with("2023-05-01 22:00:00"),
         "local midnight: {}",
@@ -312,12 +261,7 @@ fn personal_data_is_hashed_or_dropped_everywhere() {
     t.file("appointments/bad.ndjson", json!({"id": "P2", "relatedParty": [{"id": "x", "role": "scoring_level"}, {"id": "secret@pe.es", "role": "email"}]}).to_string());
     t.run_ok(
         DAY,
-        &[
-            "--sources",
-            "appointments,typifications",
-            "--max-reject-ratio",
-            "0.6",
-        ],
+        &["--sources", "appointments,typifications", "--max-reject-ratio", "0.6"],
     );
     let text = all_text(&t.lake());
     for raw in [
@@ -336,11 +280,7 @@ fn personal_data_is_hashed_or_dropped_everywhere() {
     }
     assert!(text.contains("28036"), "zip codes are kept");
     let df = t.table("appointments", DAY);
-    let names: Vec<String> = df
-        .get_column_names()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
     assert!(
         !names.contains(&"first_name".into()) && !names.contains(&"related_place_name".into()),
         "names and streets dropped"
@@ -353,23 +293,14 @@ fn personal_data_is_hashed_or_dropped_everywhere() {
     assert_eq!(cell(&ty, "typification_id", "T1", "msisdn").unwrap(), phone);
     let rejects = t.table("_rejects", DAY);
     let raw = strings(&rejects, "raw")[0].clone().unwrap();
-    assert!(
-        raw.contains("scoring_level") && !raw.contains("secret@pe.es"),
-        "{raw}"
-    );
+    assert!(raw.contains("scoring_level") && !raw.contains("secret@pe.es"), "{raw}");
 
     // Same input and key: same hash. Another key: another hash.
     let t2 = TestLake::new();
     t2.file("appointments/a.json", &a);
     t2.run_ok(DAY, &["--sources", "appointments"]);
     assert_eq!(
-        cell(
-            &t2.table("appointments", DAY),
-            "appointment_id",
-            "P1",
-            "email"
-        )
-        .unwrap(),
+        cell(&t2.table("appointments", DAY), "appointment_id", "P1", "email").unwrap(),
         email
     );
     let t3 = TestLake::new();
@@ -377,14 +308,7 @@ fn personal_data_is_hashed_or_dropped_everywhere() {
     let out = t3
         .cmd()
         .env("OPSLAKE_PII_KEY", "another-key")
-        .args([
-            "run",
-            "--sources",
-            "appointments",
-            "--as-of",
-            DAY,
-            "--input",
-        ])
+        .args(["run", "--sources", "appointments", "--as-of", DAY, "--input"])
         .arg(t3.input())
         .arg("--output")
         .arg(t3.lake())
@@ -392,13 +316,7 @@ fn personal_data_is_hashed_or_dropped_everywhere() {
         .unwrap();
     assert!(out.status.success());
     assert_ne!(
-        cell(
-            &t3.table("appointments", DAY),
-            "appointment_id",
-            "P1",
-            "email"
-        )
-        .unwrap(),
+        cell(&t3.table("appointments", DAY), "appointment_id", "P1", "email").unwrap(),
         email
     );
 }
@@ -416,27 +334,17 @@ fn without_a_key_a_hashing_job_refuses_to_start() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.lines().any(|l| l.starts_with("error: no PII key")),
-        "{err}"
-    );
+    assert!(err.lines().any(|l| l.starts_with("error: no PII key")), "{err}");
     assert!(!t.lake().join("stock").exists(), "nothing published");
     // pii = "drop" needs no key and publishes no personal column.
-    t.file(
-        "job.toml",
-        "input = \"input\"\noutput = \"lake\"\npii = \"drop\"\n",
-    );
+    t.file("job.toml", "input = \"input\"\noutput = \"lake\"\npii = \"drop\"\n");
     let out = t
         .cmd()
         .env_remove("OPSLAKE_PII_KEY")
         .args(["run", "--job", "input/job.toml", "--as-of", DAY])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -463,10 +371,7 @@ fn bad_records_become_rejects_with_reasons_and_the_run_goes_on() {
         "{reasons:?}"
     );
     assert!(
-        reasons[1]
-            .as_deref()
-            .unwrap()
-            .contains("available_quantity"),
+        reasons[1].as_deref().unwrap().contains("available_quantity"),
         "{reasons:?}"
     );
     assert!(
@@ -513,11 +418,7 @@ fn too_many_rejects_fail_the_run_and_publish_nothing() {
 #[test]
 fn duplicates_collapse_to_the_latest_update_and_are_counted() {
     let t = TestLake::new();
-    let old = appointment(
-        "D1",
-        "2025-06-01T10:00:00Z",
-        json!([{"id": "OLD", "role": "segment"}]),
-    );
+    let old = appointment("D1", "2025-06-01T10:00:00Z", json!([{"id": "OLD", "role": "segment"}]));
     let new = appointment(
         "D1",
         "2025-06-02T10:00:00Z",
@@ -535,16 +436,10 @@ fn duplicates_collapse_to_the_latest_update_and_are_counted() {
     }
     t.file("stock/1.ndjson", format!("{}\n{early}", stock("1", "A", 1)));
     t.file("stock/2.ndjson", format!("{}\n", stock("1", "A", 2)));
-    let out = t.run_ok(
-        DAY,
-        &["--sources", "appointments,stock", "--batch-bytes", "2048"],
-    );
+    let out = t.run_ok(DAY, &["--sources", "appointments,stock", "--batch-bytes", "2048"]);
     let a = t.table("appointments", DAY);
     assert_eq!(a.height(), 2);
-    assert_eq!(
-        cell(&a, "appointment_id", "D1", "segment").as_deref(),
-        Some("NEW")
-    );
+    assert_eq!(cell(&a, "appointment_id", "D1", "segment").as_deref(), Some("NEW"));
     let parties = t.table("appointment_parties", DAY);
     let d1 = strings(&parties, "appointment_id")
         .iter()
@@ -605,11 +500,7 @@ fn envelopes_pass_their_context_to_items() {
     // Files are read in name order: MYSIM_2.json before search.json.
     assert_eq!(
         strings(&s, "appointment_id"),
-        vec![
-            Some("MYSIM_2".into()),
-            Some("MYSIM_1".into()),
-            Some("MYSIM_1".into())
-        ]
+        vec![Some("MYSIM_2".into()), Some("MYSIM_1".into()), Some("MYSIM_1".into())]
     );
     assert_eq!(
         strings(&s, "occupied_slots"),
@@ -629,13 +520,7 @@ fn envelopes_pass_their_context_to_items() {
         Some("6.0000")
     );
     assert_eq!(
-        cell(
-            &d,
-            "subscription_terminal_id",
-            "214748364",
-            "last_installment_fee"
-        )
-        .as_deref(),
+        cell(&d, "subscription_terminal_id", "214748364", "last_installment_fee").as_deref(),
         Some("0.5000")
     );
     assert_eq!(

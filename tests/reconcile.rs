@@ -73,11 +73,7 @@ fn states(df: &polars::prelude::DataFrame, key: &[&str]) -> BTreeMap<String, Str
 
 fn expect(got: &BTreeMap<String, String>, want: &[(&str, &str)]) {
     for (k, v) in want {
-        assert_eq!(
-            got.get(*k).map(String::as_str),
-            Some(*v),
-            "state of {k}; all: {got:#?}"
-        );
+        assert_eq!(got.get(*k).map(String::as_str), Some(*v), "state of {k}; all: {got:#?}");
     }
 }
 
@@ -120,16 +116,9 @@ fn hand_built() -> TestLake {
         expedition(
             "E2",
             &["D2"],
-            &[
-                ("SENT", "2025-06-10 10:00:00"),
-                ("DELIVERED", "2025-06-12 10:00:00"),
-            ],
+            &[("SENT", "2025-06-10 10:00:00"), ("DELIVERED", "2025-06-12 10:00:00")],
         ),
-        expedition(
-            "E3",
-            &["D3"],
-            &[("RETURNED_TO_WAREHOUSE", "2025-06-12 10:00:00")],
-        ),
+        expedition("E3", &["D3"], &[("RETURNED_TO_WAREHOUSE", "2025-06-12 10:00:00")]),
         expedition("E4", &["D4"], &[("EXPIRED", "2025-06-12 10:00:00")]),
         expedition("E5", &["D5"], &[("FAIL_CONTACT", "2025-06-12 10:00:00")]),
         // D6: in transit for more than 7 days before the end of 2025-06-30 (Madrid).
@@ -142,10 +131,7 @@ fn hand_built() -> TestLake {
         expedition(
             "E9-R1",
             &["D9"],
-            &[
-                ("SENT", "2025-06-11 10:00:00"),
-                ("DELIVERED", "2025-06-15 10:00:00"),
-            ],
+            &[("SENT", "2025-06-11 10:00:00"), ("DELIVERED", "2025-06-15 10:00:00")],
         ),
         expedition("E10-R0", &["D10"], &[("INCIDENCE", "2025-06-01 10:00:00")]),
         expedition("E10-R1", &["D10"], &[("SENT", "2025-06-05 10:00:00")]),
@@ -168,19 +154,12 @@ fn hand_built() -> TestLake {
         ),
         // D13: a tie between expeditions: the greater expedition_id wins.
         expedition("E13-A", &["D13"], &[("DELIVERED", "2025-06-20 10:00:00")]),
-        expedition(
-            "E13-B",
-            &["D13"],
-            &[("NOT_DELIVERED", "2025-06-20 10:00:00")],
-        ),
+        expedition("E13-B", &["D13"], &[("NOT_DELIVERED", "2025-06-20 10:00:00")]),
         // D14: listed out of time order. D15: a status not in the category file.
         expedition(
             "E14",
             &["D14"],
-            &[
-                ("DELIVERED", "2025-06-20 10:00:00"),
-                ("SENT", "2025-06-10 10:00:00"),
-            ],
+            &[("DELIVERED", "2025-06-20 10:00:00"), ("SENT", "2025-06-10 10:00:00")],
         ),
         expedition("E15", &["D15"], &[("TELEPORTED", "2025-06-29 10:00:00")]),
         // D16: exactly 7 days before the end of the day: not older than 7 days.
@@ -194,10 +173,7 @@ fn hand_built() -> TestLake {
         ),
         expedition("EI4", &["I4"], &[("IN_TRANSIT", "2025-06-29T10:00:00Z")]),
     ];
-    t.file(
-        "expeditions/page.json",
-        json!({"expeditions": e}).to_string(),
-    );
+    t.file("expeditions/page.json", json!({"expeditions": e}).to_string());
     t.file(
         "stock/stock.csv",
         "warehouse_id,product_id,available_quantity\n1,A,5\n1,B,0\n2,B,\n1,D,100\n",
@@ -205,38 +181,13 @@ fn hand_built() -> TestLake {
     t.file(
         "appointments/a.ndjson",
         [
-            appointment(
-                "WO-2",
-                "x2",
-                "2025-06-01T00:00:00Z",
-                Some("2025-06-20T08:00:00Z"),
-            ),
-            appointment(
-                "APT-3",
-                "WO-3",
-                "2025-06-01T00:00:00Z",
-                Some("2025-07-05T08:00:00Z"),
-            ),
+            appointment("WO-2", "x2", "2025-06-01T00:00:00Z", Some("2025-06-20T08:00:00Z")),
+            appointment("APT-3", "WO-3", "2025-06-01T00:00:00Z", Some("2025-07-05T08:00:00Z")),
             // AT_RISK: starts within 48 h after the end of the day (2025-06-30T22:00Z).
-            appointment(
-                "WO-4",
-                "x4",
-                "2025-06-01T00:00:00Z",
-                Some("2025-07-01T10:00:00Z"),
-            ),
+            appointment("WO-4", "x4", "2025-06-01T00:00:00Z", Some("2025-07-01T10:00:00Z")),
             // AT_RISK: already past, nothing delivered.
-            appointment(
-                "WO-5",
-                "x5",
-                "2025-06-01T00:00:00Z",
-                Some("2025-06-25T08:00:00Z"),
-            ),
-            appointment(
-                "WO-6",
-                "x6",
-                "2025-06-01T00:00:00Z",
-                Some("2025-07-10T08:00:00Z"),
-            ),
+            appointment("WO-5", "x5", "2025-06-01T00:00:00Z", Some("2025-06-25T08:00:00Z")),
+            appointment("WO-6", "x6", "2025-06-01T00:00:00Z", Some("2025-07-10T08:00:00Z")),
             // Rescheduled: the latest by lastUpdate counts.
             appointment(
                 "APT-7-old",
@@ -250,12 +201,7 @@ fn hand_built() -> TestLake {
                 "2025-06-20T00:00:00Z",
                 Some("2025-07-20T08:00:00Z"),
             ),
-            appointment(
-                "WO-8",
-                "WO-8",
-                "2025-06-01T00:00:00Z",
-                Some("2025-07-20T08:00:00Z"),
-            ),
+            appointment("WO-8", "WO-8", "2025-06-01T00:00:00Z", Some("2025-07-20T08:00:00Z")),
         ]
         .map(|v| v.to_string())
         .join("\n"),
@@ -263,22 +209,10 @@ fn hand_built() -> TestLake {
     t.file(
         "external_orders/e.ndjson",
         [
-            external(
-                "X1",
-                "PEDIDO",
-                vec![journey(&["M1"], Some(json!(20.5)), "EUR")],
-            ),
+            external("X1", "PEDIDO", vec![journey(&["M1"], Some(json!(20.5)), "EUR")]),
             // Within the tolerance, to the cent.
-            external(
-                "X2",
-                "PEDIDO",
-                vec![journey(&["M2"], Some(json!("20.51")), "EUR")],
-            ),
-            external(
-                "X3",
-                "PEDIDO",
-                vec![journey(&["M3"], Some(json!("20.52")), "EUR")],
-            ),
+            external("X2", "PEDIDO", vec![journey(&["M2"], Some(json!("20.51")), "EUR")]),
+            external("X3", "PEDIDO", vec![journey(&["M3"], Some(json!("20.52")), "EUR")]),
             // No amount, a null amount, unknown devices, another currency.
             external(
                 "X4",
@@ -288,16 +222,8 @@ fn hand_built() -> TestLake {
                     journey(&["M5"], Some(Value::Null), "EUR"),
                 ],
             ),
-            external(
-                "X5",
-                "PEDIDO",
-                vec![journey(&["ZZ"], Some(json!(5)), "EUR")],
-            ),
-            external(
-                "X6",
-                "PEDIDO",
-                vec![journey(&["M6"], Some(json!(7.25)), "USD")],
-            ),
+            external("X5", "PEDIDO", vec![journey(&["ZZ"], Some(json!(5)), "EUR")]),
+            external("X6", "PEDIDO", vec![journey(&["M6"], Some(json!(7.25)), "USD")]),
             // A journey carrying devices of two orders, one listed twice.
             external(
                 "X7",
@@ -305,21 +231,9 @@ fn hand_built() -> TestLake {
                 vec![journey(&["M7", "M8", "M8"], Some(json!(32.5)), "EUR")],
             ),
             // Final payments against fees.
-            external(
-                "X8",
-                "FINALPAYMENT",
-                vec![journey(&["M1"], Some(json!(20.5)), "EUR")],
-            ),
-            external(
-                "X9",
-                "FINALPAYMENT",
-                vec![journey(&["M2"], Some(json!(20.5)), "EUR")],
-            ),
-            external(
-                "X10",
-                "FINALPAYMENT",
-                vec![journey(&["M3"], Some(json!(20.5)), "EUR")],
-            ),
+            external("X8", "FINALPAYMENT", vec![journey(&["M1"], Some(json!(20.5)), "EUR")]),
+            external("X9", "FINALPAYMENT", vec![journey(&["M2"], Some(json!(20.5)), "EUR")]),
+            external("X10", "FINALPAYMENT", vec![journey(&["M3"], Some(json!(20.5)), "EUR")]),
         ]
         .map(|v| v.to_string())
         .join("\n"),
@@ -381,13 +295,7 @@ fn each_reconciliation_gives_every_state_on_hand_built_data() {
         Some("E13-B")
     );
     assert_eq!(
-        cell(
-            &f,
-            "subscription_device_id",
-            "D16",
-            "days_since_last_status"
-        )
-        .as_deref(),
+        cell(&f, "subscription_device_id", "D16", "days_since_last_status").as_deref(),
         Some("7")
     );
     // 2025-06-20 10:00 Madrid = 08:00 UTC; the day ends 2025-06-30 22:00 UTC: 10 whole days.
@@ -417,27 +325,12 @@ fn each_reconciliation_gives_every_state_on_hand_built_data() {
         ],
     );
     let stock = t.table("recon_stock_coverage", DAY);
-    assert_eq!(
-        cell(&stock, "product_code", "A", "pending_qty").as_deref(),
-        Some("1")
-    );
-    assert_eq!(
-        cell(&stock, "product_code", "A", "available_qty").as_deref(),
-        Some("5")
-    );
+    assert_eq!(cell(&stock, "product_code", "A", "pending_qty").as_deref(), Some("1"));
+    assert_eq!(cell(&stock, "product_code", "A", "available_qty").as_deref(), Some("5"));
     assert_eq!(cell(&stock, "product_code", "C", "available_qty"), None);
-    assert_eq!(
-        cell(&stock, "product_code", "B", "available_qty").as_deref(),
-        Some("0")
-    );
-    assert_eq!(
-        cell(&stock, "product_code", "B", "shortfall").as_deref(),
-        Some("1")
-    );
-    assert_eq!(
-        cell(&stock, "product_code", "C", "shortfall").as_deref(),
-        Some("0")
-    );
+    assert_eq!(cell(&stock, "product_code", "B", "available_qty").as_deref(), Some("0"));
+    assert_eq!(cell(&stock, "product_code", "B", "shortfall").as_deref(), Some("1"));
+    assert_eq!(cell(&stock, "product_code", "C", "shortfall").as_deref(), Some("0"));
 
     let p = t.table("recon_remaining_payments", DAY);
     let got = states(&p, &["order_id_external", "journey_index"]);
@@ -505,16 +398,11 @@ fn each_reconciliation_gives_every_state_on_hand_built_data() {
     // The summary: one row per reconciliation and state, printed on the terminal.
     let summary = t.table("recon_summary", DAY);
     let sum = states(&summary, &["reconciliation", "state"]);
-    assert!(
-        sum.contains_key("order_fulfilment/STUCK")
-            && sum.contains_key("remaining_payments_fees/AMOUNT_MISMATCH")
-    );
+    assert!(sum.contains_key("order_fulfilment/STUCK") && sum.contains_key("remaining_payments_fees/AMOUNT_MISMATCH"));
     let stuck = strings(&summary, "count")[strings(&summary, "state")
         .iter()
         .zip(strings(&summary, "reconciliation"))
-        .position(|(s, r)| {
-            s.as_deref() == Some("STUCK") && r.as_deref() == Some("order_fulfilment")
-        })
+        .position(|(s, r)| s.as_deref() == Some("STUCK") && r.as_deref() == Some("order_fulfilment"))
         .unwrap()]
     .clone();
     assert_eq!(stuck.as_deref(), Some("2"));
@@ -542,21 +430,10 @@ fn reconcile_alone_republishes_only_its_tables_atomically() {
     t.run_ok(DAY, &[]);
     let orders = t.table("orders", DAY).height();
     let mut c = t.cmd();
-    c.args([
-        "reconcile",
-        "--run-date",
-        DAY,
-        "--stuck-after-days",
-        "5",
-        "--output",
-    ])
-    .arg(t.lake());
+    c.args(["reconcile", "--run-date", DAY, "--stuck-after-days", "5", "--output"])
+        .arg(t.lake());
     let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("commit #2"), "{text}");
     let got = states(
@@ -564,11 +441,7 @@ fn reconcile_alone_republishes_only_its_tables_atomically() {
         &["order_id", "subscription_device_id"],
     );
     expect(&got, &[("O7/D16", "STUCK")]);
-    assert_eq!(
-        t.table("orders", DAY).height(),
-        orders,
-        "normalized tables untouched"
-    );
+    assert_eq!(t.table("orders", DAY).height(), orders, "normalized tables untouched");
     let m = t.manifests(DAY);
     assert_eq!(m.len(), 2);
     assert!(
@@ -589,18 +462,9 @@ fn reconcile_alone_republishes_only_its_tables_atomically() {
 fn a_generated_universe_reconciles_to_exactly_its_injected_cases() {
     let t = TestLake::new();
     std::fs::create_dir_all(t.input()).unwrap();
-    opslake::samples::generate(
-        &opslake::samples::Universe {
-            orders: 3000,
-            seed: 9,
-        },
-        &t.input(),
-    )
-    .unwrap();
+    opslake::samples::generate(&opslake::samples::Universe { orders: 3000, seed: 9 }, &t.input()).unwrap();
     t.run_ok(DAY, &[]);
-    let truth: Value =
-        serde_json::from_slice(&std::fs::read(t.input().join("_truth/injected.json")).unwrap())
-            .unwrap();
+    let truth: Value = serde_json::from_slice(&std::fs::read(t.input().join("_truth/injected.json")).unwrap()).unwrap();
     let want = |k: &str| -> BTreeMap<String, String> {
         truth[k]
             .as_object()
@@ -610,11 +474,7 @@ fn a_generated_universe_reconciles_to_exactly_its_injected_cases() {
             .collect()
     };
     let diff = |got: &BTreeMap<String, String>, want: &BTreeMap<String, String>, what: &str| {
-        let bad: Vec<_> = want
-            .iter()
-            .filter(|(k, v)| got.get(*k) != Some(*v))
-            .take(10)
-            .collect();
+        let bad: Vec<_> = want.iter().filter(|(k, v)| got.get(*k) != Some(*v)).take(10).collect();
         assert!(
             bad.is_empty(),
             "{what}: {} of {} differ, e.g. {bad:?}",
@@ -649,14 +509,7 @@ fn a_generated_universe_reconciles_to_exactly_its_injected_cases() {
         .into_iter()
         .zip(strings(&payments, "journey_index"))
         .zip(strings(&payments, "fees_state"))
-        .filter_map(|((o, j), f)| {
-            f.map(|f| {
-                (
-                    format!("{}/{}", o.unwrap_or_default(), j.unwrap_or_default()),
-                    f,
-                )
-            })
-        })
+        .filter_map(|((o, j), f)| f.map(|f| (format!("{}/{}", o.unwrap_or_default(), j.unwrap_or_default()), f)))
         .collect();
     diff(&fees, &want("fees"), "fees");
     let stock = states(&t.table("recon_stock_coverage", DAY), &["product_code"]);
@@ -701,11 +554,7 @@ fn the_samples_summary_has_several_states_per_reconciliation() {
         .args(["run", "--output"])
         .arg(t.lake());
     let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary = t.table("recon_summary", DAY);
     let recons = strings(&summary, "reconciliation");
     for r in [

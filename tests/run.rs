@@ -40,11 +40,7 @@ fn run_samples(t: &TestLake) -> String {
         .args(["run", "--output"])
         .arg(t.lake());
     let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -80,16 +76,10 @@ fn the_samples_run_publishes_every_table_with_unique_keys_and_balanced_counts() 
         );
         assert_eq!(s["balanced"], true);
         for f in s["files"].as_array().unwrap() {
-            assert!(
-                f["checksum"].as_str().unwrap().starts_with("xxh3-128:"),
-                "{f}"
-            );
+            assert!(f["checksum"].as_str().unwrap().starts_with("xxh3-128:"), "{f}");
         }
     }
-    assert_eq!(
-        m["rejects"].as_u64().unwrap(),
-        t.table("_rejects", DAY).height() as u64
-    );
+    assert_eq!(m["rejects"].as_u64().unwrap(), t.table("_rejects", DAY).height() as u64);
     assert!(
         t.table("_rejects", DAY).height() >= 4,
         "the samples' broken records are rejected"
@@ -112,14 +102,7 @@ fn the_samples_run_publishes_every_table_with_unique_keys_and_balanced_counts() 
 fn a_rerun_of_the_same_day_replaces_the_partition() {
     let t = TestLake::new();
     std::fs::create_dir_all(t.input()).unwrap();
-    let st = opslake::samples::generate(
-        &opslake::samples::Universe {
-            orders: 200,
-            seed: 11,
-        },
-        &t.input(),
-    )
-    .unwrap();
+    let st = opslake::samples::generate(&opslake::samples::Universe { orders: 200, seed: 11 }, &t.input()).unwrap();
     assert!(st.files > 10);
     t.run_ok(DAY, &[]);
     let first: Vec<_> = TABLES.iter().map(|tb| t.table(tb, DAY).height()).collect();
@@ -154,9 +137,7 @@ fn a_generated_universe_runs_end_to_end_with_its_known_counts() {
     let t = TestLake::new();
     let out = t
         .cmd()
-        .args([
-            "samples", "generate", "--orders", "2000", "--seed", "5", "--out",
-        ])
+        .args(["samples", "generate", "--orders", "2000", "--seed", "5", "--out"])
         .arg(t.input())
         .output()
         .unwrap();
@@ -164,8 +145,7 @@ fn a_generated_universe_runs_end_to_end_with_its_known_counts() {
     t.run_ok(DAY, &["--threads", "2"]);
     assert_eq!(t.table("orders", DAY).height(), 2000);
     let truth: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(t.input().join("_truth/injected.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(t.input().join("_truth/injected.json")).unwrap()).unwrap();
     let products = truth["fulfilment"].as_object().unwrap().len();
     assert_eq!(t.table("order_products", DAY).height(), products);
     let m = &t.manifests(DAY)[0];
@@ -197,18 +177,11 @@ fn the_lake_is_readable_by_duckdb_as_a_hive_dataset() {
         .arg(script)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     for table in TABLES {
         let expect = t.table(table, DAY).height();
-        assert!(
-            text.contains(&format!("{table} {expect} {DAY}")),
-            "{table}: {text}"
-        );
+        assert!(text.contains(&format!("{table} {expect} {DAY}")), "{table}: {text}");
     }
 }
 
@@ -216,14 +189,7 @@ fn the_lake_is_readable_by_duckdb_as_a_hive_dataset() {
 fn a_run_of_some_sources_replaces_only_their_tables() {
     let t = TestLake::new();
     std::fs::create_dir_all(t.input()).unwrap();
-    opslake::samples::generate(
-        &opslake::samples::Universe {
-            orders: 100,
-            seed: 3,
-        },
-        &t.input(),
-    )
-    .unwrap();
+    opslake::samples::generate(&opslake::samples::Universe { orders: 100, seed: 3 }, &t.input()).unwrap();
     t.run_ok(DAY, &[]);
     let orders = t.table("orders", DAY).height();
     let fulfilment = t.table("recon_order_fulfilment", DAY).height();
@@ -242,4 +208,84 @@ fn a_run_of_some_sources_replaces_only_their_tables() {
         m[1]["tables"]["orders"]["rows"].as_u64().unwrap() > 0,
         "the manifest lists the day's kept tables"
     );
+}
+
+#[test]
+fn the_union_of_the_shards_equals_the_unsharded_run() {
+    let input = TestLake::new();
+    std::fs::create_dir_all(input.input()).unwrap();
+    opslake::samples::generate(&opslake::samples::Universe { orders: 400, seed: 17 }, &input.input()).unwrap();
+    let whole = TestLake::new();
+    let run = |lake: &TestLake, extra: &[&str]| {
+        let out = lake
+            .cmd()
+            .args(["run", "--as-of", DAY, "--input"])
+            .arg(input.input())
+            .arg("--output")
+            .arg(lake.lake())
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&whole, &[]);
+    let sharded = TestLake::new();
+    for i in 0..3 {
+        let out = run(&sharded, &["--shard", &format!("{i}/3")]);
+        assert!(out.contains("reconciliations skipped"), "{out}");
+    }
+    // Every shard committed its own share of the day.
+    assert_eq!(sharded.manifests(DAY).len(), 3);
+    for source in SOURCES {
+        for spec in source.tables() {
+            let rows = |lake: &TestLake| {
+                let df = lake.table(spec.name, DAY);
+                let cols: Vec<Vec<Option<String>>> =
+                    df.get_column_names().iter().map(|c| strings(&df, c.as_str())).collect();
+                let mut rows: Vec<String> = (0..df.height())
+                    .map(|i| cols.iter().map(|c| format!("{:?}", c[i])).collect::<Vec<_>>().join("|"))
+                    .collect();
+                rows.sort();
+                rows
+            };
+            let (a, b) = (rows(&whole), rows(&sharded));
+            assert_eq!(a.len(), b.len(), "{}: rows", spec.name);
+            assert!(
+                a == b,
+                "{}: the shards' union differs from the unsharded run",
+                spec.name
+            );
+        }
+    }
+    // Reconciling the day once every shard committed gives the unsharded run's results.
+    let out = sharded
+        .cmd()
+        .args(["reconcile", "--run-date", DAY, "--output"])
+        .arg(sharded.lake())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for t in [
+        "recon_order_fulfilment",
+        "recon_stock_coverage",
+        "recon_remaining_payments",
+        "recon_installation_readiness",
+    ] {
+        assert_eq!(whole.table(t, DAY).height(), sharded.table(t, DAY).height(), "{t}");
+    }
+    // A re-run of one shard replaces only that shard's parts.
+    let orders = sharded.table("orders", DAY).height();
+    run(&sharded, &["--shard", "1/3"]);
+    assert_eq!(sharded.table("orders", DAY).height(), orders);
+    // An unsharded run replaces the whole day, shards included.
+    run(&sharded, &[]);
+    assert_eq!(sharded.table("orders", DAY).height(), orders);
+    let parts = std::fs::read_dir(sharded.lake().join(format!("orders/run_date={DAY}")))
+        .unwrap()
+        .count();
+    let whole_parts = std::fs::read_dir(whole.lake().join(format!("orders/run_date={DAY}")))
+        .unwrap()
+        .count();
+    assert_eq!(parts, whole_parts, "no shard parts left beside the day's");
 }

@@ -34,12 +34,11 @@ fn package(
             run_id,
             day(),
             lake.local_root.is_none().then_some(work),
+            None,
         ))
         .unwrap();
     for (table, rows) in tables {
-        let mut df =
-            df!("id" => (0..*rows as i64).collect::<Vec<_>>(), "run" => vec![run_id; *rows])
-                .unwrap();
+        let mut df = df!("id" => (0..*rows as i64).collect::<Vec<_>>(), "run" => vec![run_id; *rows]).unwrap();
         publish::parquet::write(&p.dir.join(layout::part_path(table, day(), 0)), &mut df).unwrap();
     }
     p
@@ -58,16 +57,10 @@ fn manifest(run_id: &str) -> RunManifest {
 fn rows(rt: &tokio::runtime::Runtime, lake: &Lake, table: &str) -> Vec<String> {
     let work = tempfile::tempdir().unwrap();
     let mut out = Vec::new();
-    for meta in rt
-        .block_on(lake.list(&layout::table_partition(table, day())))
-        .unwrap()
-    {
+    for meta in rt.block_on(lake.list(&layout::table_partition(table, day()))).unwrap() {
         let f = work.path().join("part.parquet");
-        rt.block_on(lake.download(meta.location.as_ref(), &f))
-            .unwrap();
-        let df = ParquetReader::new(std::fs::File::open(&f).unwrap())
-            .finish()
-            .unwrap();
+        rt.block_on(lake.download(meta.location.as_ref(), &f)).unwrap();
+        let df = ParquetReader::new(std::fs::File::open(&f).unwrap()).finish().unwrap();
         let run = df.column("run").unwrap().str().unwrap().clone();
         let id = df.column("id").unwrap().i64().unwrap().clone();
         out.extend(
@@ -85,21 +78,14 @@ fn rows(rt: &tokio::runtime::Runtime, lake: &Lake, table: &str) -> Vec<String> {
 fn commit_makes_the_package_visible_with_its_manifest(rt: &tokio::runtime::Runtime, lake: &Lake) {
     let work = tempfile::tempdir().unwrap();
     let p = package(rt, lake, "r1", work.path(), &[("a", 3), ("b", 2)]);
-    assert!(
-        rows(rt, lake, "a").is_empty(),
-        "staged files are not in the table"
-    );
+    assert!(rows(rt, lake, "a").is_empty(), "staged files are not in the table");
     let mut m = manifest("r1");
-    rt.block_on(publish::publish(lake, &p, &mut m, true))
-        .unwrap();
+    rt.block_on(publish::publish(lake, &p, &mut m, true)).unwrap();
     assert_eq!(m.commit, 1);
     assert_eq!(rows(rt, lake, "a").len(), 3);
     assert_eq!(rows(rt, lake, "b").len(), 2);
     let runs = rt.block_on(publish::committed(lake, day())).unwrap();
-    assert_eq!(
-        runs.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
-        ["r1"]
-    );
+    assert_eq!(runs.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), ["r1"]);
     assert!(
         rt.block_on(lake.list(layout::STAGING)).unwrap().is_empty(),
         "staging is cleaned"
@@ -123,8 +109,7 @@ fn a_rerun_replaces_the_partition(rt: &tokio::runtime::Runtime, lake: &Lake) {
     assert_eq!(rows(rt, lake, "gone").len(), 1);
     let p = package(rt, lake, "r4", work.path(), &[("a", 1)]);
     let mut m = manifest("r4");
-    rt.block_on(publish::publish(lake, &p, &mut m, true))
-        .unwrap();
+    rt.block_on(publish::publish(lake, &p, &mut m, true)).unwrap();
     assert!(rows(rt, lake, "gone").is_empty());
     assert_eq!(m.commit, 4);
 }
@@ -173,7 +158,7 @@ fn an_interrupted_commit_is_finished_by_the_next_run(rt: &tokio::runtime::Runtim
     let claim = serde_json::json!({"commit": 2, "run_id": "r2", "tables": {"a": ["part-0.parquet"]}, "drop_tables": [], "manifest": m});
     assert!(
         rt.block_on(lake.create(
-            &layout::commit_path(day(), 2),
+            &layout::commit_path(day(), None, 2),
             serde_json::to_vec(&claim).unwrap()
         ))
         .unwrap()
@@ -187,16 +172,10 @@ fn an_interrupted_commit_is_finished_by_the_next_run(rt: &tokio::runtime::Runtim
     let recovered = rt.block_on(publish::recover(lake, day())).unwrap();
     assert_eq!(recovered, ["r2"]);
     assert_eq!(rows(rt, lake, "a").len(), 3);
-    assert_eq!(
-        rt.block_on(publish::committed(lake, day())).unwrap().len(),
-        2
-    );
+    assert_eq!(rt.block_on(publish::committed(lake, day())).unwrap().len(), 2);
 }
 
-fn staging_debris_of_a_run_that_can_no_longer_commit_is_cleaned(
-    rt: &tokio::runtime::Runtime,
-    lake: &Lake,
-) {
+fn staging_debris_of_a_run_that_can_no_longer_commit_is_cleaned(rt: &tokio::runtime::Runtime, lake: &Lake) {
     let work = tempfile::tempdir().unwrap();
     // A run that died after staging (never claimed).
     let dead = package(rt, lake, "dead", work.path(), &[("a", 1)]);
@@ -214,9 +193,7 @@ fn staging_debris_of_a_run_that_can_no_longer_commit_is_cleaned(
     assert!(
         left.is_empty(),
         "debris left: {:?}",
-        left.iter()
-            .map(|m| m.location.to_string())
-            .collect::<Vec<_>>()
+        left.iter().map(|m| m.location.to_string()).collect::<Vec<_>>()
     );
 }
 
@@ -226,10 +203,7 @@ const SUITE: &[(&str, Behaviour)] = &[
         "commit_makes_the_package_visible_with_its_manifest",
         commit_makes_the_package_visible_with_its_manifest,
     ),
-    (
-        "a_rerun_replaces_the_partition",
-        a_rerun_replaces_the_partition,
-    ),
+    ("a_rerun_replaces_the_partition", a_rerun_replaces_the_partition),
     (
         "two_runs_of_a_day_cannot_both_commit",
         two_runs_of_a_day_cannot_both_commit,
@@ -277,8 +251,7 @@ fn the_store_behaviours_hold_on_s3() {
 
 fn universe(t: &TestLake, orders: usize) {
     std::fs::create_dir_all(t.input()).unwrap();
-    opslake::samples::generate(&opslake::samples::Universe { orders, seed: 21 }, &t.input())
-        .unwrap();
+    opslake::samples::generate(&opslake::samples::Universe { orders, seed: 21 }, &t.input()).unwrap();
 }
 
 /// Every table of a local lake for the day: name -> row count and sorted key column.
@@ -308,22 +281,14 @@ fn a_run_publishes_to_s3_and_reads_back_like_a_local_run() {
         .arg(t.input())
         .args(["--output", &s3.url("lake")]);
     let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Read the S3 lake back through the manifest and polars, table by table.
     for (k, v) in s3.env() {
         unsafe { std::env::set_var(k, v) };
     }
     let rt = rt();
     let lake = Lake::open(&s3.url("lake")).unwrap();
-    let m = rt
-        .block_on(publish::committed(&lake, day()))
-        .unwrap()
-        .pop()
-        .unwrap();
+    let m = rt.block_on(publish::committed(&lake, day())).unwrap().pop().unwrap();
     let local = snapshot(&t.lake());
     assert_eq!(m.tables.len(), local.len());
     let work = tempfile::tempdir().unwrap();
@@ -345,15 +310,8 @@ fn a_run_publishes_to_s3_and_reads_back_like_a_local_run() {
     c.envs(s3.env())
         .args(["reconcile", "--run-date", DAY, "--output", &s3.url("lake")]);
     let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        rt.block_on(publish::committed(&lake, day())).unwrap().len(),
-        2
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(rt.block_on(publish::committed(&lake, day())).unwrap().len(), 2);
 }
 
 #[test]
@@ -387,17 +345,9 @@ fn a_crash_at_any_commit_point_shows_no_partial_run_and_the_rerun_is_exact() {
         assert!(!out.status.success(), "{point}: the run was meant to crash");
         let runs = t.manifests(DAY);
         // Readers see only committed runs: the previous ones, each with all its tables.
-        assert_eq!(
-            runs.len(),
-            committed,
-            "{point}: the crashed run left a manifest"
-        );
+        assert_eq!(runs.len(), committed, "{point}: the crashed run left a manifest");
         for m in &runs {
-            assert_eq!(
-                m["tables"].as_object().unwrap().len(),
-                want.len(),
-                "{point}"
-            );
+            assert_eq!(m["tables"].as_object().unwrap().len(), want.len(), "{point}");
         }
         if matches!(point, "staged" | "claimed") {
             assert_eq!(snapshot(&t.lake()), before, "{point}: tables untouched");
@@ -483,10 +433,7 @@ fn two_concurrent_runs_of_a_day_one_commits_and_the_other_loses_cleanly() {
     let b = spawn();
     let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
     let codes: Vec<_> = outs.iter().map(|o| o.status.code()).collect();
-    assert!(
-        codes.contains(&Some(0)) && codes.contains(&Some(6)),
-        "{codes:?}"
-    );
+    assert!(codes.contains(&Some(0)) && codes.contains(&Some(6)), "{codes:?}");
     let loser = outs.iter().find(|o| o.status.code() == Some(6)).unwrap();
     let err = String::from_utf8_lossy(&loser.stderr);
     let first = err.lines().find(|l| l.starts_with("error:")).unwrap();
@@ -495,10 +442,7 @@ fn two_concurrent_runs_of_a_day_one_commits_and_the_other_loses_cleanly() {
         "{first}"
     );
     assert_eq!(t.manifests(DAY).len(), 1);
-    assert!(
-        walk(&t.lake().join("_staging")).is_empty(),
-        "the loser left no staging"
-    );
+    assert!(walk(&t.lake().join("_staging")).is_empty(), "the loser left no staging");
 }
 
 #[test]
@@ -522,11 +466,7 @@ fn runs_list_shows_every_day_in_order_with_its_figures() {
         .skip(1)
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
-    assert_eq!(
-        days,
-        ["2025-06-27", "2025-06-28", "2025-06-28", "2025-06-29"],
-        "{text}"
-    );
+    assert_eq!(days, ["2025-06-27", "2025-06-28", "2025-06-28", "2025-06-29"], "{text}");
     let commits: Vec<&str> = text
         .lines()
         .skip(1)
@@ -539,10 +479,7 @@ fn runs_list_shows_every_day_in_order_with_its_figures() {
         .values()
         .map(|t| t["rows"].as_u64().unwrap())
         .sum();
-    assert!(
-        text.lines().nth(1).unwrap().contains(&rows.to_string()),
-        "{text}"
-    );
+    assert!(text.lines().nth(1).unwrap().contains(&rows.to_string()), "{text}");
     // runs show gives one run in full.
     let id = text
         .lines()
@@ -584,10 +521,7 @@ fn failures_exit_with_their_documented_codes() {
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: bad as_of"));
     let out = code(&["run", "--input", "/nonexistent/folder"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("input folder /nonexistent/folder does not exist")
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("input folder /nonexistent/folder does not exist"));
     // 5: publishing failed (a lake that cannot be written).
     let blocker = t.dir.path().join("not-a-folder");
     std::fs::write(&blocker, "x").unwrap();
@@ -599,30 +533,21 @@ fn failures_exit_with_their_documented_codes() {
         .arg(&blocker)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(5),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
 fn the_kubernetes_manifests_have_what_operations_need() {
     let dir = repo().join("jobs/k8s");
     let load = |f: &str| -> serde_json::Value {
-        let y: serde_norway::Value =
-            serde_norway::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap();
+        let y: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap();
         serde_json::to_value(y).unwrap()
     };
     for f in ["cronjob-daily.yaml", "cronjob-sharded.yaml"] {
         let c = load(f);
         assert_eq!(c["kind"], "CronJob", "{f}");
         assert_eq!(c["spec"]["concurrencyPolicy"], "Forbid", "{f}");
-        assert!(
-            c["spec"]["startingDeadlineSeconds"].as_u64().unwrap() > 0,
-            "{f}"
-        );
+        assert!(c["spec"]["startingDeadlineSeconds"].as_u64().unwrap() > 0, "{f}");
         let job = &c["spec"]["jobTemplate"]["spec"];
         assert!(job["activeDeadlineSeconds"].as_u64().unwrap() > 0, "{f}");
         assert!(
@@ -632,18 +557,11 @@ fn the_kubernetes_manifests_have_what_operations_need() {
         let pod = &job["template"]["spec"];
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{f}");
         let container = &pod["containers"][0];
-        assert_eq!(
-            container["securityContext"]["readOnlyRootFilesystem"], true,
-            "{f}"
-        );
-        assert_eq!(
-            container["securityContext"]["allowPrivilegeEscalation"], false,
-            "{f}"
-        );
+        assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true, "{f}");
+        assert_eq!(container["securityContext"]["allowPrivilegeEscalation"], false, "{f}");
         for r in ["requests", "limits"] {
             assert!(
-                container["resources"][r]["memory"].is_string()
-                    && container["resources"][r]["cpu"].is_string(),
+                container["resources"][r]["memory"].is_string() && container["resources"][r]["cpu"].is_string(),
                 "{f} {r}"
             );
         }
@@ -693,9 +611,7 @@ fn the_kubernetes_manifests_have_what_operations_need() {
     let job = &sharded["spec"]["jobTemplate"]["spec"];
     assert_eq!(job["completionMode"], "Indexed");
     let n = job["completions"].as_u64().unwrap();
-    let args = job["template"]["spec"]["containers"][0]["args"]
-        .as_array()
-        .unwrap();
+    let args = job["template"]["spec"]["containers"][0]["args"].as_array().unwrap();
     let shard = args.iter().position(|a| a == "--shard").unwrap();
     assert_eq!(args[shard + 1], format!("$(JOB_COMPLETION_INDEX)/{n}"));
     let docker = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();

@@ -47,6 +47,8 @@ pub struct InputFile {
     pub name: String,
     /// The file name without its extensions (a customer id, an appointment id).
     pub stem: String,
+    /// The tenant: the sub-folder of the source folder the file is in, if any.
+    pub tenant: Option<String>,
     /// Size in bytes as stored.
     pub bytes: u64,
     /// Record format.
@@ -120,8 +122,15 @@ pub fn list(root: &Path, folder: &str) -> Result<(Vec<InputFile>, Vec<String>), 
                 .map(|c| c.as_os_str().to_string_lossy())
                 .collect::<Vec<_>>()
                 .join("/");
+            // `orders/masmovil/page-1.json`: the first folder below the source is the tenant.
+            let tenant = name
+                .split('/')
+                .nth(1)
+                .filter(|_| name.matches('/').count() >= 2)
+                .map(str::to_string);
             match classify(&file_name) {
                 Some((format, compression, stem)) => files.push(InputFile {
+                    tenant,
                     stem: stem.to_string(),
                     path,
                     name,
@@ -256,9 +265,7 @@ impl ChunkReader {
             self.fill(&mut data, want)?;
             let (spans, used, line_after) = match self.format {
                 Format::Ndjson => split_lines(&data, self.eof, self.line, self.offset),
-                Format::Json => {
-                    split_values(&data, self.eof, self.line, self.offset, &mut self.in_array)
-                }
+                Format::Json => split_values(&data, self.eof, self.line, self.offset, &mut self.in_array),
                 Format::Csv => return Ok(None),
             };
             if used == 0 && !self.eof {
@@ -337,13 +344,7 @@ fn push_line(data: &[u8], start: usize, end: usize, line: u64, base: u64, spans:
 
 /// Splits complete top-level JSON values (or the elements of a top-level array). A value
 /// that is still open at the end of the file becomes one record (which will be rejected).
-fn split_values(
-    data: &[u8],
-    eof: bool,
-    mut line: u64,
-    base: u64,
-    in_array: &mut bool,
-) -> (Vec<Span>, usize, u64) {
+fn split_values(data: &[u8], eof: bool, mut line: u64, base: u64, in_array: &mut bool) -> (Vec<Span>, usize, u64) {
     let mut spans = Vec::new();
     let mut i = 0;
     let n = data.len();
@@ -409,8 +410,7 @@ fn split_values(
             }
             _ => {
                 // A scalar or garbage: up to the next separator.
-                while j < n && !matches!(data[j], b'\n' | b',' | b']' | b'}' | b' ' | b'\t' | b'\r')
-                {
+                while j < n && !matches!(data[j], b'\n' | b',' | b']' | b'}' | b' ' | b'\t' | b'\r') {
                     j += 1;
                 }
                 if j < n || eof {
@@ -462,10 +462,7 @@ impl CsvRows {
         let mut record = csv::ByteRecord::new();
         while chunk.data.len() < batch_bytes {
             let pos = self.reader.position().clone();
-            let more = self
-                .reader
-                .read_byte_record(&mut record)
-                .map_err(io::Error::other)?;
+            let more = self.reader.read_byte_record(&mut record).map_err(io::Error::other)?;
             if !more {
                 self.done = true;
                 break;
@@ -474,11 +471,7 @@ impl CsvRows {
                 self.headers = Some(
                     record
                         .iter()
-                        .map(|h| {
-                            String::from_utf8_lossy(h)
-                                .trim_start_matches('\u{feff}')
-                                .to_string()
-                        })
+                        .map(|h| String::from_utf8_lossy(h).trim_start_matches('\u{feff}').to_string())
                         .collect(),
                 );
                 continue;
@@ -491,17 +484,13 @@ impl CsvRows {
                 if i > 0 {
                     out.push(b',');
                 }
-                let key = headers
-                    .get(i)
-                    .cloned()
-                    .unwrap_or_else(|| format!("_column_{i}"));
+                let key = headers.get(i).cloned().unwrap_or_else(|| format!("_column_{i}"));
                 serde_json::to_writer(&mut *out, &key).map_err(io::Error::other)?;
                 out.push(b':');
                 if field.is_empty() {
                     out.extend_from_slice(b"null");
                 } else {
-                    serde_json::to_writer(&mut *out, &String::from_utf8_lossy(field))
-                        .map_err(io::Error::other)?;
+                    serde_json::to_writer(&mut *out, &String::from_utf8_lossy(field)).map_err(io::Error::other)?;
                 }
             }
             if record.len() != headers.len() {
@@ -531,11 +520,7 @@ mod tests {
     use super::*;
 
     fn records(format: Format, input: &str, batch: usize) -> Vec<(String, u64, u64)> {
-        let mut r = ChunkReader::new(
-            Box::new(io::Cursor::new(input.as_bytes().to_vec())),
-            format,
-            batch,
-        );
+        let mut r = ChunkReader::new(Box::new(io::Cursor::new(input.as_bytes().to_vec())), format, batch);
         let mut out = Vec::new();
         while let Some(c) = r.next_chunk().unwrap() {
             for s in &c.spans {
@@ -551,11 +536,7 @@ mod tests {
 
     #[test]
     fn ndjson_lines_with_blank_lines_and_no_final_newline() {
-        let got = records(
-            Format::Ndjson,
-            "{\"a\":1}\n\n  {\"b\":2}\r\n{\"c\":3}",
-            1024,
-        );
+        let got = records(Format::Ndjson, "{\"a\":1}\n\n  {\"b\":2}\r\n{\"c\":3}", 1024);
         assert_eq!(
             got,
             vec![
@@ -568,11 +549,7 @@ mod tests {
 
     #[test]
     fn json_array_elements_are_records() {
-        let got = records(
-            Format::Json,
-            "[\n {\"a\": \"x]}\"},\n {\"b\": [1,2]}\n]\n",
-            1024,
-        );
+        let got = records(Format::Json, "[\n {\"a\": \"x]}\"},\n {\"b\": [1,2]}\n]\n", 1024);
         assert_eq!(got[0].0, "{\"a\": \"x]}\"}");
         assert_eq!(got[0].1, 2);
         assert_eq!(got[1].0, "{\"b\": [1,2]}");
@@ -591,10 +568,7 @@ mod tests {
     fn records_survive_small_chunks() {
         let mut text = String::from("[");
         for i in 0..200 {
-            text.push_str(&format!(
-                "{{\"id\": {i}, \"pad\": \"{}\"}},\n",
-                "x".repeat(i % 37)
-            ));
+            text.push_str(&format!("{{\"id\": {i}, \"pad\": \"{}\"}},\n", "x".repeat(i % 37)));
         }
         text.push_str("{\"id\": 200}]");
         let got = records(Format::Json, &text, 1024);

@@ -30,10 +30,7 @@ pub struct Context<'a> {
 impl<'a> Context<'a> {
     /// The inherited value called `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_ref())
+        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_ref())
     }
 }
 
@@ -86,9 +83,7 @@ fn visit<'a>(
                 }
                 for (name, path) in envelope.context {
                     if let Some(v) = lookup(&object, path)? {
-                        if let Ok(t) =
-                            serde_json::from_str::<crate::normalize::lenient::Text<'a>>(v.get())
-                        {
+                        if let Ok(t) = serde_json::from_str::<crate::normalize::lenient::Text<'a>>(v.get()) {
                             ctx.values.retain(|(n, _)| n != name);
                             ctx.values.push((name, t.0));
                         }
@@ -114,10 +109,7 @@ fn mentions_key(record: &[u8], key: &str) -> bool {
 }
 
 /// Follows `path` through nested objects.
-fn lookup<'a>(
-    object: &BTreeMap<Cow<'a, str>, &'a RawValue>,
-    path: &[&str],
-) -> Result<Option<&'a RawValue>, String> {
+fn lookup<'a>(object: &BTreeMap<Cow<'a, str>, &'a RawValue>, path: &[&str]) -> Result<Option<&'a RawValue>, String> {
     let Some((first, rest)) = path.split_first() else {
         return Ok(None);
     };

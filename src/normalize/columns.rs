@@ -44,9 +44,7 @@ impl ColumnType {
             ColumnType::Int64 => DataType::Int64,
             ColumnType::Float64 => DataType::Float64,
             ColumnType::Bool => DataType::Boolean,
-            ColumnType::Timestamp => {
-                DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
-            }
+            ColumnType::Timestamp => DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
             ColumnType::Money => DataType::Decimal(MONEY_PRECISION, MONEY_SCALE),
         }
     }
@@ -170,13 +168,9 @@ impl ColumnBuilder {
             (_, ColumnType::Text) => Builder::Text(StringChunkedBuilder::new(name, capacity)),
             (_, ColumnType::Int32) => Builder::Int32(PrimitiveChunkedBuilder::new(name, capacity)),
             (_, ColumnType::Int64) => Builder::Int64(PrimitiveChunkedBuilder::new(name, capacity)),
-            (_, ColumnType::Float64) => {
-                Builder::Float64(PrimitiveChunkedBuilder::new(name, capacity))
-            }
+            (_, ColumnType::Float64) => Builder::Float64(PrimitiveChunkedBuilder::new(name, capacity)),
             (_, ColumnType::Bool) => Builder::Bool(BooleanChunkedBuilder::new(name, capacity)),
-            (_, ColumnType::Timestamp) => {
-                Builder::Timestamp(PrimitiveChunkedBuilder::new(name, capacity))
-            }
+            (_, ColumnType::Timestamp) => Builder::Timestamp(PrimitiveChunkedBuilder::new(name, capacity)),
             (_, ColumnType::Money) => Builder::Money(PrimitiveChunkedBuilder::new(name, capacity)),
         };
         let kind = spec.pii.unwrap_or(PiiKind::Identifier);
@@ -308,10 +302,7 @@ impl ColumnBuilder {
                 .finish()
                 .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
                 .into_series(),
-            Builder::Money(b) => b
-                .finish()
-                .into_series()
-                .into_decimal(MONEY_PRECISION, MONEY_SCALE)?,
+            Builder::Money(b) => b.finish().into_series().into_decimal(MONEY_PRECISION, MONEY_SCALE)?,
         };
         Ok(Some(series.into_column()))
     }
@@ -379,11 +370,7 @@ impl TableBuilder {
         if dropped.is_empty() {
             return Ok(frame);
         }
-        let keep: BooleanChunked = self
-            .records
-            .iter()
-            .map(|r| dropped.binary_search(r).is_err())
-            .collect();
+        let keep: BooleanChunked = self.records.iter().map(|r| dropped.binary_search(r).is_err()).collect();
         frame.filter(&keep)
     }
 }

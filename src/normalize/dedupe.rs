@@ -45,13 +45,7 @@ pub struct DedupeIndex {
 impl DedupeIndex {
     /// Offers an item with key hash `key`; `content` is a hash of its bytes, to tell identical
     /// re-exports from conflicting ones.
-    pub fn offer(
-        &mut self,
-        key: u128,
-        updated_at: Option<i64>,
-        at: ReadPosition,
-        content: u64,
-    ) -> Outcome {
+    pub fn offer(&mut self, key: u128, updated_at: Option<i64>, at: ReadPosition, content: u64) -> Outcome {
         use std::collections::hash_map::Entry as Slot;
         match self.entries.entry(key) {
             Slot::Vacant(v) => {
@@ -120,10 +114,7 @@ mod tests {
         let mut ix = DedupeIndex::default();
         assert_eq!(ix.offer(1, Some(20), at(0, 0), 7), Outcome::New);
         assert_eq!(ix.offer(1, Some(10), at(1, 0), 8), Outcome::Loses);
-        assert_eq!(
-            ix.offer(1, Some(30), at(0, 5), 9),
-            Outcome::Replaces(at(0, 0))
-        );
+        assert_eq!(ix.offer(1, Some(30), at(0, 5), 9), Outcome::Replaces(at(0, 0)));
         assert_eq!(ix.duplicates(), 2);
         assert_eq!(ix.conflicting(), 1);
     }

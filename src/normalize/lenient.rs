@@ -214,9 +214,7 @@ pub fn parse_money(text: &str) -> Result<Money, String> {
     let d = rust_decimal::Decimal::from_str(t).map_err(|_| format!("{text:?} is not an amount"))?;
     let d = d.normalize();
     if d.scale() as usize > MONEY_SCALE {
-        return Err(format!(
-            "{text:?} has more than {MONEY_SCALE} decimal places"
-        ));
+        return Err(format!("{text:?} has more than {MONEY_SCALE} decimal places"));
     }
     let factor = 10i128.pow((MONEY_SCALE as u32) - d.scale());
     let units = d
@@ -252,9 +250,7 @@ impl<'de> Deserialize<'de> for Amount {
                 if !v.is_finite() {
                     return Err(E::custom(format!("{v} is not an amount")));
                 }
-                parse_money(ryu::Buffer::new().format(v))
-                    .map(Amount)
-                    .map_err(E::custom)
+                parse_money(ryu::Buffer::new().format(v)).map(Amount).map_err(E::custom)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Amount, E> {
                 parse_money(v).map(Amount).map_err(E::custom)

@@ -122,6 +122,15 @@ pub struct Options<'s> {
     pub rejects_raw: RejectsRaw,
     /// Largest allowed share of rejected records.
     pub max_reject_ratio: f64,
+    /// The share of the inputs this run reads (tenant folders), if sharded.
+    pub shard: Option<layout::Shard>,
+}
+
+impl Options<'_> {
+    /// The number of the part a batch is written to.
+    fn part(&self, batch: u32) -> u64 {
+        self.shard.map_or(0, |s| s.part_base()) + batch as u64
+    }
 }
 
 /// Input bytes per chunk: 16 MiB keeps each worker's builders around 50 MiB for the widest
@@ -169,7 +178,7 @@ pub struct TableReport {
     /// Rows in all parts.
     pub rows: u64,
     /// Parts, by number.
-    pub parts: BTreeMap<u32, PartReport>,
+    pub parts: BTreeMap<u64, PartReport>,
 }
 
 /// One Parquet part.
@@ -222,10 +231,7 @@ impl<'b, 'a> Rows<'b, 'a> {
     pub fn pivot(&self, pivot: &'static RolePivot) -> &BoundPivot<'b> {
         match self.pivots.iter().find(|(p, _)| std::ptr::eq(*p, pivot)) {
             Some((_, bound)) => bound,
-            None => panic!(
-                "pivot {} is not listed in the source's pivots()",
-                pivot.list
-            ),
+            None => panic!("pivot {} is not listed in the source's pivots()", pivot.list),
         }
     }
 
@@ -235,11 +241,7 @@ impl<'b, 'a> Rows<'b, 'a> {
     }
 
     /// Parses an optional timestamp field; `what` names it in the reject reason.
-    pub fn timestamp(
-        &self,
-        value: Option<&str>,
-        what: &str,
-    ) -> Result<Option<columns::Timestamp>, String> {
+    pub fn timestamp(&self, value: Option<&str>, what: &str) -> Result<Option<columns::Timestamp>, String> {
         match value {
             None => Ok(None),
             Some(v) if v.trim().is_empty() => Ok(None),
@@ -317,7 +319,11 @@ pub fn normalize(opts: &Options<'_>) -> Result<NormalizeReport, Error> {
     for (i, s) in opts.sources.iter().enumerate() {
         let (files, skipped) = files::list(&opts.input, s.name())?;
         let mut st = lock(&shared.sources[i]);
-        st.files = files.into_iter().map(|f| (f, None, 0)).collect();
+        st.files = files
+            .into_iter()
+            .filter(|f| opts.shard.is_none_or(|sh| sh.owns(f.tenant.as_deref())))
+            .map(|f| (f, None, 0))
+            .collect();
         st.skipped = skipped;
     }
 
@@ -356,11 +362,10 @@ pub fn normalize(opts: &Options<'_>) -> Result<NormalizeReport, Error> {
             if t.parts.is_empty() {
                 let path = opts
                     .package
-                    .join(layout::part_path(spec.name, opts.run_date, 0));
+                    .join(layout::part_path(spec.name, opts.run_date, opts.part(0)));
                 let mut empty = DataFrame::empty_with_schema(&spec.schema(&opts.pii));
-                let bytes = parquet::write(&path, &mut empty)
-                    .map_err(|e| Error::Write { path, source: e })?;
-                t.parts.insert(0, PartReport { rows: 0, bytes });
+                let bytes = parquet::write(&path, &mut empty).map_err(|e| Error::Write { path, source: e })?;
+                t.parts.insert(opts.part(0), PartReport { rows: 0, bytes });
             }
         }
         let written = tables.get(specs[0].name).map_or(0, |t| t.rows);
@@ -446,11 +451,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn read_all(shared: &Shared<'_>, tx: crossbeam_channel::Sender<Job>) {
     let opts = shared.opts;
     for (si, source) in opts.sources.iter().enumerate() {
-        let files: Vec<InputFile> = lock(&shared.sources[si])
-            .files
-            .iter()
-            .map(|f| f.0.clone())
-            .collect();
+        let files: Vec<InputFile> = lock(&shared.sources[si]).files.iter().map(|f| f.0.clone()).collect();
         let mut batch = 0u32;
         for (fi, file) in files.iter().enumerate() {
             if shared.failed() {
@@ -535,11 +536,8 @@ fn process(shared: &Shared<'_>, job: Job) -> Result<(), Error> {
         .iter()
         .map(|s| TableBuilder::new(s.clone(), &opts.pii, capacity))
         .collect();
-    let bound: Vec<(&'static RolePivot, BoundPivot<'_>)> = source
-        .pivots()
-        .iter()
-        .map(|p| (*p, p.bind(&opts.pii)))
-        .collect();
+    let bound: Vec<(&'static RolePivot, BoundPivot<'_>)> =
+        source.pivots().iter().map(|p| (*p, p.bind(&opts.pii))).collect();
     let mut parsed: Vec<Option<Parsed<'_>>> = Vec::with_capacity(capacity);
     let mut rejects = Vec::new();
     let data = &job.chunk.data;
@@ -569,8 +567,7 @@ fn process(shared: &Shared<'_>, job: Job) -> Result<(), Error> {
                 })),
                 Err(reason) => {
                     parsed.push(None);
-                    let offset =
-                        span.offset + (bytes.as_ptr() as usize - record.as_ptr() as usize) as u64;
+                    let offset = span.offset + (bytes.as_ptr() as usize - record.as_ptr() as usize) as u64;
                     rejects.push(Reject::new(
                         source.name(),
                         &file.name,
@@ -613,18 +610,12 @@ fn process(shared: &Shared<'_>, job: Job) -> Result<(), Error> {
                 batch: job.batch,
                 ordinal: ordinal as u32,
             };
-            match st
-                .index
-                .offer(dedupe::key_hash(&p.key), p.updated_at, at, p.content)
-            {
+            match st.index.offer(dedupe::key_hash(&p.key), p.updated_at, at, p.content) {
                 Outcome::New => {}
                 Outcome::Loses => dropped.push(at.ordinal),
                 Outcome::Replaces(loser) if loser.batch == job.batch => dropped.push(loser.ordinal),
                 Outcome::Replaces(loser) => {
-                    st.rewrites
-                        .entry(loser.batch)
-                        .or_default()
-                        .insert(p.key.to_string());
+                    st.rewrites.entry(loser.batch).or_default().insert(p.key.to_string());
                 }
             }
         }
@@ -646,14 +637,13 @@ fn process(shared: &Shared<'_>, job: Job) -> Result<(), Error> {
         }
         let path = opts
             .package
-            .join(layout::part_path(name, opts.run_date, job.batch));
-        let bytes =
-            parquet::write(&path, &mut frame).map_err(|source| Error::Write { path, source })?;
+            .join(layout::part_path(name, opts.run_date, opts.part(job.batch)));
+        let bytes = parquet::write(&path, &mut frame).map_err(|source| Error::Write { path, source })?;
         let mut tables = lock(&shared.tables);
         let report = tables.entry(name.to_string()).or_default();
         report.rows += frame.height() as u64;
         report.parts.insert(
-            job.batch,
+            opts.part(job.batch),
             PartReport {
                 rows: frame.height() as u64,
                 bytes,
@@ -672,7 +662,7 @@ fn rewrite_losers(shared: &Shared<'_>, source: usize, st: &mut SourceState) -> R
         for spec in specs {
             let path = opts
                 .package
-                .join(layout::part_path(spec.name, opts.run_date, batch));
+                .join(layout::part_path(spec.name, opts.run_date, opts.part(batch)));
             if !path.exists() {
                 continue;
             }
@@ -693,7 +683,7 @@ fn rewrite_losers(shared: &Shared<'_>, source: usize, st: &mut SourceState) -> R
             if let Some(t) = tables.get_mut(spec.name) {
                 t.rows -= removed;
                 t.parts.insert(
-                    batch,
+                    opts.part(batch),
                     PartReport {
                         rows: kept.height() as u64,
                         bytes,
@@ -707,11 +697,7 @@ fn rewrite_losers(shared: &Shared<'_>, source: usize, st: &mut SourceState) -> R
 
 /// The rows of `frame` whose key (its `key` columns joined like [`crate::sources::composite_key`])
 /// is not in `keys`.
-pub fn drop_keys(
-    frame: &DataFrame,
-    key: &[&str],
-    keys: &HashSet<String>,
-) -> PolarsResult<DataFrame> {
+pub fn drop_keys(frame: &DataFrame, key: &[&str], keys: &HashSet<String>) -> PolarsResult<DataFrame> {
     // Instants are keyed by their microseconds, as the sources join them.
     let columns = key
         .iter()
@@ -723,10 +709,7 @@ pub fn drop_keys(
             }
         })
         .collect::<PolarsResult<Vec<_>>>()?;
-    let strings = columns
-        .iter()
-        .map(|c| c.str())
-        .collect::<PolarsResult<Vec<_>>>()?;
+    let strings = columns.iter().map(|c| c.str()).collect::<PolarsResult<Vec<_>>>()?;
     let mask: BooleanChunked = (0..frame.height())
         .map(|i| {
             let k = strings
@@ -757,13 +740,12 @@ fn write_rejects(
     })?;
     let path = opts
         .package
-        .join(layout::part_path("_rejects", opts.run_date, 0));
-    let bytes =
-        parquet::write(&path, &mut frame).map_err(|source| Error::Write { path, source })?;
+        .join(layout::part_path("_rejects", opts.run_date, opts.part(0)));
+    let bytes = parquet::write(&path, &mut frame).map_err(|source| Error::Write { path, source })?;
     let report = tables.entry("_rejects".to_string()).or_default();
     report.rows = frame.height() as u64;
     report.parts.insert(
-        0,
+        opts.part(0),
         PartReport {
             rows: frame.height() as u64,
             bytes,

@@ -38,9 +38,7 @@ impl PiiKind {
     pub fn default_action(self) -> PiiAction {
         match self {
             PiiKind::Name | PiiKind::Street => PiiAction::Drop,
-            PiiKind::Document | PiiKind::Email | PiiKind::Phone | PiiKind::Msisdn => {
-                PiiAction::Hash
-            }
+            PiiKind::Document | PiiKind::Email | PiiKind::Phone | PiiKind::Msisdn => PiiAction::Hash,
             PiiKind::FreeText | PiiKind::Identifier => PiiAction::Keep,
         }
     }
@@ -169,28 +167,20 @@ impl fmt::Debug for Pii {
 impl Pii {
     /// A policy. `overrides` maps `table.column` or `column` to an action. In
     /// [`PiiMode::Hash`] a key is required; in [`PiiMode::Drop`] it is ignored.
-    pub fn new(
-        mode: PiiMode,
-        key: Option<&PiiKey>,
-        overrides: HashMap<String, PiiAction>,
-    ) -> Result<Self, String> {
+    pub fn new(mode: PiiMode, key: Option<&PiiKey>, overrides: HashMap<String, PiiAction>) -> Result<Self, String> {
         let (mac, key_label) = match (mode, key) {
             (PiiMode::Drop, _) => (None, "none (pii = \"drop\")".to_string()),
             (PiiMode::Hash, None) => return Err("no PII key".into()),
             (PiiMode::Hash, Some(k)) if k.is_empty() => return Err("the PII key is empty".into()),
             (PiiMode::Hash, Some(k)) => {
-                let mac = Hmac::<Sha256>::new_from_slice(&k.bytes)
-                    .map_err(|e| format!("unusable PII key: {e}"))?;
+                let mac = Hmac::<Sha256>::new_from_slice(&k.bytes).map_err(|e| format!("unusable PII key: {e}"))?;
                 let label = if k.is_development() {
                     "DEVELOPMENT key (public, not for production)".to_string()
                 } else {
                     // A fingerprint tells key rotations apart without revealing the key.
                     let mut m = mac.clone();
                     m.update(b"opslake key fingerprint");
-                    format!(
-                        "secret, fingerprint {}",
-                        &hex::encode(m.finalize().into_bytes())[..12]
-                    )
+                    format!("secret, fingerprint {}", &hex::encode(m.finalize().into_bytes())[..12])
                 };
                 (Some(mac), label)
             }
@@ -233,8 +223,7 @@ impl Pii {
                 .or_else(|| self.overrides.get(column))
                 .copied()
         };
-        let action =
-            configured.unwrap_or_else(|| kind.map_or(PiiAction::Keep, PiiKind::default_action));
+        let action = configured.unwrap_or_else(|| kind.map_or(PiiAction::Keep, PiiKind::default_action));
         match (action, self.mac.is_some()) {
             (PiiAction::Hash, false) => PiiAction::Drop,
             (a, _) => a,
@@ -286,12 +275,7 @@ mod tests {
     use super::*;
 
     fn policy(key: &[u8]) -> Pii {
-        Pii::new(
-            PiiMode::Hash,
-            Some(&PiiKey::secret(key.to_vec())),
-            HashMap::new(),
-        )
-        .unwrap()
+        Pii::new(PiiMode::Hash, Some(&PiiKey::secret(key.to_vec())), HashMap::new()).unwrap()
     }
 
     #[test]
@@ -327,10 +311,7 @@ mod tests {
             p.action("appointments", "first_name", Some(PiiKind::Name)),
             PiiAction::Drop
         );
-        assert_eq!(
-            p.action("appointments", "email", Some(PiiKind::Email)),
-            PiiAction::Hash
-        );
+        assert_eq!(p.action("appointments", "email", Some(PiiKind::Email)), PiiAction::Hash);
         assert_eq!(p.action("appointments", "zipcode", None), PiiAction::Keep);
     }
 
@@ -340,10 +321,7 @@ mod tests {
         o.insert("email".to_string(), PiiAction::Drop);
         o.insert("orders.client_email".to_string(), PiiAction::Keep);
         let p = Pii::new(PiiMode::Hash, Some(&PiiKey::secret(b"k".to_vec())), o).unwrap();
-        assert_eq!(
-            p.action("appointments", "email", Some(PiiKind::Email)),
-            PiiAction::Drop
-        );
+        assert_eq!(p.action("appointments", "email", Some(PiiKind::Email)), PiiAction::Drop);
         assert_eq!(
             p.action("orders", "client_email", Some(PiiKind::Email)),
             PiiAction::Keep

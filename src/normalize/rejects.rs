@@ -174,9 +174,7 @@ fn redact_value(v: &mut Value, pii: &Pii) {
             // Role/value pairs: the role names the class of the value.
             let pair = [("role", "id"), ("name", "value"), ("key", "value")]
                 .into_iter()
-                .find(|(r, val)| {
-                    map.get(*r).is_some_and(Value::is_string) && map.contains_key(*val)
-                });
+                .find(|(r, val)| map.get(*r).is_some_and(Value::is_string) && map.contains_key(*val));
             let mut skip: Vec<&str> = Vec::new();
             if let Some((role_key, value_key)) = pair {
                 let role = map
@@ -203,9 +201,7 @@ fn redact_value(v: &mut Value, pii: &Pii) {
                 match field_kind(&k) {
                     // Zip codes, cities and provinces are kept by the policy.
                     _ if normalized(&k).contains("zip") => {}
-                    Some(kind) if !is_nested || map.get(&k).is_some_and(Value::is_array) => {
-                        apply(map, &k, kind, pii)
-                    }
+                    Some(kind) if !is_nested || map.get(&k).is_some_and(Value::is_array) => apply(map, &k, kind, pii),
                     _ => {
                         if let Some(inner) = map.get_mut(&k) {
                             redact_value(inner, pii);
@@ -237,16 +233,12 @@ fn apply(map: &mut serde_json::Map<String, Value>, key: &str, kind: PiiKind, pii
         PiiAction::Hash => {
             let hashed = match value {
                 Value::String(s) => Value::String(pii.hash(kind, s).as_str().to_owned()),
-                Value::Number(n) => {
-                    Value::String(pii.hash(kind, &n.to_string()).as_str().to_owned())
-                }
+                Value::Number(n) => Value::String(pii.hash(kind, &n.to_string()).as_str().to_owned()),
                 Value::Array(items) => Value::Array(
                     items
                         .iter()
                         .map(|i| match i {
-                            Value::String(s) => {
-                                Value::String(pii.hash(kind, s).as_str().to_owned())
-                            }
+                            Value::String(s) => Value::String(pii.hash(kind, s).as_str().to_owned()),
                             _ => Value::Null,
                         })
                         .collect(),
@@ -267,12 +259,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn pii() -> Pii {
-        Pii::new(
-            PiiMode::Hash,
-            Some(&PiiKey::secret(b"k".to_vec())),
-            HashMap::new(),
-        )
-        .unwrap()
+        Pii::new(PiiMode::Hash, Some(&PiiKey::secret(b"k".to_vec())), HashMap::new()).unwrap()
     }
 
     #[test]

@@ -56,11 +56,7 @@ impl Role {
     }
 
     /// A role of another type.
-    pub const fn typed(
-        sent_as: &'static [&'static str],
-        column: &'static str,
-        ty: RoleType,
-    ) -> Role {
+    pub const fn typed(sent_as: &'static [&'static str], column: &'static str, ty: RoleType) -> Role {
         Role {
             sent_as,
             column,
@@ -70,11 +66,7 @@ impl Role {
     }
 
     /// A text role holding personal data.
-    pub const fn personal(
-        sent_as: &'static [&'static str],
-        column: &'static str,
-        pii: PiiKind,
-    ) -> Role {
+    pub const fn personal(sent_as: &'static [&'static str], column: &'static str, pii: PiiKind) -> Role {
         Role {
             sent_as,
             column,
@@ -253,13 +245,7 @@ impl BoundPivot<'_> {
 
     // The value stays a `Cow` so that a borrowed one is kept without copying.
     #[allow(clippy::ptr_arg)]
-    fn fill<'a>(
-        &self,
-        r: &Role,
-        v: &Cow<'a, str>,
-        time: &TimeParser,
-        out: &mut [Cell<'a>],
-    ) -> Result<(), String> {
+    fn fill<'a>(&self, r: &Role, v: &Cow<'a, str>, time: &TimeParser, out: &mut [Cell<'a>]) -> Result<(), String> {
         let why = |e: String| format!("{} role {:?}: {e}", self.pivot.list, r.column);
         match r.ty {
             RoleType::Text => out[0] = Cell::Text(v.clone()),
@@ -271,8 +257,7 @@ impl BoundPivot<'_> {
                 out[0] = Cell::Int32(n);
             }
             RoleType::Bool => {
-                let b = super::lenient::parse_bool(v)
-                    .ok_or_else(|| why(format!("{v:?} is not a boolean")))?;
+                let b = super::lenient::parse_bool(v).ok_or_else(|| why(format!("{v:?} is not a boolean")))?;
                 out[0] = Cell::Bool(b);
             }
             RoleType::Timestamp => out[0] = Cell::Timestamp(time.parse(v).map_err(why)?),
@@ -313,12 +298,7 @@ mod tests {
     };
 
     fn pii() -> Pii {
-        Pii::new(
-            PiiMode::Hash,
-            Some(&PiiKey::secret(b"k".to_vec())),
-            HashMap::new(),
-        )
-        .unwrap()
+        Pii::new(PiiMode::Hash, Some(&PiiKey::secret(b"k".to_vec())), HashMap::new()).unwrap()
     }
 
     fn pairs<'a>(v: &[(&'a str, &'a str)]) -> Vec<(Cow<'a, str>, Option<Cow<'a, str>>)> {
@@ -346,10 +326,7 @@ mod tests {
             ("isNewAppointment", "false"),
             ("scoring_level", "1"),
             ("sell_channel", "mysim"),
-            (
-                "validForAppointment",
-                "2023-10-03T15:00:00 - 2023-10-03T18:00:00",
-            ),
+            ("validForAppointment", "2023-10-03T15:00:00 - 2023-10-03T18:00:00"),
         ]);
         bound
             .apply(input, &TimeParser::default(), &mut cells, &mut long)
@@ -386,11 +363,7 @@ mod tests {
     fn personal_values_are_hashed_or_dropped_in_the_long_table() {
         let p = pii();
         let (mut cells, mut long) = (Vec::new(), Vec::new());
-        let input = pairs(&[
-            ("email", "test@pe.es"),
-            ("firstName", "Raúl"),
-            ("contactPhone", "600"),
-        ]);
+        let input = pairs(&[("email", "test@pe.es"), ("firstName", "Raúl"), ("contactPhone", "600")]);
         PIVOT
             .bind(&p)
             .apply(input, &TimeParser::default(), &mut cells, &mut long)
@@ -400,10 +373,7 @@ mod tests {
             Some(p.hash(PiiKind::Email, "test@pe.es").as_str())
         );
         assert_eq!(long[1].value, None, "names are dropped");
-        assert_eq!(
-            long[2].value.as_deref(),
-            Some(p.hash(PiiKind::Phone, "600").as_str())
-        );
+        assert_eq!(long[2].value.as_deref(), Some(p.hash(PiiKind::Phone, "600").as_str()));
         // The wide cell keeps the raw value: the column builder applies the policy.
         assert_eq!(cells[5], Cell::Text("test@pe.es".into()));
     }
@@ -434,9 +404,6 @@ mod tests {
                 &mut long,
             )
             .unwrap_err();
-        assert!(
-            err.contains("scoring_level") && err.contains("high"),
-            "{err}"
-        );
+        assert!(err.contains("scoring_level") && err.contains("high"), "{err}");
     }
 }

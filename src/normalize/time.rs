@@ -106,11 +106,7 @@ fn parse_date(b: &[u8]) -> Option<NaiveDate> {
     if b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    NaiveDate::from_ymd_opt(
-        digits(&b[..4])? as i32,
-        digits(&b[5..7])?,
-        digits(&b[8..10])?,
-    )
+    NaiveDate::from_ymd_opt(digits(&b[..4])? as i32, digits(&b[5..7])?, digits(&b[8..10])?)
 }
 
 /// `HH:MM[:SS[.fraction]]`; returns the time and the bytes used.
@@ -150,9 +146,7 @@ fn parse_zone(b: &[u8]) -> Option<Option<i32>> {
         [sign @ (b'+' | b'-'), rest @ ..] => {
             let (h, m) = match rest {
                 [h1, h2] => (digits(&[*h1, *h2])?, 0),
-                [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => {
-                    (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?)
-                }
+                [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?),
                 _ => return None,
             };
             if h > 23 || m > 59 {
@@ -170,9 +164,7 @@ mod tests {
     use super::*;
 
     fn utc(s: &str) -> i64 {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .unwrap()
-            .timestamp_micros()
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_micros()
     }
 
     #[test]
@@ -200,35 +192,20 @@ mod tests {
     fn zoneless_values_are_source_local() {
         let p = TimeParser::default();
         // Madrid is UTC+2 in summer, UTC+1 in winter.
-        assert_eq!(
-            p.parse("2023-10-03T15:00:00").unwrap(),
-            utc("2023-10-03T13:00:00Z")
-        );
-        assert_eq!(
-            p.parse("2023-05-02 11:00:09").unwrap(),
-            utc("2023-05-02T09:00:09Z")
-        );
+        assert_eq!(p.parse("2023-10-03T15:00:00").unwrap(), utc("2023-10-03T13:00:00Z"));
+        assert_eq!(p.parse("2023-05-02 11:00:09").unwrap(), utc("2023-05-02T09:00:09Z"));
         assert_eq!(p.parse("2020-01-31").unwrap(), utc("2020-01-30T23:00:00Z"));
         let lisbon = TimeParser::new("Europe/Lisbon").unwrap();
-        assert_eq!(
-            lisbon.parse("2020-01-31").unwrap(),
-            utc("2020-01-31T00:00:00Z")
-        );
+        assert_eq!(lisbon.parse("2020-01-31").unwrap(), utc("2020-01-31T00:00:00Z"));
     }
 
     #[test]
     fn daylight_saving_edges() {
         let p = TimeParser::default();
         // 2023-10-29 02:30 happens twice in Madrid: the earlier (CEST) instant is taken.
-        assert_eq!(
-            p.parse("2023-10-29 02:30:00").unwrap(),
-            utc("2023-10-29T00:30:00Z")
-        );
+        assert_eq!(p.parse("2023-10-29 02:30:00").unwrap(), utc("2023-10-29T00:30:00Z"));
         // 2023-03-26 02:30 does not exist: moved forward to 03:30 CEST.
-        assert_eq!(
-            p.parse("2023-03-26 02:30:00").unwrap(),
-            utc("2023-03-26T01:30:00Z")
-        );
+        assert_eq!(p.parse("2023-03-26 02:30:00").unwrap(), utc("2023-03-26T01:30:00Z"));
     }
 
     #[test]
@@ -249,9 +226,7 @@ mod tests {
     #[test]
     fn ranges() {
         let p = TimeParser::default();
-        let (a, b) = p
-            .parse_range("2023-10-03T15:00:00 - 2023-10-03T18:00:00")
-            .unwrap();
+        let (a, b) = p.parse_range("2023-10-03T15:00:00 - 2023-10-03T18:00:00").unwrap();
         assert_eq!(b - a, 3 * 3600 * 1_000_000);
         assert!(p.parse_range("2023-10-03T15:00:00").is_err());
     }

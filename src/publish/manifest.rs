@@ -42,6 +42,9 @@ pub struct RunManifest {
     pub pii: PiiManifest,
     /// Settings that shape the output.
     pub settings: BTreeMap<String, String>,
+    /// The shard of the day the run published (`i/n`), if sharded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 /// One source's inputs and counts.

@@ -113,8 +113,10 @@ pub struct Package {
     pub dir: PathBuf,
     /// Whether `dir` already is the run's staging folder in a local lake (no upload needed).
     pub in_place: bool,
-    /// The day's last commit when the run started.
+    /// The commit scope's last commit when the run started.
     pub base: u64,
+    /// The shard of the day the run publishes, if any (its own commit scope).
+    pub shard: Option<layout::Shard>,
 }
 
 /// Marks a staging folder with the commit its run is based on, so that other runs know when
@@ -124,6 +126,8 @@ struct StagingMarker {
     run_id: String,
     base: u64,
     started_at: chrono::DateTime<Utc>,
+    #[serde(default)]
+    shard: Option<layout::Shard>,
 }
 
 const MARKER: &str = "_run.json";
@@ -133,6 +137,9 @@ const MARKER: &str = "_run.json";
 struct Claim {
     commit: u64,
     run_id: String,
+    /// The shard committed (`None`: the whole day).
+    #[serde(default)]
+    shard: Option<layout::Shard>,
     /// Part file names per table, as staged.
     tables: BTreeMap<String, Vec<String>>,
     /// Tables of the previous commit that this one removes.
@@ -166,18 +173,22 @@ fn test_hook(point: &str) {
 
 /// The staging prefix of a run.
 fn staging(run_date: NaiveDate, run_id: &str) -> String {
-    format!(
-        "{}/{}/{run_id}",
-        layout::STAGING,
-        layout::partition(run_date)
-    )
+    format!("{}/{}/{run_id}", layout::STAGING, layout::partition(run_date))
 }
 
-/// The day's last claimed commit number (0 when none).
-pub async fn latest_commit(lake: &Lake, run_date: NaiveDate) -> Result<u64, Error> {
-    let claims = lake.list(&layout::commits_prefix(run_date)).await?;
+/// The last claimed commit number of a day's scope (the whole day, or a shard); 0 when none.
+pub async fn latest_commit(lake: &Lake, run_date: NaiveDate, shard: Option<layout::Shard>) -> Result<u64, Error> {
+    let prefix = layout::commits_prefix(run_date, shard);
+    let claims = lake.list(&prefix).await?;
     Ok(claims
         .iter()
+        // Only the scope's own claims, not those of the shards below it.
+        .filter(|m| {
+            m.location
+                .as_ref()
+                .strip_prefix(&prefix)
+                .is_some_and(|r| r.matches('/').count() == 1)
+        })
         .filter_map(|m| m.location.filename().and_then(layout::commit_number))
         .max()
         .unwrap_or(0))
@@ -190,10 +201,11 @@ pub async fn create_package(
     run_id: &str,
     run_date: NaiveDate,
     work_dir: Option<&Path>,
+    shard: Option<layout::Shard>,
 ) -> Result<Package, Error> {
     recover(lake, run_date).await?;
     clean_all_staging(lake).await?;
-    let base = latest_commit(lake, run_date).await?;
+    let base = latest_commit(lake, run_date, shard).await?;
     let prefix = staging(run_date, run_id);
     let (dir, in_place) = match (&lake.local_root, work_dir) {
         (_, Some(w)) => (w.join(run_id), false),
@@ -208,15 +220,16 @@ pub async fn create_package(
         run_id: run_id.to_string(),
         base,
         started_at: Utc::now(),
+        shard,
     };
-    lake.write(&format!("{prefix}/{MARKER}"), json(&marker))
-        .await?;
+    lake.write(&format!("{prefix}/{MARKER}"), json(&marker)).await?;
     Ok(Package {
         run_id: run_id.to_string(),
         run_date,
         dir,
         in_place,
         base,
+        shard,
     })
 }
 
@@ -264,14 +277,15 @@ pub async fn publish(
     let prefix = staging(run_date, &package.run_id);
     // Another run committed the day since this one started: it can no longer commit (and
     // its staging may already be gone as debris).
-    let latest = latest_commit(lake, run_date).await?;
+    let latest = latest_commit(lake, run_date, package.shard).await?;
     if latest > package.base {
         return Err(lose(lake, package, latest).await);
     }
     let tables = match package_tables(package) {
         Ok(t) => t,
         Err(Error::Local { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return Err(lose(lake, package, latest_commit(lake, run_date).await?).await);
+            let latest = latest_commit(lake, run_date, package.shard).await?;
+            return Err(lose(lake, package, latest).await);
         }
         Err(e) => return Err(e),
     };
@@ -279,20 +293,14 @@ pub async fn publish(
         for (table, parts) in &tables {
             for part in parts {
                 let rel = format!("{}/{part}", layout::table_partition(table, run_date));
-                lake.upload(&package.dir.join(&rel), &format!("{prefix}/{rel}"))
-                    .await?;
+                lake.upload(&package.dir.join(&rel), &format!("{prefix}/{rel}")).await?;
             }
         }
     }
 
     let previous = committed(lake, run_date).await?.into_iter().next_back();
     let drop_tables = match (&previous, replace_day) {
-        (Some(p), true) => p
-            .tables
-            .keys()
-            .filter(|t| !tables.contains_key(*t))
-            .cloned()
-            .collect(),
+        (Some(p), true) => p.tables.keys().filter(|t| !tables.contains_key(*t)).cloned().collect(),
         _ => Vec::new(),
     };
     if let (Some(p), false) = (&previous, replace_day) {
@@ -326,12 +334,13 @@ pub async fn publish(
     let claim = Claim {
         commit,
         run_id: package.run_id.clone(),
+        shard: package.shard,
         tables,
         drop_tables,
         manifest: manifest.clone(),
     };
     if !lake
-        .create(&layout::commit_path(run_date, commit), json(&claim))
+        .create(&layout::commit_path(run_date, package.shard, commit), json(&claim))
         .await?
     {
         return Err(lose(lake, package, commit).await);
@@ -343,13 +352,13 @@ pub async fn publish(
             source,
         })?;
     }
-    clean_staging(lake, run_date, commit).await
+    clean_staging(lake, run_date).await
 }
 
 /// The error of a run that lost the day to the run of commit `winner`, after removing its
 /// staged files.
 async fn lose(lake: &Lake, package: &Package, winner: u64) -> Error {
-    let other = read_claim(lake, package.run_date, winner)
+    let other = read_claim(lake, &layout::commit_path(package.run_date, package.shard, winner))
         .await
         .map(|c| c.run_id)
         .unwrap_or_else(|_| "unknown".into());
@@ -362,8 +371,8 @@ async fn lose(lake: &Lake, package: &Package, winner: u64) -> Error {
     }
 }
 
-async fn read_claim(lake: &Lake, run_date: NaiveDate, commit: u64) -> Result<Claim, Error> {
-    let path = layout::commit_path(run_date, commit);
+async fn read_claim(lake: &Lake, path: &str) -> Result<Claim, Error> {
+    let path = path.to_string();
     let bytes = lake.read(&path).await?.ok_or_else(|| Error::BadManifest {
         path: path.clone(),
         why: "missing".into(),
@@ -372,6 +381,16 @@ async fn read_claim(lake: &Lake, run_date: NaiveDate, commit: u64) -> Result<Cla
         path,
         why: e.to_string(),
     })
+}
+
+/// Whether a part that a commit of `shard` did not write belongs to another shard of the same
+/// sharding (and stays); a whole-day commit replaces everything, a shard commit also removes
+/// parts of an unsharded run or of another number of shards.
+fn other_shards_part(shard: Option<layout::Shard>, name: &str) -> bool {
+    match (shard, layout::part_number(name).and_then(layout::Shard::of_part)) {
+        (Some(mine), Some(theirs)) => theirs.count == mine.count && theirs.index != mine.index,
+        _ => false,
+    }
 }
 
 /// Promotes a claimed commit's staged parts and writes its manifest (idempotent: a commit
@@ -399,35 +418,35 @@ async fn finish(lake: &Lake, run_date: NaiveDate, claim: &Claim) -> Result<(), E
         }
         for old in lake.list(&partition).await? {
             let name = old.location.filename().unwrap_or_default().to_string();
-            if !parts.contains(&name) {
+            if !parts.contains(&name) && !other_shards_part(claim.shard, &name) {
                 lake.delete(old.location.as_ref()).await?;
             }
         }
     }
     for table in &claim.drop_tables {
-        lake.delete_prefix(&layout::table_partition(table, run_date))
-            .await?;
+        lake.delete_prefix(&layout::table_partition(table, run_date)).await?;
     }
     test_hook("promoted");
-    lake.write(
-        &layout::manifest_path(run_date, &claim.run_id),
-        json(&claim.manifest),
-    )
-    .await?;
+    lake.write(&layout::manifest_path(run_date, &claim.run_id), json(&claim.manifest))
+        .await?;
     lake.delete_prefix(&prefix).await
 }
 
 /// Finishes every commit of the day that was claimed but not completed (a crashed run).
 pub async fn recover(lake: &Lake, run_date: NaiveDate) -> Result<Vec<String>, Error> {
     let mut recovered = Vec::new();
-    let claims = lake.list(&layout::commits_prefix(run_date)).await?;
-    let mut numbers: Vec<u64> = claims
+    let mut claims: Vec<(String, u64)> = lake
+        .list(&layout::all_commits_prefix(run_date))
+        .await?
         .iter()
-        .filter_map(|m| m.location.filename().and_then(layout::commit_number))
+        .filter_map(|m| {
+            let n = m.location.filename().and_then(layout::commit_number)?;
+            Some((m.location.to_string(), n))
+        })
         .collect();
-    numbers.sort_unstable();
-    for n in numbers {
-        let claim = read_claim(lake, run_date, n).await?;
+    claims.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    for (path, n) in claims {
+        let claim = read_claim(lake, &path).await?;
         if lake
             .read(&layout::manifest_path(run_date, &claim.run_id))
             .await?
@@ -451,28 +470,24 @@ pub async fn clean_all_staging(lake: &Lake) -> Result<(), Error> {
         else {
             continue;
         };
-        let latest = latest_commit(lake, date).await?;
-        clean_staging(lake, date, latest).await?;
+        clean_staging(lake, date).await?;
     }
     Ok(())
 }
 
 /// Deletes staging folders of the day whose runs can no longer commit (based on an older
-/// commit than `commit`), and those of runs started more than a day ago.
-async fn clean_staging(lake: &Lake, run_date: NaiveDate, commit: u64) -> Result<(), Error> {
+/// commit of their scope than its last), and those of runs started more than a day ago.
+async fn clean_staging(lake: &Lake, run_date: NaiveDate) -> Result<(), Error> {
     let day = format!("{}/{}", layout::STAGING, layout::partition(run_date));
+    let old = |t: chrono::DateTime<Utc>| Utc::now() - t > chrono::Duration::hours(24);
     for run in lake.folders(&day).await? {
         let prefix = format!("{day}/{run}");
         let doomed = match lake.read(&format!("{prefix}/{MARKER}")).await? {
-            Some(b) => {
-                serde_json::from_slice::<StagingMarker>(&b).map_or(true, |m| m.base < commit)
-            }
-            None => {
-                let objects = lake.list(&prefix).await?;
-                objects
-                    .iter()
-                    .all(|o| Utc::now() - o.last_modified > chrono::Duration::hours(1))
-            }
+            Some(b) => match serde_json::from_slice::<StagingMarker>(&b) {
+                Ok(m) => m.base < latest_commit(lake, run_date, m.shard).await? || old(m.started_at),
+                Err(_) => true,
+            },
+            None => lake.list(&prefix).await?.iter().all(|o| old(o.last_modified)),
         };
         if doomed {
             lake.delete_prefix(&prefix).await?;
@@ -490,11 +505,10 @@ pub async fn committed(lake: &Lake, run_date: NaiveDate) -> Result<Vec<RunManife
             continue;
         }
         if let Some(bytes) = lake.read(path).await? {
-            let m: RunManifest =
-                serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
-                    path: path.to_string(),
-                    why: e.to_string(),
-                })?;
+            let m: RunManifest = serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
+                path: path.to_string(),
+                why: e.to_string(),
+            })?;
             runs.push(m);
         }
     }
@@ -523,12 +537,7 @@ pub async fn all_runs(lake: &Lake) -> Result<Vec<RunManifest>, Error> {
 
 /// Downloads the committed parts of `tables` (as the manifest lists them) into `dir`, laid out
 /// like the lake.
-pub async fn fetch_tables(
-    lake: &Lake,
-    manifest: &RunManifest,
-    tables: &[&str],
-    dir: &Path,
-) -> Result<(), Error> {
+pub async fn fetch_tables(lake: &Lake, manifest: &RunManifest, tables: &[&str], dir: &Path) -> Result<(), Error> {
     for t in tables {
         if let Some(tm) = manifest.tables.get(*t) {
             for part in &tm.parts {
@@ -541,8 +550,7 @@ pub async fn fetch_tables(
 
 /// Discards a package that will not be published (a failed run): local files and staging.
 pub async fn discard(lake: &Lake, package: &Package) -> Result<(), Error> {
-    lake.delete_prefix(&staging(package.run_date, &package.run_id))
-        .await?;
+    lake.delete_prefix(&staging(package.run_date, &package.run_id)).await?;
     if !package.in_place && package.dir.exists() {
         std::fs::remove_dir_all(&package.dir).map_err(|source| Error::Local {
             path: package.dir.clone(),

@@ -28,7 +28,5 @@ pub fn write(path: &Path, frame: &mut DataFrame) -> std::io::Result<u64> {
 /// Reads a whole Parquet file.
 pub fn read(path: &Path) -> std::io::Result<DataFrame> {
     let file = File::open(path)?;
-    ParquetReader::new(file)
-        .finish()
-        .map_err(std::io::Error::other)
+    ParquetReader::new(file).finish().map_err(std::io::Error::other)
 }

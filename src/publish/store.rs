@@ -11,9 +11,7 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{
-    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart,
-};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
 use super::Error;
@@ -49,10 +47,7 @@ impl Lake {
             Some("s3" | "s3a") => {
                 let mut b = AmazonS3Builder::from_env().with_url(url);
                 if let Ok(v) = std::env::var("AWS_S3_FORCE_PATH_STYLE") {
-                    b = b.with_virtual_hosted_style_request(!matches!(
-                        v.as_str(),
-                        "1" | "true" | "TRUE"
-                    ));
+                    b = b.with_virtual_hosted_style_request(!matches!(v.as_str(), "1" | "true" | "TRUE"));
                 }
                 Some(Arc::new(b.build().map_err(|e| bad(e.to_string()))?))
             }
@@ -78,12 +73,11 @@ impl Lake {
             // The lake is a prefix inside the bucket or container.
             let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
             let prefix = parsed.path().trim_matches('/');
-            let store: Arc<dyn ObjectStore> =
-                if prefix.is_empty() || scheme.as_deref() == Some("memory") {
-                    store
-                } else {
-                    Arc::new(PrefixStore::new(store, prefix))
-                };
+            let store: Arc<dyn ObjectStore> = if prefix.is_empty() || scheme.as_deref() == Some("memory") {
+                store
+            } else {
+                Arc::new(PrefixStore::new(store, prefix))
+            };
             return Ok(Lake {
                 store,
                 url: url.to_string(),
@@ -97,8 +91,7 @@ impl Lake {
                 .and_then(|u| u.to_file_path().ok())
                 .ok_or_else(|| bad("not a valid file:// URL (use an absolute path)".into()))?,
         };
-        std::fs::create_dir_all(&local)
-            .map_err(|e| bad(format!("cannot create the folder: {e}")))?;
+        std::fs::create_dir_all(&local).map_err(|e| bad(format!("cannot create the folder: {e}")))?;
         let local = local.canonicalize().map_err(|e| bad(e.to_string()))?;
         let store = LocalFileSystem::new_with_prefix(&local).map_err(|e| bad(e.to_string()))?;
         Ok(Lake {

@@ -182,10 +182,7 @@ fn scan(root: &Path, table: &str, run_date: NaiveDate) -> Result<LazyFrame, Erro
         .iter()
         .map(|p| PlRefPath::try_from_path(p))
         .collect::<PolarsResult<Vec<_>>>()
-        .map_err(|source| Error::Query {
-            name: "scan",
-            source,
-        })?;
+        .map_err(|source| Error::Query { name: "scan", source })?;
     // The partition is known: no Hive parsing of `run_date=` from the paths.
     let args = ScanArgsParquet {
         hive_options: HiveOptions {
@@ -194,12 +191,8 @@ fn scan(root: &Path, table: &str, run_date: NaiveDate) -> Result<LazyFrame, Erro
         },
         ..Default::default()
     };
-    LazyFrame::scan_parquet_files(paths.into_iter().collect(), args).map_err(|source| {
-        Error::Query {
-            name: "scan",
-            source,
-        }
-    })
+    LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
+        .map_err(|source| Error::Query { name: "scan", source })
 }
 
 /// The `status_categories` table.
@@ -221,12 +214,7 @@ pub fn status_categories() -> PolarsResult<DataFrame> {
 
 /// Runs every reconciliation on the tables under `root` for `run_date`, writing each result
 /// into `out` (laid out like the lake; often the same folder).
-pub fn reconcile(
-    root: &Path,
-    out: &Path,
-    run_date: NaiveDate,
-    params: &Params,
-) -> Result<ReconcileReport, Error> {
+pub fn reconcile(root: &Path, out: &Path, run_date: NaiveDate, params: &Params) -> Result<ReconcileReport, Error> {
     let mut tables: BTreeMap<String, LazyFrame> = BTreeMap::new();
     for t in INPUTS {
         tables.insert(t.to_string(), scan(root, t, run_date)?);
@@ -236,9 +224,7 @@ pub fn reconcile(
         source,
     })?;
     let mut report = ReconcileReport::default();
-    report
-        .warnings
-        .extend(unknown_statuses(&tables, &categories)?);
+    report.warnings.extend(unknown_statuses(&tables, &categories)?);
     tables.insert("status_categories".into(), categories.lazy());
 
     for r in RECONCILIATIONS {
@@ -246,10 +232,7 @@ pub fn reconcile(
         for (name, lf) in &tables {
             ctx.register(name, lf.clone());
         }
-        let query = |source| Error::Query {
-            name: r.name,
-            source,
-        };
+        let query = |source| Error::Query { name: r.name, source };
         let mut frame = ctx
             .execute(&params.bind(r.sql))
             .and_then(|lf| lf.collect())
@@ -265,19 +248,14 @@ pub fn reconcile(
         }
         let path = out.join(layout::part_path(r.name, run_date, 0));
         parquet::write(&path, &mut frame).map_err(|source| Error::Write { path, source })?;
-        report
-            .rows
-            .insert(r.name.to_string(), frame.height() as u64);
+        report.rows.insert(r.name.to_string(), frame.height() as u64);
         tables.insert(r.name.to_string(), frame.lazy());
     }
     Ok(report)
 }
 
 /// Status values of the histories that the category file does not map (counted IN_PROGRESS).
-fn unknown_statuses(
-    tables: &BTreeMap<String, LazyFrame>,
-    categories: &DataFrame,
-) -> Result<Vec<String>, Error> {
+fn unknown_statuses(tables: &BTreeMap<String, LazyFrame>, categories: &DataFrame) -> Result<Vec<String>, Error> {
     let query = |source| Error::Query {
         name: "status_categories",
         source,
@@ -386,13 +364,15 @@ mod tests {
         assert_eq!(cat("NOT_SENT"), "INCIDENCE");
         assert_eq!(cat("IN_TRANSIT"), "IN_PROGRESS");
         let by: BTreeMap<String, usize> =
-            df.column("category").unwrap().str().unwrap().iter().fold(
-                BTreeMap::new(),
-                |mut m, c| {
+            df.column("category")
+                .unwrap()
+                .str()
+                .unwrap()
+                .iter()
+                .fold(BTreeMap::new(), |mut m, c| {
                     *m.entry(c.unwrap().to_string()).or_default() += 1;
                     m
-                },
-            );
+                });
         assert_eq!(by["DELIVERED"], 3);
         assert_eq!(by["RETURNED"], 4);
         assert_eq!(by["CANCELLED"], 4);
@@ -402,20 +382,13 @@ mod tests {
 
     #[test]
     fn as_of_is_the_end_of_the_day_in_the_source_zone() {
-        let p = Params::new(
-            NaiveDate::from_ymd_opt(2025, 6, 30).unwrap(),
-            &TimeParser::default(),
-            7,
-        );
+        let p = Params::new(NaiveDate::from_ymd_opt(2025, 6, 30).unwrap(), &TimeParser::default(), 7);
         // Madrid is UTC+2 in summer: the day ends at 22:00 UTC.
         assert!(
             p.bind(":as_of").contains("2025-06-30 22:00:00.000000+0000"),
             "{}",
             p.bind(":as_of")
         );
-        assert_eq!(
-            p.bind("INTERVAL ':stuck_after_days days'"),
-            "INTERVAL '7 days'"
-        );
+        assert_eq!(p.bind("INTERVAL ':stuck_after_days days'"), "INTERVAL '7 days'");
     }
 }

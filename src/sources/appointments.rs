@@ -27,11 +27,7 @@ pub static PARTIES: RolePivot = RolePivot {
         Role::text(&["segment"], "segment"),
         Role::text(&["language"], "language"),
         Role::text(&["tenant", "tenantid"], "tenant"),
-        Role::typed(
-            &["duration", "durationmin"],
-            "duration_min",
-            RoleType::Int32,
-        ),
+        Role::typed(&["duration", "durationmin"], "duration_min", RoleType::Int32),
         Role::text(&["zipcode", "postcode"], "zipcode"),
         Role::text(&["contract"], "contract"),
         Role::typed(&["delay"], "delay", RoleType::Int32),
@@ -43,11 +39,7 @@ pub static PARTIES: RolePivot = RolePivot {
                 end: "valid_for_appointment_end",
             },
         ),
-        Role::personal(
-            &["firstname"],
-            "first_name",
-            crate::normalize::pii::PiiKind::Name,
-        ),
+        Role::personal(&["firstname"], "first_name", crate::normalize::pii::PiiKind::Name),
         Role::personal(
             &["middlename", "lastname", "surname", "surnames"],
             "middle_name",
@@ -78,10 +70,7 @@ pub static ENTITIES: RolePivot = RolePivot {
     roles: &[
         Role::text(&["workorder", "workorderid"], "work_order"),
         Role::text(&["ordertype"], "order_type"),
-        Role::text(
-            &["connectioninstallationflow"],
-            "connection_installation_flow",
-        ),
+        Role::text(&["connectioninstallationflow"], "connection_installation_flow"),
         Role::text(&["donoroperator"], "donor_operator"),
         Role::text(&["linkstate"], "link_state"),
         Role::text(&["ctopoledb"], "cto_pole_db"),
@@ -95,11 +84,7 @@ pub static RESOURCES: RolePivot = RolePivot {
     roles: &[
         Role::text(&["type"], "type"),
         Role::text(&["territoryowner"], "territory_owner"),
-        Role::personal(
-            &["msisdn"],
-            "msisdn",
-            crate::normalize::pii::PiiKind::Msisdn,
-        ),
+        Role::personal(&["msisdn"], "msisdn", crate::normalize::pii::PiiKind::Msisdn),
         Role::text(&["tariff"], "tariff"),
     ],
 };
@@ -170,10 +155,7 @@ pub struct RelatedParty<'a> {
 impl<'a> RelatedParty<'a> {
     /// The pair as pivot input.
     pub fn pair(self) -> (Cow<'a, str>, Option<Cow<'a, str>>) {
-        (
-            self.role.map(|r| r.0).unwrap_or_default(),
-            self.id.map(|v| v.0),
-        )
+        (self.role.map(|r| r.0).unwrap_or_default(), self.id.map(|v| v.0))
     }
 }
 
@@ -331,24 +313,14 @@ impl Source for Appointments {
         &PIVOTS
     }
 
-    fn parse<'a>(
-        &self,
-        item: &Item<'_, 'a>,
-        rows: &mut Rows<'_, 'a>,
-    ) -> Result<ItemKey<'a>, String> {
+    fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String> {
         let a: Appointment<'a> = read_item(item.bytes)?;
         let id = required_text(a.id, "id")?;
         let last_update = rows.timestamp(a.last_update.as_ref().map(Text::as_str), "lastUpdate")?;
         let (valid_for_start, valid_for_end) = match &a.valid_for {
             Some(v) => (
-                rows.timestamp(
-                    v.start_date_time.as_ref().map(Text::as_str),
-                    "validFor.startDateTime",
-                )?,
-                rows.timestamp(
-                    v.end_date_time.as_ref().map(Text::as_str),
-                    "validFor.endDateTime",
-                )?,
+                rows.timestamp(v.start_date_time.as_ref().map(Text::as_str), "validFor.startDateTime")?,
+                rows.timestamp(v.end_date_time.as_ref().map(Text::as_str), "validFor.endDateTime")?,
             ),
             None => (None, None),
         };
@@ -359,8 +331,7 @@ impl Source for Appointments {
             category: text(a.category),
             description: text(a.description),
             status: text(a.status),
-            creation_date: rows
-                .timestamp(a.creation_date.as_ref().map(Text::as_str), "creationDate")?,
+            creation_date: rows.timestamp(a.creation_date.as_ref().map(Text::as_str), "creationDate")?,
             last_update,
             valid_for_start,
             valid_for_end,
@@ -380,10 +351,7 @@ impl Source for Appointments {
         let time = *rows.time();
         let mut parties: Vec<RolePair<'a>> = Vec::new();
         rows.pivot(&PARTIES).apply(
-            a.related_party
-                .unwrap_or_default()
-                .into_iter()
-                .map(RelatedParty::pair),
+            a.related_party.unwrap_or_default().into_iter().map(RelatedParty::pair),
             &time,
             &mut row.groups,
             &mut parties,
@@ -404,18 +372,9 @@ impl Source for Appointments {
 
         let mut item_of = Vec::new();
         let mut pairs = Vec::new();
-        for (item_position, it) in a
-            .resource_order_item
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-        {
+        for (item_position, it) in a.resource_order_item.unwrap_or_default().into_iter().enumerate() {
             let item_id = text(it.id);
-            for c in it
-                .resource
-                .and_then(|r| r.resource_characteristic)
-                .unwrap_or_default()
-            {
+            for c in it.resource.and_then(|r| r.resource_characteristic).unwrap_or_default() {
                 item_of.push((item_id.clone(), item_position as i32));
                 pairs.push((c.name.map(|n| n.0).unwrap_or_default(), text(c.value)));
             }

@@ -139,15 +139,10 @@ impl Source for CustomerDevices {
         }]
     }
 
-    fn parse<'a>(
-        &self,
-        item: &Item<'_, 'a>,
-        rows: &mut Rows<'_, 'a>,
-    ) -> Result<ItemKey<'a>, String> {
+    fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String> {
         let d: Device<'a> = read_item(item.bytes)?;
         let id = required_text(d.subscription_terminal_id, "subscription_terminal_id")?;
-        let ts =
-            |v: &Option<Text<'a>>, what: &str| rows.timestamp(v.as_ref().map(Text::as_str), what);
+        let ts = |v: &Option<Text<'a>>, what: &str| rows.timestamp(v.as_ref().map(Text::as_str), what);
         let start_date = ts(&d.start_date, "start_date")?;
         let (fees_upfront, plan, final_plan) = match d.fees {
             Some(f) => (

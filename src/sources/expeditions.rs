@@ -130,11 +130,7 @@ impl Source for Expeditions {
         }]
     }
 
-    fn parse<'a>(
-        &self,
-        item: &Item<'_, 'a>,
-        rows: &mut Rows<'_, 'a>,
-    ) -> Result<ItemKey<'a>, String> {
+    fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String> {
         let e: Expedition<'a> = read_item(item.bytes)?;
         let id = required_text(e.expedition_id, "expedition_id")?;
         let history = e.status_history.unwrap_or_default();
@@ -144,10 +140,7 @@ impl Source for Expeditions {
             statuses.push(ExpeditionStatusRow {
                 expedition_id: Some(id.clone()),
                 position: Some(position as i32),
-                status_at: rows.timestamp(
-                    s.timestamp.as_ref().map(Text::as_str),
-                    "status_history.timestamp",
-                )?,
+                status_at: rows.timestamp(s.timestamp.as_ref().map(Text::as_str), "status_history.timestamp")?,
                 status_id: text(s.id),
                 status: text(s.value),
                 description: text(s.description),
@@ -170,8 +163,7 @@ impl Source for Expeditions {
             Some(t) => (text(t.tracking_link), text(t.return_code)),
             None => (None, None),
         };
-        let created_date =
-            rows.timestamp(e.created_date.as_ref().map(Text::as_str), "created_date")?;
+        let created_date = rows.timestamp(e.created_date.as_ref().map(Text::as_str), "created_date")?;
         rows.push(ExpeditionRow {
             expedition_id: Some(id.clone()),
             created_date,

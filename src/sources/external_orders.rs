@@ -282,11 +282,7 @@ impl Source for ExternalOrders {
     }
 
     fn tables(&self) -> Vec<TableSpec> {
-        vec![
-            ExternalOrderRow::spec(),
-            JourneyRow::spec(),
-            JourneyDeviceRow::spec(),
-        ]
+        vec![ExternalOrderRow::spec(), JourneyRow::spec(), JourneyDeviceRow::spec()]
     }
 
     fn envelopes(&self) -> &'static [Envelope] {
@@ -302,11 +298,7 @@ impl Source for ExternalOrders {
         ]
     }
 
-    fn parse<'a>(
-        &self,
-        item: &Item<'_, 'a>,
-        rows: &mut Rows<'_, 'a>,
-    ) -> Result<ItemKey<'a>, String> {
+    fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String> {
         let o: ExternalOrder<'a> = read_item(item.bytes)?;
         let id = required_text(o.order_id_external, "order_id_external")?;
         let order_date = rows.timestamp(o.order_date.as_ref().map(Text::as_str), "order_date")?;
@@ -325,8 +317,7 @@ impl Source for ExternalOrders {
             ..Default::default()
         };
         if let Some(s) = o.status {
-            row.status_at =
-                rows.timestamp(s.timestamp.as_ref().map(Text::as_str), "status.timestamp")?;
+            row.status_at = rows.timestamp(s.timestamp.as_ref().map(Text::as_str), "status.timestamp")?;
             row.status_id = text(s.id);
             row.status_description = text(s.description);
             if let Some(r) = s.reason {
@@ -371,8 +362,7 @@ impl Source for ExternalOrders {
                     }
                     j.coverage = flag(d.coverage);
                     j.secure_delivery = flag(d.secure_delivery);
-                    (j.remaining_payment_total, j.remaining_payment_currency) =
-                        price(d.remaining_payment);
+                    (j.remaining_payment_total, j.remaining_payment_currency) = price(d.remaining_payment);
                     if let Some(r) = d.recipient_verification {
                         j.exclusive_delivery = flag(r.exclusive_delivery);
                         if let Some(v) = r.verification {

@@ -101,9 +101,9 @@ impl PersonColumns {
     /// Appends the group's cells for `client`.
     pub fn cells<'a>(&self, client: Option<Client<'a>>, out: &mut Vec<Cell<'a>>) {
         let c = client.unwrap_or_default();
-        let (document_id, document_type) = c.identity.map_or((None, None), |i| {
-            (text(i.document_id), text(i.document_type))
-        });
+        let (document_id, document_type) = c
+            .identity
+            .map_or((None, None), |i| (text(i.document_id), text(i.document_type)));
         let (prefix, number) = c
             .contact_phone
             .map_or((None, None), |p| (text(p.prefix), text(p.phone_number)));
@@ -335,11 +335,7 @@ const PRODUCT: [(&str, ColumnType, Option<PiiKind>); 17] = [
     ("icc_imei", ColumnType::Text, None),
     ("identifier", ColumnType::Text, None),
     ("quantity", ColumnType::Int32, None),
-    (
-        "product_comments",
-        ColumnType::Text,
-        Some(PiiKind::FreeText),
-    ),
+    ("product_comments", ColumnType::Text, Some(PiiKind::FreeText)),
     ("msisdn", ColumnType::Text, Some(PiiKind::Msisdn)),
     ("financed", ColumnType::Bool, None),
     ("remaining_payment", ColumnType::Money, None),

@@ -90,17 +90,11 @@ impl Source for Memos {
         ]
     }
 
-    fn parse<'a>(
-        &self,
-        item: &Item<'_, 'a>,
-        rows: &mut Rows<'_, 'a>,
-    ) -> Result<ItemKey<'a>, String> {
+    fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String> {
         let m: Memo<'a> = read_item(item.bytes)?;
         let id = required_text(m.id, "id")?;
-        let change_stamp =
-            rows.timestamp(m.change_stamp.as_ref().map(Text::as_str), "change_stamp")?;
-        let create_stamp =
-            rows.timestamp(m.create_stamp.as_ref().map(Text::as_str), "create_stamp")?;
+        let change_stamp = rows.timestamp(m.change_stamp.as_ref().map(Text::as_str), "change_stamp")?;
+        let create_stamp = rows.timestamp(m.create_stamp.as_ref().map(Text::as_str), "create_stamp")?;
         rows.push(MemoRow {
             memo_id: Some(id.clone()),
             host_table: text(m.host_table),

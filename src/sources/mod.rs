@@ -130,11 +130,7 @@ pub trait Source: Sync {
     }
     /// Turns one item into rows, or says why it cannot. Rows are pushed only once the whole
     /// item converted, so a rejected item leaves no partial rows.
-    fn parse<'a>(
-        &self,
-        item: &Item<'_, 'a>,
-        rows: &mut Rows<'_, 'a>,
-    ) -> Result<ItemKey<'a>, String>;
+    fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String>;
 }
 
 /// Deserializes an item; a wrong value's message names the field that holds it.
@@ -162,8 +158,7 @@ pub fn customer_of<'a>(item: &Item<'_, 'a>) -> Option<Cow<'a, str>> {
         return Some(Cow::Owned(c.to_string()));
     }
     let stem = item.file_stem;
-    (!stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| Cow::Owned(stem.to_string()))
+    (!stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit())).then(|| Cow::Owned(stem.to_string()))
 }
 
 /// Requires a key field.
@@ -194,19 +189,10 @@ mod tests {
         assert_eq!(names.len(), SOURCES.len());
         for s in SOURCES {
             let tables = s.tables();
-            assert_eq!(
-                tables[0].name,
-                s.name(),
-                "main table is named after the source"
-            );
+            assert_eq!(tables[0].name, s.name(), "main table is named after the source");
             for t in &tables {
                 for k in tables[0].key {
-                    assert!(
-                        t.columns.iter().any(|c| c.name == *k),
-                        "{} lacks {}",
-                        t.name,
-                        k
-                    );
+                    assert!(t.columns.iter().any(|c| c.name == *k), "{} lacks {}", t.name, k);
                 }
                 for k in t.key {
                     assert!(

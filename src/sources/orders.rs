@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::logistics::{
-    Address, AddressColumns, Client, DataDelivery, DataSales, DeliveryColumns, PRODUCT_COLUMNS,
-    PersonColumns, Product, SalesColumns,
+    Address, AddressColumns, Client, DataDelivery, DataSales, DeliveryColumns, PRODUCT_COLUMNS, PersonColumns, Product,
+    SalesColumns,
 };
 use super::{Api, Item, ItemKey, Paging, Source, read_item, required_text};
 use crate::extract::shape::Envelope;
@@ -225,11 +225,7 @@ impl Source for Orders {
         }]
     }
 
-    fn parse<'a>(
-        &self,
-        item: &Item<'_, 'a>,
-        rows: &mut Rows<'_, 'a>,
-    ) -> Result<ItemKey<'a>, String> {
+    fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String> {
         let o: Order<'a> = read_item(item.bytes)?;
         let head = o.order.ok_or("missing required key order")?;
         let id = required_text(head.order_id, "order.order_id")?;

@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::logistics::{
-    Address, AddressColumns, Client, DataDelivery, DataSales, DeliveryColumns, PRODUCT_COLUMNS,
-    PersonColumns, Product, SalesColumns,
+    Address, AddressColumns, Client, DataDelivery, DataSales, DeliveryColumns, PRODUCT_COLUMNS, PersonColumns, Product,
+    SalesColumns,
 };
 use super::{Api, Item, ItemKey, Paging, Source, read_item, required_text};
 use crate::extract::shape::Envelope;
@@ -140,11 +140,7 @@ impl Source for Pickups {
         }]
     }
 
-    fn parse<'a>(
-        &self,
-        item: &Item<'_, 'a>,
-        rows: &mut Rows<'_, 'a>,
-    ) -> Result<ItemKey<'a>, String> {
+    fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String> {
         let p: Pickup<'a> = read_item(item.bytes)?;
         let head = p.order.ok_or("missing required key order")?;
         let id = required_text(head.pickup_id, "order.pickup_id")?;

@@ -61,11 +61,7 @@ impl Source for Stock {
         }]
     }
 
-    fn parse<'a>(
-        &self,
-        item: &Item<'_, 'a>,
-        rows: &mut Rows<'_, 'a>,
-    ) -> Result<ItemKey<'a>, String> {
+    fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String> {
         let s: StockItem<'a> = read_item(item.bytes)?;
         if let Some(e) = s.csv_error {
             return Err(format!("malformed CSV row: {}", e.as_str()));

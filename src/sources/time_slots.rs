@@ -24,11 +24,7 @@ pub static SLOT_ROLES: RolePivot = RolePivot {
     table: "time_slots",
     roles: &[
         Role::typed(&["freeslots"], "free_slots", RoleType::Int32),
-        Role::typed(
-            &["ocuppiedslots", "occupiedslots"],
-            "occupied_slots",
-            RoleType::Int32,
-        ),
+        Role::typed(&["ocuppiedslots", "occupiedslots"], "occupied_slots", RoleType::Int32),
     ],
 };
 
@@ -102,33 +98,19 @@ impl Source for TimeSlots {
         &PIVOTS
     }
 
-    fn parse<'a>(
-        &self,
-        item: &Item<'_, 'a>,
-        rows: &mut Rows<'_, 'a>,
-    ) -> Result<ItemKey<'a>, String> {
+    fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String> {
         let s: Slot<'a> = read_item(item.bytes)?;
         let ctx = item.context;
         let appointment: Cow<'a, str> = ctx
             .get("appointment_id")
             .or_else(|| ctx.get("response_id"))
             .map(|v| Cow::Owned(v.to_string()))
-            .or_else(|| {
-                (!item.file_stem.is_empty()).then(|| Cow::Owned(item.file_stem.to_string()))
-            })
-            .ok_or(
-                "no appointment id: neither the request, the response nor the file name gives one",
-            )?;
+            .or_else(|| (!item.file_stem.is_empty()).then(|| Cow::Owned(item.file_stem.to_string())))
+            .ok_or("no appointment id: neither the request, the response nor the file name gives one")?;
         let (start, end) = match &s.valid_for {
             Some(v) => (
-                rows.timestamp(
-                    v.start_date_time.as_ref().map(Text::as_str),
-                    "validFor.startDateTime",
-                )?,
-                rows.timestamp(
-                    v.end_date_time.as_ref().map(Text::as_str),
-                    "validFor.endDateTime",
-                )?,
+                rows.timestamp(v.start_date_time.as_ref().map(Text::as_str), "validFor.startDateTime")?,
+                rows.timestamp(v.end_date_time.as_ref().map(Text::as_str), "validFor.endDateTime")?,
             ),
             None => (None, None),
         };
@@ -144,10 +126,7 @@ impl Source for TimeSlots {
         };
         let mut pairs = Vec::new();
         rows.pivot(&SLOT_ROLES).apply(
-            s.related_party
-                .unwrap_or_default()
-                .into_iter()
-                .map(RelatedParty::pair),
+            s.related_party.unwrap_or_default().into_iter().map(RelatedParty::pair),
             &time,
             &mut row.groups,
             &mut pairs,

@@ -90,11 +90,7 @@ impl Source for Typifications {
         }]
     }
 
-    fn parse<'a>(
-        &self,
-        item: &Item<'_, 'a>,
-        rows: &mut Rows<'_, 'a>,
-    ) -> Result<ItemKey<'a>, String> {
+    fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String> {
         let t: Typification<'a> = read_item(item.bytes)?;
         let id = required_text(t.id, "id")?;
         let created_at = rows.timestamp(t.created_at.as_ref().map(Text::as_str), "created_at")?;

@@ -62,8 +62,7 @@ impl TestLake {
                 c.env_remove(k);
             }
         }
-        c.env("OPSLAKE_LOG_FORMAT", "json")
-            .env("OPSLAKE_PII_KEY", "test-key");
+        c.env("OPSLAKE_LOG_FORMAT", "json").env("OPSLAKE_PII_KEY", "test-key");
         c
     }
 
@@ -115,11 +114,9 @@ pub fn read_table(lake: &Path, table: &str, as_of: &str) -> DataFrame {
         .collect();
     parts.sort();
     assert!(!parts.is_empty(), "no parts in {}", dir.display());
-    let mut frames = parts.iter().map(|p| {
-        ParquetReader::new(std::fs::File::open(p).unwrap())
-            .finish()
-            .unwrap()
-    });
+    let mut frames = parts
+        .iter()
+        .map(|p| ParquetReader::new(std::fs::File::open(p).unwrap()).finish().unwrap());
     let mut all = frames.next().unwrap();
     for f in frames {
         all.vstack_mut(&f).unwrap();
@@ -284,9 +281,12 @@ impl Drop for S3Server {
 fn http(port: u16, method: &str, path: &str) -> Option<u16> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .ok()?;
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = [0u8; 64];
     let n = s.read(&mut buf).ok()?;
     let line = String::from_utf8_lossy(&buf[..n]);
