@@ -502,7 +502,7 @@ fn runs_list_shows_every_day_in_order_with_its_figures() {
         "reconcile",
         "publish",
         "inputs:",
-        "orders/orders-000.ndjson",
+        "orders-000.ndjson",
         "xxh3-128:",
         "recon_summary",
     ] {
