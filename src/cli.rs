@@ -64,21 +64,81 @@ pub enum Command {
     /// Reads the committed tables of the day given by --as-of (alias --run-date) and
     /// republishes the recon_* tables atomically; the day's other tables stay as they are.
     Reconcile(RunArgs),
-    /// Normalize the inputs into a local folder laid out like the lake, without publishing.
+    /// Pull every source from the job's APIs and commit only the raw responses of the day.
+    ///
+    /// Normalize them later, without the APIs, with `opslake normalize --from-raw DAY`.
+    Extract(RunArgs),
+    /// Normalize export files into a local folder, or replay a day from its raw API captures.
+    ///
+    /// With --out, the inputs are normalized into a folder laid out like the lake and nothing
+    /// is published. With --from-raw DAY, the day's raw captures are read back from the lake
+    /// and every later stage runs and commits, as the API run would have.
     Normalize {
         /// The job settings.
         #[command(flatten)]
         args: RunArgs,
         /// Folder to write the tables into.
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, conflicts_with = "from_raw", required_unless_present = "from_raw")]
+        out: Option<PathBuf>,
+        /// Replay this day (YYYY-MM-DD) from the lake's raw/ captures.
+        #[arg(long, value_name = "RUN_DATE")]
+        from_raw: Option<String>,
     },
+    /// The fixture API server, for tests and demos.
+    #[command(subcommand)]
+    Fixtures(FixturesCommand),
     /// Sample data for tests, demos and benchmarks.
     #[command(subcommand)]
     Samples(SamplesCommand),
     /// What ran: the committed runs recorded in the lake's manifests.
     #[command(subcommand)]
     Runs(RunsCommand),
+}
+
+/// The fixture API server.
+#[derive(Debug, Subcommand)]
+pub enum FixturesCommand {
+    /// Serve an export folder over the three APIs' paths on 127.0.0.1, until stopped.
+    ///
+    /// Prints `listening on http://127.0.0.1:PORT` first. Requests need
+    /// `Authorization: Bearer KEY`. Faults are drawn from --seed, so a run is repeatable.
+    Serve {
+        /// The export folder (one sub-folder per source, tenants below).
+        #[arg(long)]
+        data: PathBuf,
+        /// Port (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// The key clients must send.
+        #[arg(
+            long,
+            env = "OPSLAKE_FIXTURE_API_KEY",
+            default_value = "fixture-key",
+            hide_env_values = true
+        )]
+        api_key: String,
+        /// Share of requests answered 500 or 503.
+        #[arg(long, default_value_t = 0.0)]
+        error_rate: f64,
+        /// Share of requests answered 429 with Retry-After.
+        #[arg(long, default_value_t = 0.0)]
+        rate_429: f64,
+        /// Retry-After seconds on 429.
+        #[arg(long, default_value_t = 1)]
+        retry_after: u64,
+        /// Milliseconds added to every answer.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Share of successful answers cut short (invalid JSON).
+        #[arg(long, default_value_t = 0.0)]
+        truncate_rate: f64,
+        /// Seed of the fault decisions.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Make next_request links point at another host.
+        #[arg(long)]
+        foreign_next: bool,
+    },
 }
 
 /// Reading the run manifests.
@@ -114,6 +174,10 @@ pub enum SamplesCommand {
         /// Folder to write into (one sub-folder per source).
         #[arg(long)]
         out: PathBuf,
+        /// Leave out the appointments a reschedule superseded: the API serves only the latest
+        /// appointment of a work order, so this universe reads the same through the fixtures.
+        #[arg(long)]
+        no_superseded: bool,
     },
 }
 
@@ -218,6 +282,14 @@ impl RunArgs {
         let env = |k: &str| std::env::var(k).ok();
         Ok(job::resolve(config, &env, &self.overrides())?)
     }
+
+    /// The resolved job, its API sections ignored (a replay needs no API).
+    pub fn job_without_apis(&self) -> Result<job::Job, crate::Error> {
+        let mut config = JobConfig::load(self.job.as_deref())?;
+        config.api = None;
+        let env = |k: &str| std::env::var(k).ok();
+        Ok(job::resolve(config, &env, &self.overrides())?)
+    }
 }
 
 fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -268,7 +340,72 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             std::io::stdout().lock().write_all(o.as_bytes())?;
             Ok(())
         }
-        Command::Normalize { args, out } => {
+        Command::Extract(args) => {
+            let job = args.job()?;
+            limit_threads(job.threads);
+            let rt = runtime(job.threads)?;
+            let manifest = pipeline::extract_day(&job, &rt)?;
+            let mut o = String::new();
+            use std::fmt::Write as _;
+            let _ = writeln!(
+                o,
+                "opslake extract {} — {} raw captures committed (commit #{})",
+                manifest.run_id, job.as_of, manifest.commit
+            );
+            write_extract(&mut o, manifest.extract.as_ref());
+            std::io::stdout().lock().write_all(o.as_bytes())?;
+            Ok(())
+        }
+        Command::Normalize {
+            args,
+            out: None,
+            from_raw: Some(day),
+        } => {
+            let mut args = args;
+            args.as_of = Some(day);
+            let job = args.job_without_apis()?;
+            limit_threads(job.threads);
+            let rt = runtime(job.threads)?;
+            let report = pipeline::run_from_raw(&job, &rt)?;
+            print_summary(&report, &job);
+            Ok(())
+        }
+        Command::Fixtures(FixturesCommand::Serve {
+            data,
+            port,
+            api_key,
+            error_rate,
+            rate_429,
+            retry_after,
+            latency_ms,
+            truncate_rate,
+            seed,
+            foreign_next,
+        }) => {
+            let rt = runtime(2)?;
+            rt.block_on(async {
+                let options = crate::fixtures::Options {
+                    data: data.clone(),
+                    port,
+                    api_key,
+                    error_rate,
+                    rate_429,
+                    retry_after_secs: retry_after,
+                    latency_ms,
+                    truncate_rate,
+                    seed,
+                    foreign_next,
+                };
+                let (base, server) = crate::fixtures::serve(options)
+                    .await
+                    .with_context(|| format!("cannot serve {}", data.display()))?;
+                println!("listening on {base}");
+                std::io::stdout().flush()?;
+                server.await.context("the fixture server stopped")
+            })
+        }
+        Command::Normalize { args, out, .. } => {
+            let out = out.context("--out DIR or --from-raw DAY is required")?;
             let job = args.job()?;
             limit_threads(job.threads);
             let report = pipeline::normalize_into(&job, &out)?;
@@ -307,8 +444,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             std::io::stdout().lock().write_all(run_details(run).as_bytes())?;
             Ok(())
         }
-        Command::Samples(SamplesCommand::Generate { orders, seed, out }) => {
-            let stats = crate::samples::generate(&crate::samples::Universe { orders, seed }, &out)
+        Command::Samples(SamplesCommand::Generate {
+            orders,
+            seed,
+            out,
+            no_superseded,
+        }) => {
+            let universe = crate::samples::Universe {
+                orders,
+                seed,
+                superseded: !no_superseded,
+            };
+            let stats = crate::samples::generate(&universe, &out)
                 .with_context(|| format!("cannot write samples into {}", out.display()))?;
             println!(
                 "wrote {} files ({} bytes) for {orders} orders under {}",
@@ -349,6 +496,34 @@ fn money(text: &str) -> String {
     }
 }
 
+fn write_extract(o: &mut String, r: Option<&crate::extract::http::ExtractReport>) {
+    use std::fmt::Write as _;
+    let Some(r) = r else { return };
+    let _ = writeln!(
+        o,
+        "\n{:<20} {:<14} {:>10} {:>10} {:>8}",
+        "extracted", "api", "responses", "not found", "tenants"
+    );
+    for s in &r.sources {
+        let _ = writeln!(
+            o,
+            "{:<20} {:<14} {:>10} {:>10} {:>8}",
+            s.source,
+            s.api,
+            s.responses,
+            s.not_found,
+            s.tenants.len()
+        );
+    }
+    for (api, s) in &r.apis {
+        let _ = writeln!(
+            o,
+            "{api}: {} requests, {} retried (429: {}, 5xx: {}, network: {}, bad body: {})",
+            s.requests, s.retries, s.retried_429, s.retried_5xx, s.retried_network, s.retried_invalid_body
+        );
+    }
+}
+
 fn print_summary(report: &RunReport, job: &job::Job) {
     let m = &report.manifest;
     let mut o = String::new();
@@ -361,6 +536,7 @@ fn print_summary(report: &RunReport, job: &job::Job) {
         "opslake run {} — {} {} committed (commit #{} of the day)",
         m.run_id, m.job, job.as_of, m.commit
     );
+    write_extract(&mut o, m.extract.as_ref());
     let _ = writeln!(
         o,
         "\n{:<20} {:>6} {:>10} {:>10} {:>8} {:>6}",

@@ -61,6 +61,18 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// An API section is wrong.
+    #[error(transparent)]
+    Api(#[from] crate::extract::http::Error),
+    /// The command needs APIs and the job has none.
+    #[error("this command extracts from APIs and the job has no [api.*] section: use --job jobs/api.toml")]
+    NoApis,
+    /// An unknown API section.
+    #[error("unknown API section [api.{name}]: use appointments, customer_care or logistics")]
+    UnknownApi {
+        /// The name.
+        name: String,
+    },
     /// An unknown source name.
     #[error("unknown source {name:?}; known sources: {known}")]
     UnknownSource {
@@ -109,6 +121,39 @@ pub struct JobConfig {
     pub pii_columns: Option<BTreeMap<String, PiiAction>>,
     /// This run's share of the day, `i/n`: the tenants whose stable hash is `i` modulo `n`.
     pub shard: Option<String>,
+    /// Orgs every API is extracted for, unless its section names its own.
+    pub tenants: Option<Vec<String>>,
+    /// The APIs (`[api.appointments]`, `[api.customer_care]`, `[api.logistics]`): with any, the
+    /// run extracts every source from its API instead of reading export files.
+    pub api: Option<BTreeMap<String, ApiConfig>>,
+}
+
+/// One API's section of a job file.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Base URL; `OPSLAKE_{API}_URL` overrides it.
+    pub base_url: Option<String>,
+    /// Orgs to extract (default: the job's `tenants`).
+    pub tenants: Option<Vec<String>>,
+    /// Variable holding the key (default `OPSLAKE_API_KEY`).
+    pub api_key_env: Option<String>,
+    /// File holding the key (default `OPSLAKE_API_KEY_FILE`).
+    pub api_key_file: Option<String>,
+    /// Items per page (default 200).
+    pub page_size: Option<u32>,
+    /// Requests in flight at most (default 8).
+    pub concurrency: Option<usize>,
+    /// Requests per second at most (default 50).
+    pub requests_per_second: Option<u32>,
+    /// Seconds before a request times out (default 30).
+    pub timeout_seconds: Option<u64>,
+    /// Retries per request after the first attempt (default 5).
+    pub retries: Option<u32>,
+    /// Path overrides by source (`orders = "/v2/{tenant}/orders"`).
+    pub paths: Option<BTreeMap<String, String>>,
+    /// Extra ids for this API's per-id sources (customers not seen in memos...).
+    pub ids: Option<Vec<String>>,
 }
 
 impl JobConfig {
@@ -201,6 +246,8 @@ pub struct Job {
     pub development_key: bool,
     /// The share of the day this run reads and publishes.
     pub shard: Option<crate::publish::layout::Shard>,
+    /// The APIs to extract from; `None`: the run reads export files.
+    pub apis: Option<BTreeMap<crate::sources::Api, crate::extract::http::ApiSpec>>,
 }
 
 /// Resolves a job from its file, the environment (`env`) and flags.
@@ -304,8 +351,18 @@ pub fn resolve(config: JobConfig, env: &dyn Fn(&str) -> Option<String>, flags: &
         Some(text) => Some(crate::publish::layout::Shard::parse(&text).map_err(|why| bad("shard", &text, why))?),
     };
 
+    let apis = match &config.api {
+        None => None,
+        Some(sections) => Some(resolve_apis(
+            sections,
+            config.tenants.as_deref().unwrap_or_default(),
+            env,
+        )?),
+    };
+
     Ok(Job {
         shard,
+        apis,
         name: config.name.unwrap_or_else(|| "adhoc".into()),
         input: PathBuf::from(flags.input.clone().or(config.input).unwrap_or_else(|| "samples".into())),
         output: flags
@@ -325,6 +382,86 @@ pub fn resolve(config: JobConfig, env: &dyn Fn(&str) -> Option<String>, flags: &
         pii,
         development_key,
     })
+}
+
+/// The job's APIs: URLs and keys from the environment first, then the file.
+fn resolve_apis(
+    sections: &BTreeMap<String, ApiConfig>,
+    default_tenants: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<crate::sources::Api, crate::extract::http::ApiSpec>, Error> {
+    use crate::extract::http::{ApiSpec, ClientSettings, Error as ApiError, auth::ApiKey};
+    use crate::sources::Api;
+    for name in sections.keys() {
+        if !Api::ALL.iter().any(|a| a.name() == name) {
+            return Err(Error::UnknownApi { name: name.clone() });
+        }
+    }
+    let mut apis = BTreeMap::new();
+    for api in Api::ALL {
+        let Some(c) = sections.get(api.name()) else { continue };
+        let Some(base) = env(api.url_env()).filter(|u| !u.is_empty()).or(c.base_url.clone()) else {
+            return Err(ApiError::BadBaseUrl {
+                api: api.name().into(),
+                url: String::new(),
+                why: "no base URL".into(),
+                env: api.url_env().into(),
+            }
+            .into());
+        };
+        let base = url::Url::parse(&base).map_err(|e| ApiError::BadBaseUrl {
+            api: api.name().into(),
+            url: base.clone(),
+            why: e.to_string(),
+            env: api.url_env().into(),
+        })?;
+        let key_env = c.api_key_env.clone().unwrap_or_else(|| "OPSLAKE_API_KEY".into());
+        let key_file = env("OPSLAKE_API_KEY_FILE")
+            .filter(|f| !f.is_empty())
+            .or(c.api_key_file.clone());
+        let key = match (key_file, env(&key_env).and_then(|k| ApiKey::new(&k))) {
+            (Some(path), _) => ApiKey::from_file(std::path::Path::new(&path))
+                .map_err(|e| ApiError::KeyFile {
+                    path: path.clone(),
+                    why: e.to_string(),
+                })?
+                .ok_or_else(|| ApiError::KeyFile {
+                    path,
+                    why: "the file is empty".into(),
+                })?,
+            (None, Some(k)) => k,
+            (None, None) => {
+                return Err(ApiError::MissingApiKey {
+                    api: api.name().into(),
+                    env: key_env,
+                }
+                .into());
+            }
+        };
+        let tenants = c.tenants.clone().unwrap_or_else(|| default_tenants.to_vec());
+        for t in &tenants {
+            crate::extract::http::client::check_path_value("tenant", t)?;
+        }
+        apis.insert(
+            api,
+            ApiSpec {
+                client: ClientSettings {
+                    api: api.name().into(),
+                    base,
+                    key,
+                    concurrency: c.concurrency.unwrap_or(8).max(1),
+                    requests_per_second: c.requests_per_second.unwrap_or(50).max(1),
+                    timeout: std::time::Duration::from_secs(c.timeout_seconds.unwrap_or(30).max(1)),
+                    retries: c.retries.unwrap_or(5),
+                },
+                tenants,
+                page_size: c.page_size.unwrap_or(200).max(1),
+                paths: c.paths.clone().unwrap_or_default(),
+                ids: c.ids.clone().unwrap_or_default(),
+            },
+        );
+    }
+    Ok(apis)
 }
 
 #[cfg(test)]
@@ -382,5 +519,48 @@ mod tests {
         let cfg = JobConfig::parse("sources = [\"ordres\"]\npii = \"drop\"", "test").unwrap();
         let err = resolve(cfg, &no_env, &Overrides::default()).unwrap_err().to_string();
         assert!(err.contains("ordres") && err.contains("orders"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod api_tests {
+    use super::*;
+
+    const JOB: &str = r#"
+pii = "drop"
+tenants = ["masmovil", "yoigo"]
+[api.logistics]
+base_url = "https://logistics.example.com"
+concurrency = 4
+[api.logistics.paths]
+orders = "/v2/{tenant}/orders"
+"#;
+
+    #[test]
+    fn api_sections_take_urls_and_keys_from_the_environment() {
+        let env = |k: &str| match k {
+            "OPSLAKE_LOGISTICS_URL" => Some("http://127.0.0.1:9/".to_string()),
+            "OPSLAKE_API_KEY" => Some("sekret".to_string()),
+            _ => None,
+        };
+        let job = resolve(JobConfig::parse(JOB, "t").unwrap(), &env, &Overrides::default()).unwrap();
+        let apis = job.apis.unwrap();
+        let l = &apis[&crate::sources::Api::Logistics];
+        assert_eq!(l.client.base.as_str(), "http://127.0.0.1:9/");
+        assert_eq!(l.tenants, ["masmovil", "yoigo"]);
+        assert_eq!(l.client.concurrency, 4);
+        assert_eq!(l.paths["orders"], "/v2/{tenant}/orders");
+        assert!(!format!("{:?}", l.client.key).contains("sekret"));
+    }
+
+    #[test]
+    fn a_missing_key_or_a_bad_tenant_is_a_configuration_error() {
+        let no_key = |_: &str| None;
+        let err = resolve(JobConfig::parse(JOB, "t").unwrap(), &no_key, &Overrides::default()).unwrap_err();
+        assert!(err.to_string().starts_with("no API key for the logistics API"), "{err}");
+        let key = |k: &str| (k == "OPSLAKE_API_KEY").then(|| "k".to_string());
+        let bad = JOB.replace("\"yoigo\"", "\"../etc\"");
+        let err = resolve(JobConfig::parse(&bad, "t").unwrap(), &key, &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("../etc"), "{err}");
     }
 }

@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod error;
 pub mod extract;
+pub mod fixtures;
 pub mod job;
 pub mod normalize;
 pub mod pipeline;

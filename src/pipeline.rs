@@ -40,10 +40,10 @@ fn selected(job: &Job) -> Vec<&'static dyn Source> {
     job.sources.iter().filter_map(|n| sources::find(n)).collect()
 }
 
-fn normalize_options<'s>(job: &Job, package: &Path) -> normalize::Options<'s> {
+fn normalize_options<'s>(job: &Job, input: &Path, package: &Path) -> normalize::Options<'s> {
     normalize::Options {
         sources: selected(job),
-        input: job.input.clone(),
+        input: input.to_path_buf(),
         package: package.to_path_buf(),
         run_date: job.as_of,
         threads: job.threads,
@@ -58,15 +58,42 @@ fn normalize_options<'s>(job: &Job, package: &Path) -> normalize::Options<'s> {
 
 /// Runs every stage and commits the day.
 pub fn run(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
+    run_with_input(job, runtime, None)
+}
+
+/// Extracts from the job's APIs into `{package}/raw` (which the normalizer then reads like
+/// an export folder).
+fn extract_apis(
+    job: &Job,
+    apis: &BTreeMap<crate::sources::Api, crate::extract::http::ApiSpec>,
+    package: &publish::Package,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<crate::extract::http::ExtractReport> {
+    let raw_root = package.dir.join(layout::RAW);
+    let target = crate::extract::http::Target {
+        raw_root: &raw_root,
+        run_date: job.as_of,
+        shard: job.shard,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let sources = selected(job);
+    let report = tracing::info_span!("extract")
+        .in_scope(|| runtime.block_on(crate::extract::http::extract(apis, &sources, &target)))
+        .map_err(crate::extract::Error::from)?;
+    Ok(report)
+}
+
+/// Runs every stage, reading the export files under `input` instead of the job's inputs when
+/// given (a replay of raw captures).
+pub fn run_with_input(job: &Job, runtime: &tokio::runtime::Runtime, input: Option<&Path>) -> Result<RunReport> {
     let started_at = Utc::now();
     let run_id = new_run_id();
     let lake = Lake::open(&job.output)?;
-    info!(run_id, as_of = %job.as_of, input = %job.input.display(), output = %lake.url, "run started");
-    if !job.input.is_dir() {
-        return Err(crate::extract::Error::MissingInput {
-            path: job.input.clone(),
-        }
-        .into());
+    let apis = job.apis.as_ref().filter(|_| input.is_none());
+    let files = input.unwrap_or(&job.input).to_path_buf();
+    info!(run_id, as_of = %job.as_of, input = %files.display(), apis = apis.is_some(), output = %lake.url, "run started");
+    if apis.is_none() && !files.is_dir() {
+        return Err(crate::extract::Error::MissingInput { path: files }.into());
     }
     let package = runtime.block_on(publish::create_package(
         &lake,
@@ -77,16 +104,30 @@ pub fn run(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
     ))?;
     let mut stages = Vec::new();
 
-    // Extract: export files are read as they are normalized; an API run fetches here.
+    // Extract: an API run fetches into raw files here; export files are read as they are
+    // normalized.
+    let t = Instant::now();
+    let (input, extracted) = match apis {
+        Some(apis) => match extract_apis(job, apis, &package, runtime) {
+            Ok(r) => (package.dir.join(layout::RAW), Some(r)),
+            Err(e) => {
+                let _ = runtime.block_on(publish::discard(&lake, &package));
+                return Err(e);
+            }
+        },
+        None => (files, None),
+    };
     stages.push(StageManifest {
         name: "extract".into(),
-        seconds: 0.0,
-        rows: 0,
+        seconds: t.elapsed().as_secs_f64(),
+        rows: extracted
+            .as_ref()
+            .map_or(0, |r| r.sources.iter().map(|s| s.responses).sum()),
     });
 
     let t = Instant::now();
-    let normalized =
-        tracing::info_span!("normalize").in_scope(|| normalize::normalize(&normalize_options(job, &package.dir)));
+    let normalized = tracing::info_span!("normalize")
+        .in_scope(|| normalize::normalize(&normalize_options(job, &input, &package.dir)));
     let normalized = match normalized {
         Ok(r) => r,
         Err(e) => {
@@ -155,6 +196,8 @@ pub fn run(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
     let mut tables = normalized.tables.clone();
     tables.extend(recon_tables(&package.dir, job.as_of, &reconciled));
     let mut manifest = build_manifest(job, &run_id, &lake, started_at, &normalized, &tables, stages);
+    manifest.input = input.display().to_string();
+    manifest.extract = extracted;
     manifest.warnings.extend(reconciled.warnings.iter().cloned());
     let published = tracing::info_span!("publish")
         .in_scope(|| runtime.block_on(publish::publish(&lake, &package, &mut manifest, full)));
@@ -348,10 +391,89 @@ fn build_manifest(
         },
         settings,
         shard: job.shard.map(|s| s.to_string()),
+        extract: None,
     }
 }
 
 /// Runs the normalize stage alone into `dir` (laid out like the lake), without publishing.
 pub fn normalize_into(job: &Job, dir: &Path) -> Result<NormalizeReport> {
-    Ok(normalize::normalize(&normalize_options(job, dir))?)
+    Ok(normalize::normalize(&normalize_options(job, &job.input, dir))?)
+}
+
+/// Extracts from the job's APIs and commits only the raw captures of the day (normalize them
+/// later with `opslake normalize --from-raw`).
+pub fn extract_day(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<RunManifest> {
+    let apis = job.apis.as_ref().ok_or(crate::job::Error::NoApis)?;
+    let started_at = Utc::now();
+    let run_id = new_run_id();
+    let lake = Lake::open(&job.output)?;
+    let package = runtime.block_on(publish::create_package(
+        &lake,
+        &run_id,
+        job.as_of,
+        job.work_dir.as_deref(),
+        job.shard,
+    ))?;
+    let t = Instant::now();
+    let report = match extract_apis(job, apis, &package, runtime) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = runtime.block_on(publish::discard(&lake, &package));
+            return Err(e);
+        }
+    };
+    let mut manifest = runtime
+        .block_on(publish::committed(&lake, job.as_of))?
+        .into_iter()
+        .next_back()
+        .unwrap_or_default();
+    manifest.run_id = run_id;
+    manifest.job = job.name.clone();
+    manifest.run_date = Some(job.as_of);
+    manifest.started_at = Some(started_at);
+    manifest.code_version = publish::manifest::code_version();
+    manifest.output = lake.url.clone();
+    manifest.stages = vec![StageManifest {
+        name: "extract".into(),
+        seconds: t.elapsed().as_secs_f64(),
+        rows: report.sources.iter().map(|s| s.responses).sum(),
+    }];
+    manifest.extract = Some(report);
+    manifest.shard = job.shard.map(|s| s.to_string());
+    if let Err(e) = runtime.block_on(publish::publish(&lake, &package, &mut manifest, false)) {
+        let _ = runtime.block_on(publish::discard(&lake, &package));
+        return Err(e.into());
+    }
+    Ok(manifest)
+}
+
+/// Replays a day from its raw captures in the lake: downloads them and runs every other stage.
+pub fn run_from_raw(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
+    let lake = Lake::open(&job.output)?;
+    let work = tempfile_dir(job)?;
+    let raw = work.join(layout::RAW);
+    let fetched = runtime.block_on(publish::fetch_raw(&lake, job.as_of, &raw))?;
+    if fetched == 0 {
+        return Err(publish::Error::NothingCommitted {
+            run_date: job.as_of,
+            url: format!("{} (no raw captures)", lake.url),
+        }
+        .into());
+    }
+    let report = run_with_input(job, runtime, Some(&raw));
+    let _ = std::fs::remove_dir_all(&work);
+    report
+}
+
+fn tempfile_dir(job: &Job) -> Result<std::path::PathBuf> {
+    let dir = job
+        .work_dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("opslake-replay-{}", new_run_id()));
+    std::fs::create_dir_all(&dir).map_err(|source| publish::Error::Local {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(dir)
 }

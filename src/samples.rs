@@ -32,6 +32,19 @@ pub struct Universe {
     pub orders: usize,
     /// Random seed.
     pub seed: u64,
+    /// Also export the appointments a reschedule superseded (an export holds them; the API
+    /// serves only the latest appointment of a work order).
+    pub superseded: bool,
+}
+
+impl Default for Universe {
+    fn default() -> Self {
+        Universe {
+            orders: 1000,
+            seed: 1,
+            superseded: true,
+        }
+    }
 }
 
 /// What was written.
@@ -804,6 +817,7 @@ fn order(
             &order_id,
             delivered_at,
             end,
+            u.superseded,
             &out_for(tenant),
             w,
             result,
@@ -941,6 +955,7 @@ fn appointment(
     order_id: &str,
     delivered_at: Option<NaiveDateTime>,
     end: NaiveDateTime,
+    superseded: bool,
     out: &TenantOut,
     w: &mut PartWriters,
     result: &mut PartResult,
@@ -1035,7 +1050,7 @@ fn appointment(
             o.remove("description");
         }
     }
-    if rng.random_bool(0.03) {
+    if rng.random_bool(0.03) && superseded {
         // Rescheduled: an older appointment of the same work order that lost (older lastUpdate).
         let mut old = a.clone();
         old["id"] = json!(format!("APT-OLD-{i:08}"));
@@ -1089,7 +1104,8 @@ fn customer_care(
     out: &Path,
 ) -> io::Result<()> {
     let day = snapshot() - Duration::days(rng.random_range(0..90));
-    for k in 0..rng.random_range(0..3) {
+    // Every customer has a memo (the API finds customers through their memos).
+    for k in 0..rng.random_range(1..3) {
         w.memos.push(json!({
             "id": format!("{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}", i, k, i % 4096, k, customer),
             "host_table": "ModSub", "key_value": "CoRuleID", "memo_seq": k + 1,

@@ -462,7 +462,15 @@ fn reconcile_alone_republishes_only_its_tables_atomically() {
 fn a_generated_universe_reconciles_to_exactly_its_injected_cases() {
     let t = TestLake::new();
     std::fs::create_dir_all(t.input()).unwrap();
-    opslake::samples::generate(&opslake::samples::Universe { orders: 3000, seed: 9 }, &t.input()).unwrap();
+    opslake::samples::generate(
+        &opslake::samples::Universe {
+            orders: 3000,
+            seed: 9,
+            ..Default::default()
+        },
+        &t.input(),
+    )
+    .unwrap();
     t.run_ok(DAY, &[]);
     let truth: Value = serde_json::from_slice(&std::fs::read(t.input().join("_truth/injected.json")).unwrap()).unwrap();
     let want = |k: &str| -> BTreeMap<String, String> {

@@ -251,7 +251,15 @@ fn the_store_behaviours_hold_on_s3() {
 
 fn universe(t: &TestLake, orders: usize) {
     std::fs::create_dir_all(t.input()).unwrap();
-    opslake::samples::generate(&opslake::samples::Universe { orders, seed: 21 }, &t.input()).unwrap();
+    opslake::samples::generate(
+        &opslake::samples::Universe {
+            orders,
+            seed: 21,
+            ..Default::default()
+        },
+        &t.input(),
+    )
+    .unwrap();
 }
 
 /// Every table of a local lake for the day: name -> row count and sorted key column.

@@ -122,12 +122,7 @@ pub fn list(root: &Path, folder: &str) -> Result<(Vec<InputFile>, Vec<String>), 
                 .map(|c| c.as_os_str().to_string_lossy())
                 .collect::<Vec<_>>()
                 .join("/");
-            // `orders/masmovil/page-1.json`: the first folder below the source is the tenant.
-            let tenant = name
-                .split('/')
-                .nth(1)
-                .filter(|_| name.matches('/').count() >= 2)
-                .map(str::to_string);
+            let tenant = tenant_of(&name);
             match classify(&file_name) {
                 Some((format, compression, stem)) => files.push(InputFile {
                     tenant,
@@ -145,6 +140,17 @@ pub fn list(root: &Path, folder: &str) -> Result<(Vec<InputFile>, Vec<String>), 
     files.sort_by(|a, b| a.name.cmp(&b.name));
     skipped.sort();
     Ok((files, skipped))
+}
+
+/// The tenant of a file named relative to the input root: the first folder below the source
+/// folder (`orders/masmovil/page-1.json`), past a `run_date=` folder of raw captures
+/// (`orders/run_date=2025-06-30/masmovil/part-00000.ndjson.zst`).
+pub fn tenant_of(name: &str) -> Option<String> {
+    let mut parts: Vec<&str> = name.split('/').skip(1).collect();
+    if parts.first().is_some_and(|p| p.starts_with("run_date=")) {
+        parts.remove(0);
+    }
+    (parts.len() >= 2).then(|| parts[0].to_string())
 }
 
 /// Where a record sits in its file.
@@ -603,6 +609,17 @@ mod tests {
         );
         assert_eq!(got[0].1, 2);
         assert!(got[1].0.contains("\"available_quantity\":null"));
+    }
+
+    #[test]
+    fn tenants_are_the_folders_below_the_source() {
+        assert_eq!(tenant_of("orders/masmovil/page-1.json").as_deref(), Some("masmovil"));
+        assert_eq!(tenant_of("orders/page-1.json"), None);
+        assert_eq!(
+            tenant_of("orders/run_date=2025-06-30/yoigo/part-00000.ndjson.zst").as_deref(),
+            Some("yoigo")
+        );
+        assert_eq!(tenant_of("stock/run_date=2025-06-30/part-00000.ndjson.zst"), None);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! states its folder and envelopes, and this module finds its records.
 
 pub mod files;
+pub mod http;
+pub mod raw;
 pub mod shape;
 
 use std::path::PathBuf;
@@ -19,6 +21,9 @@ pub enum Error {
         /// The folder.
         path: PathBuf,
     },
+    /// Extraction from an API failed.
+    #[error(transparent)]
+    Api(#[from] http::ExtractError),
     /// A folder or file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -32,6 +37,10 @@ pub enum Error {
 impl Error {
     /// Whether the failure is the operator's configuration rather than the source.
     pub fn is_config(&self) -> bool {
-        matches!(self, Error::MissingInput { .. })
+        match self {
+            Error::MissingInput { .. } => true,
+            Error::Api(e) => e.is_config(),
+            Error::Read { .. } => false,
+        }
     }
 }

@@ -15,6 +15,8 @@ use chrono::NaiveDate;
 pub const RUNS: &str = "_runs";
 /// The folder of staged, uncommitted runs.
 pub const STAGING: &str = "_staging";
+/// The folder of raw API captures.
+pub const RAW: &str = "raw";
 
 /// `run_date=YYYY-MM-DD`.
 pub fn partition(run_date: NaiveDate) -> String {
@@ -142,7 +144,7 @@ pub fn staging_prefix(run_id: &str) -> String {
 
 /// `raw/{source}/run_date=YYYY-MM-DD`.
 pub fn raw_prefix(source: &str, run_date: NaiveDate) -> String {
-    format!("raw/{source}/{}", partition(run_date))
+    format!("{RAW}/{source}/{}", partition(run_date))
 }
 
 #[cfg(test)]

@@ -42,6 +42,9 @@ pub struct RunManifest {
     pub pii: PiiManifest,
     /// Settings that shape the output.
     pub settings: BTreeMap<String, String>,
+    /// What an API extraction fetched: responses per source, requests and retries per API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extract: Option<crate::extract::http::ExtractReport>,
     /// The shard of the day the run published (`i/n`), if sharded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,

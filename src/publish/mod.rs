@@ -25,7 +25,7 @@ pub mod manifest;
 pub mod parquet;
 pub mod store;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use chrono::{NaiveDate, Utc};
@@ -140,6 +140,9 @@ struct Claim {
     /// The shard committed (`None`: the whole day).
     #[serde(default)]
     shard: Option<layout::Shard>,
+    /// Raw API captures, relative to the lake root (`raw/{source}/run_date=D/...`).
+    #[serde(default)]
+    raw: Vec<String>,
     /// Part file names per table, as staged.
     tables: BTreeMap<String, Vec<String>>,
     /// Tables of the previous commit that this one removes.
@@ -264,6 +267,35 @@ fn package_tables(package: &Package) -> Result<BTreeMap<String, Vec<String>>, Er
     Ok(tables)
 }
 
+/// The raw API captures of a package: file paths relative to the package (`raw/...`).
+fn package_raw(package: &Package) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    let mut stack = vec![package.dir.join(layout::RAW)];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries {
+            let path = entry
+                .map_err(|source| Error::Local {
+                    path: dir.clone(),
+                    source,
+                })?
+                .path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(&package.dir) {
+                out.push(
+                    rel.components()
+                        .map(|c| c.as_os_str().to_string_lossy())
+                        .collect::<Vec<_>>()
+                        .join("/"),
+                );
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Publishes `package` and commits it. `replace_day`: the commit is the whole day (tables of
 /// the previous commit that the package lacks are removed); otherwise it adds or replaces only
 /// the package's tables (a re-run of one stage). Fills the manifest's commit and tables.
@@ -289,12 +321,16 @@ pub async fn publish(
         }
         Err(e) => return Err(e),
     };
+    let raw = package_raw(package)?;
     if !package.in_place {
         for (table, parts) in &tables {
             for part in parts {
                 let rel = format!("{}/{part}", layout::table_partition(table, run_date));
                 lake.upload(&package.dir.join(&rel), &format!("{prefix}/{rel}")).await?;
             }
+        }
+        for rel in &raw {
+            lake.upload(&package.dir.join(rel), &format!("{prefix}/{rel}")).await?;
         }
     }
 
@@ -335,6 +371,7 @@ pub async fn publish(
         commit,
         run_id: package.run_id.clone(),
         shard: package.shard,
+        raw,
         tables,
         drop_tables,
         manifest: manifest.clone(),
@@ -383,6 +420,37 @@ async fn read_claim(lake: &Lake, path: &str) -> Result<Claim, Error> {
     })
 }
 
+/// Moves a commit's raw captures into place; in each folder it wrote (a source's day, or a
+/// tenant of it), earlier captures it did not write are removed.
+async fn promote_raw(lake: &Lake, prefix: &str, claim: &Claim) -> Result<(), Error> {
+    let mut folders = BTreeSet::new();
+    for rel in &claim.raw {
+        match lake.rename(&format!("{prefix}/{rel}"), rel).await {
+            Ok(())
+            | Err(Error::Store {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) => {}
+            Err(e) => return Err(e),
+        }
+        if let Some((folder, _)) = rel.rsplit_once('/') {
+            folders.insert(folder.to_string());
+        }
+    }
+    let written: BTreeSet<&str> = claim.raw.iter().map(String::as_str).collect();
+    for folder in folders {
+        for old in lake.list(&folder).await? {
+            let path = old.location.as_ref();
+            // Only this folder's own files, not those of tenant folders below it.
+            let direct = path.strip_prefix(&folder).is_some_and(|r| r.matches('/').count() == 1);
+            if direct && !written.contains(path) {
+                lake.delete(path).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Whether a part that a commit of `shard` did not write belongs to another shard of the same
 /// sharding (and stays); a whole-day commit replaces everything, a shard commit also removes
 /// parts of an unsharded run or of another number of shards.
@@ -426,6 +494,7 @@ async fn finish(lake: &Lake, run_date: NaiveDate, claim: &Claim) -> Result<(), E
     for table in &claim.drop_tables {
         lake.delete_prefix(&layout::table_partition(table, run_date)).await?;
     }
+    promote_raw(lake, &prefix, claim).await?;
     test_hook("promoted");
     lake.write(&layout::manifest_path(run_date, &claim.run_id), json(&claim.manifest))
         .await?;
@@ -546,6 +615,26 @@ pub async fn fetch_tables(lake: &Lake, manifest: &RunManifest, tables: &[&str], 
         }
     }
     Ok(())
+}
+
+/// Downloads the day's raw captures (`raw/{source}/run_date=D/...`) under `dir`, laid out as
+/// an export folder the normalizer reads; returns how many files.
+pub async fn fetch_raw(lake: &Lake, run_date: NaiveDate, dir: &Path) -> Result<usize, Error> {
+    let mut n = 0;
+    for source in lake.folders(layout::RAW).await? {
+        let prefix = layout::raw_prefix(&source, run_date);
+        for meta in lake.list(&prefix).await? {
+            let rel = meta
+                .location
+                .as_ref()
+                .strip_prefix(&format!("{}/", layout::RAW))
+                .unwrap_or_default()
+                .to_string();
+            lake.download(meta.location.as_ref(), &dir.join(rel)).await?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Discards a package that will not be published (a failed run): local files and staging.

@@ -4,7 +4,8 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{Api, Item, ItemKey, Paging, Source, read_item, required_text};
+use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text};
+use crate::extract::raw::RawContext;
 use crate::normalize::Rows;
 use crate::normalize::columns::{Row, TableSpec, Timestamp};
 use crate::normalize::lenient::{Bool, Text};
@@ -290,12 +291,15 @@ impl Source for Appointments {
         "appointments"
     }
 
-    fn api(&self) -> Api {
-        Api::Appointments
-    }
-
-    fn paging(&self) -> Paging {
-        Paging::PerId
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            api: Api::Appointments,
+            paging: Paging::PerId {
+                ids_from: "orders",
+                pointer: "/order/work_order",
+            },
+            raw: RawContext::Body,
+        }
     }
 
     fn tables(&self) -> Vec<TableSpec> {

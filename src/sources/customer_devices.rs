@@ -5,7 +5,8 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{Api, Item, ItemKey, Paging, Source, customer_of, read_item, required_text};
+use super::{Api, Endpoint, Item, ItemKey, Paging, Source, customer_of, read_item, required_text};
+use crate::extract::raw::RawContext;
 use crate::extract::shape::Envelope;
 use crate::normalize::Rows;
 use crate::normalize::columns::{Money, Row, TableSpec, Timestamp};
@@ -120,12 +121,15 @@ impl Source for CustomerDevices {
         "customer_devices"
     }
 
-    fn api(&self) -> Api {
-        Api::CustomerCare
-    }
-
-    fn paging(&self) -> Paging {
-        Paging::PerId
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            api: Api::CustomerCare,
+            paging: Paging::PerId {
+                ids_from: "memos",
+                pointer: "/customer_num",
+            },
+            raw: RawContext::Field("customer_num"),
+        }
     }
 
     fn tables(&self) -> Vec<TableSpec> {

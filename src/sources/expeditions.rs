@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::logistics::{PRODUCT_COLUMNS, Product};
-use super::{Api, Item, ItemKey, Paging, Source, read_item, required_text};
+use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text};
+use crate::extract::raw::RawContext;
 use crate::extract::shape::Envelope;
 use crate::normalize::Rows;
 use crate::normalize::columns::{Row, TableSpec, Timestamp};
@@ -107,12 +108,12 @@ impl Source for Expeditions {
         "expeditions"
     }
 
-    fn api(&self) -> Api {
-        Api::Logistics
-    }
-
-    fn paging(&self) -> Paging {
-        Paging::PageNumber
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            api: Api::Logistics,
+            paging: Paging::PageNumber,
+            raw: RawContext::Body,
+        }
     }
 
     fn tables(&self) -> Vec<TableSpec> {

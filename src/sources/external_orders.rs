@@ -6,7 +6,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::logistics::{Address, AddressColumns, Client, PersonColumns};
-use super::{Api, Item, ItemKey, Paging, Source, read_item, required_text};
+use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text};
+use crate::extract::raw::RawContext;
 use crate::extract::shape::Envelope;
 use crate::normalize::Rows;
 use crate::normalize::columns::{Money, Row, TableSpec, Timestamp};
@@ -273,12 +274,12 @@ impl Source for ExternalOrders {
         "external_orders"
     }
 
-    fn api(&self) -> Api {
-        Api::Logistics
-    }
-
-    fn paging(&self) -> Paging {
-        Paging::PageNumber
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            api: Api::Logistics,
+            paging: Paging::PageNumber,
+            raw: RawContext::Body,
+        }
     }
 
     fn tables(&self) -> Vec<TableSpec> {

@@ -4,7 +4,8 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{Api, Item, ItemKey, Paging, Source, read_item, required_text};
+use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text};
+use crate::extract::raw::RawContext;
 use crate::extract::shape::Envelope;
 use crate::normalize::Rows;
 use crate::normalize::columns::{Row, TableSpec, Timestamp};
@@ -65,12 +66,12 @@ impl Source for Memos {
         "memos"
     }
 
-    fn api(&self) -> Api {
-        Api::CustomerCare
-    }
-
-    fn paging(&self) -> Paging {
-        Paging::NextLink
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            api: Api::CustomerCare,
+            paging: Paging::NextLink,
+            raw: RawContext::Body,
+        }
     }
 
     fn tables(&self) -> Vec<TableSpec> {

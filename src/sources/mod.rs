@@ -44,7 +44,7 @@ pub fn find(name: &str) -> Option<&'static dyn Source> {
 }
 
 /// Which API serves a source.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Api {
     /// Field-service appointments (seed 000).
     Appointments,
@@ -61,10 +61,27 @@ pub enum Paging {
     PageNumber,
     /// Follow the response's `next_request` link until there is none.
     NextLink,
-    /// One call per id taken from another source.
-    PerId,
+    /// One call per id, the ids taken from the items of another source (at a JSON pointer)
+    /// plus the job's id list; a 404 means "none".
+    PerId {
+        /// The source whose items give the ids.
+        ids_from: &'static str,
+        /// Where the id is in each of its items.
+        pointer: &'static str,
+    },
     /// One call returns everything.
     Single,
+}
+
+/// How the API serves a source (the default paths are in `extract::http::DEFAULT_PATHS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The API.
+    pub api: Api,
+    /// How it pages.
+    pub paging: Paging,
+    /// How a response is kept in the raw files.
+    pub raw: crate::extract::raw::RawContext,
 }
 
 /// One item of a source, with where it came from. Its bytes live for `'a`.
@@ -113,10 +130,8 @@ pub fn composite_key<'a>(parts: &[&str]) -> Cow<'a, str> {
 pub trait Source: Sync {
     /// Folder name, API resource and main table.
     fn name(&self) -> &'static str;
-    /// The API that serves it.
-    fn api(&self) -> Api;
-    /// How the API pages it.
-    fn paging(&self) -> Paging;
+    /// How the API serves it.
+    fn endpoint(&self) -> Endpoint;
     /// The tables it fills; the first is the main table, whose key collapses duplicates, and
     /// every other table carries the main table's key columns.
     fn tables(&self) -> Vec<TableSpec>;

@@ -8,7 +8,8 @@ use super::logistics::{
     Address, AddressColumns, Client, DataDelivery, DataSales, DeliveryColumns, PRODUCT_COLUMNS, PersonColumns, Product,
     SalesColumns,
 };
-use super::{Api, Item, ItemKey, Paging, Source, read_item, required_text};
+use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text};
+use crate::extract::raw::RawContext;
 use crate::extract::shape::Envelope;
 use crate::normalize::Rows;
 use crate::normalize::columns::{Row, TableSpec};
@@ -121,12 +122,12 @@ impl Source for Pickups {
         "pickups"
     }
 
-    fn api(&self) -> Api {
-        Api::Logistics
-    }
-
-    fn paging(&self) -> Paging {
-        Paging::PageNumber
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            api: Api::Logistics,
+            paging: Paging::PageNumber,
+            raw: RawContext::Body,
+        }
     }
 
     fn tables(&self) -> Vec<TableSpec> {

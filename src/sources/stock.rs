@@ -5,7 +5,8 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{Api, Item, ItemKey, Paging, Source, composite_key, read_item, required_text};
+use super::{Api, Endpoint, Item, ItemKey, Paging, Source, composite_key, read_item, required_text};
+use crate::extract::raw::RawContext;
 use crate::extract::shape::Envelope;
 use crate::normalize::Rows;
 use crate::normalize::columns::{Row, TableSpec};
@@ -42,12 +43,12 @@ impl Source for Stock {
         "stock"
     }
 
-    fn api(&self) -> Api {
-        Api::Logistics
-    }
-
-    fn paging(&self) -> Paging {
-        Paging::Single
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            api: Api::Logistics,
+            paging: Paging::Single,
+            raw: RawContext::Body,
+        }
     }
 
     fn tables(&self) -> Vec<TableSpec> {

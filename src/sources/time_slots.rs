@@ -7,7 +7,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::appointments::{RelatedParty, ValidFor};
-use super::{Api, Item, ItemKey, Paging, Source, composite_key, read_item};
+use super::{Api, Endpoint, Item, ItemKey, Paging, Source, composite_key, read_item};
+use crate::extract::raw::RawContext;
 use crate::extract::shape::Envelope;
 use crate::normalize::Rows;
 use crate::normalize::columns::{Row, TableSpec, Timestamp};
@@ -65,12 +66,15 @@ impl Source for TimeSlots {
         "time_slots"
     }
 
-    fn api(&self) -> Api {
-        Api::Appointments
-    }
-
-    fn paging(&self) -> Paging {
-        Paging::PerId
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            api: Api::Appointments,
+            paging: Paging::PerId {
+                ids_from: "appointments",
+                pointer: "/id",
+            },
+            raw: RawContext::Request,
+        }
     }
 
     fn tables(&self) -> Vec<TableSpec> {

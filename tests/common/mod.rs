@@ -292,3 +292,52 @@ fn http(port: u16, method: &str, path: &str) -> Option<u16> {
     let line = String::from_utf8_lossy(&buf[..n]);
     line.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// The fixture API server (`opslake fixtures serve`) on 127.0.0.1, stopped on drop.
+pub struct FixtureServer {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl FixtureServer {
+    /// Serves `data` with key `key` and the given extra flags (faults, latency...).
+    pub fn start(data: &Path, key: &str, extra: &[&str]) -> FixtureServer {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_opslake"))
+            .args(["fixtures", "serve", "--port", "0", "--api-key", key, "--data"])
+            .arg(data)
+            .args(extra)
+            .env("OPSLAKE_LOG_FORMAT", "json")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the fixture server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the address");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected: {line}"))
+            .to_string();
+        FixtureServer { child, url }
+    }
+
+    /// The variables pointing the three APIs at this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("OPSLAKE_APPOINTMENTS_URL", self.url.clone()),
+            ("OPSLAKE_CUSTOMER_CARE_URL", self.url.clone()),
+            ("OPSLAKE_LOGISTICS_URL", self.url.clone()),
+        ]
+    }
+}
+
+impl Drop for FixtureServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
