@@ -163,6 +163,18 @@ pub enum RunsCommand {
 /// Sample data commands.
 #[derive(Debug, Subcommand)]
 pub enum SamplesCommand {
+    /// Write seed-shaped appointments, one per line (the normalize benchmark's input).
+    Appointments {
+        /// How many.
+        #[arg(long)]
+        count: usize,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The NDJSON file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write a consistent generated universe of exports, in the layout of samples/.
     Generate {
         /// Number of orders; every other source is sized from it.
@@ -230,6 +242,12 @@ pub struct RunArgs {
     /// hash is i modulo n. Shards commit independently; run `opslake reconcile` when all did.
     #[arg(long, env = "OPSLAKE_SHARD")]
     pub shard: Option<String>,
+    /// Only these tables, comma-separated [default: all; a source's main table always].
+    #[arg(long, value_delimiter = ',', env = "OPSLAKE_TABLES")]
+    pub tables: Option<Vec<String>>,
+    /// Only these reconciliations, comma-separated [default: all].
+    #[arg(long, value_delimiter = ',', env = "OPSLAKE_RECONCILIATIONS")]
+    pub reconciliations: Option<Vec<String>>,
 }
 
 /// `--rejects-raw`.
@@ -273,6 +291,8 @@ impl RunArgs {
             }),
             pii_key_file: self.pii_key_file.clone(),
             shard: self.shard.clone(),
+            tables: self.tables.clone(),
+            reconciliations: self.reconciliations.clone(),
         }
     }
 
@@ -442,6 +462,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .find(|r| r.run_id == run_id)
                 .with_context(|| format!("no committed run {run_id} in {}: see `opslake runs list`", lake.url))?;
             std::io::stdout().lock().write_all(run_details(run).as_bytes())?;
+            Ok(())
+        }
+        Command::Samples(SamplesCommand::Appointments { count, seed, out }) => {
+            let stats = crate::samples::write_appointments(count, seed, &out)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "wrote {count} appointments ({} bytes) to {}",
+                stats.bytes,
+                out.display()
+            );
             Ok(())
         }
         Command::Samples(SamplesCommand::Generate {

@@ -123,6 +123,10 @@ pub struct JobConfig {
     pub shard: Option<String>,
     /// Orgs every API is extracted for, unless its section names its own.
     pub tenants: Option<Vec<String>>,
+    /// Only these tables are written (default: all; a source's main table always is).
+    pub tables: Option<Vec<String>>,
+    /// Only these reconciliations are published (default: all; what they read is computed).
+    pub reconciliations: Option<Vec<String>>,
     /// The APIs (`[api.appointments]`, `[api.customer_care]`, `[api.logistics]`): with any, the
     /// run extracts every source from its API instead of reading export files.
     pub api: Option<BTreeMap<String, ApiConfig>>,
@@ -211,6 +215,10 @@ pub struct Overrides {
     pub pii_key_file: Option<String>,
     /// `--shard`.
     pub shard: Option<String>,
+    /// `--tables`.
+    pub tables: Option<Vec<String>>,
+    /// `--reconciliations`.
+    pub reconciliations: Option<Vec<String>>,
 }
 
 /// A resolved job: everything a run needs, validated.
@@ -246,6 +254,10 @@ pub struct Job {
     pub development_key: bool,
     /// The share of the day this run reads and publishes.
     pub shard: Option<crate::publish::layout::Shard>,
+    /// Tables written (`None`: all).
+    pub tables: Option<Vec<String>>,
+    /// Reconciliations published (`None`: all).
+    pub reconciliations: Option<Vec<String>>,
     /// The APIs to extract from; `None`: the run reads export files.
     pub apis: Option<BTreeMap<crate::sources::Api, crate::extract::http::ApiSpec>>,
 }
@@ -351,6 +363,23 @@ pub fn resolve(config: JobConfig, env: &dyn Fn(&str) -> Option<String>, flags: &
         Some(text) => Some(crate::publish::layout::Shard::parse(&text).map_err(|why| bad("shard", &text, why))?),
     };
 
+    let tables = flags.tables.clone().or(config.tables);
+    if let Some(list) = &tables {
+        let known: Vec<&str> = crate::sources::SOURCES
+            .iter()
+            .flat_map(|s| s.tables().into_iter().map(|t| t.name))
+            .collect();
+        if let Some(bad) = list.iter().find(|t| !known.contains(&t.as_str())) {
+            return Err(bad_name("table", bad, &known));
+        }
+    }
+    let reconciliations = flags.reconciliations.clone().or(config.reconciliations);
+    if let Some(list) = &reconciliations {
+        let known: Vec<&str> = crate::reconcile::RECONCILIATIONS.iter().map(|r| r.name).collect();
+        if let Some(bad) = list.iter().find(|t| !known.contains(&t.as_str())) {
+            return Err(bad_name("reconciliation", bad, &known));
+        }
+    }
     let apis = match &config.api {
         None => None,
         Some(sections) => Some(resolve_apis(
@@ -363,6 +392,8 @@ pub fn resolve(config: JobConfig, env: &dyn Fn(&str) -> Option<String>, flags: &
     Ok(Job {
         shard,
         apis,
+        tables,
+        reconciliations,
         name: config.name.unwrap_or_else(|| "adhoc".into()),
         input: PathBuf::from(flags.input.clone().or(config.input).unwrap_or_else(|| "samples".into())),
         output: flags
@@ -382,6 +413,14 @@ pub fn resolve(config: JobConfig, env: &dyn Fn(&str) -> Option<String>, flags: &
         pii,
         development_key,
     })
+}
+
+fn bad_name(what: &str, name: &str, known: &[&str]) -> Error {
+    Error::Value {
+        setting: what.to_string(),
+        value: name.to_string(),
+        why: format!("not one of {}", known.join(", ")),
+    }
 }
 
 /// The job's APIs: URLs and keys from the environment first, then the file.

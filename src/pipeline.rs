@@ -53,6 +53,7 @@ fn normalize_options<'s>(job: &Job, input: &Path, package: &Path) -> normalize::
         rejects_raw: job.rejects_raw,
         max_reject_ratio: job.max_reject_ratio,
         shard: job.shard,
+        tables: job.tables.clone(),
     }
 }
 
@@ -160,9 +161,15 @@ pub fn run_with_input(job: &Job, runtime: &tokio::runtime::Runtime, input: Optio
     let t = Instant::now();
     let reconciled = if full {
         let params = reconcile::Params::new(job.as_of, &job.time, job.stuck_after_days);
-        match tracing::info_span!("reconcile")
-            .in_scope(|| reconcile::reconcile(&package.dir, &package.dir, job.as_of, &params))
-        {
+        match tracing::info_span!("reconcile").in_scope(|| {
+            reconcile::reconcile(
+                &package.dir,
+                &package.dir,
+                job.as_of,
+                &params,
+                job.reconciliations.as_deref(),
+            )
+        }) {
             Ok(r) => r,
             Err(e) => {
                 let _ = runtime.block_on(publish::discard(&lake, &package));
@@ -277,7 +284,7 @@ pub fn reconcile_day(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<(Ru
     let t = Instant::now();
     let params = reconcile::Params::new(job.as_of, &job.time, job.stuck_after_days);
     let reconciled = match tracing::info_span!("reconcile")
-        .in_scope(|| reconcile::reconcile(&root, &package.dir, job.as_of, &params))
+        .in_scope(|| reconcile::reconcile(&root, &package.dir, job.as_of, &params, job.reconciliations.as_deref()))
     {
         Ok(r) => r,
         Err(e) => {

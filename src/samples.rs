@@ -945,46 +945,19 @@ fn expedition(
     (v, last_at)
 }
 
+/// A seed-000 appointment: role lists in any order, personal data, optional parts missing
+/// now and then.
 #[allow(clippy::too_many_arguments)]
-fn appointment(
+fn appointment_value(
     rng: &mut ChaCha8Rng,
     i: usize,
+    id: &str,
     work_order: &str,
     tenant_id: &str,
     who: &Person,
-    order_id: &str,
-    delivered_at: Option<NaiveDateTime>,
-    end: NaiveDateTime,
-    superseded: bool,
-    out: &TenantOut,
-    w: &mut PartWriters,
-    result: &mut PartResult,
-) -> io::Result<()> {
-    if rng.random_bool(0.08) {
-        result
-            .truth
-            .readiness
-            .insert(order_id.to_string(), "NO_APPOINTMENT".into());
-        return Ok(());
-    }
-    // The state is chosen, then the appointment time that produces it.
-    let (state, start) = match delivered_at {
-        Some(d) if rng.random_bool(0.2) => ("LATE", d - Duration::hours(rng.random_range(3..72))),
-        Some(d) => ("READY", d + Duration::hours(rng.random_range(12..240))),
-        None if rng.random_bool(0.4) => ("AT_RISK", end + Duration::hours(rng.random_range(1..46))),
-        None => ("PENDING", end + Duration::hours(rng.random_range(50..400))),
-    };
-    result.truth.readiness.insert(order_id.to_string(), state.into());
-    if state == "LATE" {
-        result.truth.late_install.push(order_id.to_string());
-    }
-    let by_external = rng.random_bool(0.4);
-    let id = if by_external {
-        format!("APT-{i:08}")
-    } else {
-        work_order.to_string()
-    };
-    let updated = end - Duration::hours(rng.random_range(24..400));
+    start: NaiveDateTime,
+    updated: NaiveDateTime,
+) -> Value {
     let mut parties = vec![
         json!({"id": *pick(rng, &["OK", "RISK", "RELEASE"]), "role": "scoring_result"}),
         json!({"id": format!("{}", rng.random_range(0..3)), "role": "scoring_level"}),
@@ -1050,6 +1023,76 @@ fn appointment(
             o.remove("description");
         }
     }
+    a
+}
+
+/// Writes `count` seed-shaped appointments, one per line, to `out` (the normalize benchmark's
+/// input: about 2 KB each).
+pub fn write_appointments(count: usize, seed: u64, out: &Path) -> io::Result<Stats> {
+    if let Some(dir) = out.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let mut file = BufWriter::with_capacity(1 << 20, File::create(out)?);
+    let end = snapshot_end_utc();
+    for i in 0..count {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i as u64);
+        let (_, tenant_id, prefix) = *pick(&mut rng, TENANTS);
+        let who = person(&mut rng, i);
+        let work_order = format!("{prefix}{:07}", 2_000_000 + i);
+        let start = end + Duration::hours(rng.random_range(-400..400));
+        let updated = end - Duration::hours(rng.random_range(24..400));
+        let a = appointment_value(&mut rng, i, &work_order, &work_order, tenant_id, &who, start, updated);
+        serde_json::to_writer(&mut file, &a)?;
+        file.write_all(b"\n")?;
+    }
+    file.flush()?;
+    Ok(Stats {
+        files: 1,
+        bytes: fs::metadata(out)?.len(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn appointment(
+    rng: &mut ChaCha8Rng,
+    i: usize,
+    work_order: &str,
+    tenant_id: &str,
+    who: &Person,
+    order_id: &str,
+    delivered_at: Option<NaiveDateTime>,
+    end: NaiveDateTime,
+    superseded: bool,
+    out: &TenantOut,
+    w: &mut PartWriters,
+    result: &mut PartResult,
+) -> io::Result<()> {
+    if rng.random_bool(0.08) {
+        result
+            .truth
+            .readiness
+            .insert(order_id.to_string(), "NO_APPOINTMENT".into());
+        return Ok(());
+    }
+    // The state is chosen, then the appointment time that produces it.
+    let (state, start) = match delivered_at {
+        Some(d) if rng.random_bool(0.2) => ("LATE", d - Duration::hours(rng.random_range(3..72))),
+        Some(d) => ("READY", d + Duration::hours(rng.random_range(12..240))),
+        None if rng.random_bool(0.4) => ("AT_RISK", end + Duration::hours(rng.random_range(1..46))),
+        None => ("PENDING", end + Duration::hours(rng.random_range(50..400))),
+    };
+    result.truth.readiness.insert(order_id.to_string(), state.into());
+    if state == "LATE" {
+        result.truth.late_install.push(order_id.to_string());
+    }
+    let by_external = rng.random_bool(0.4);
+    let id = if by_external {
+        format!("APT-{i:08}")
+    } else {
+        work_order.to_string()
+    };
+    let updated = end - Duration::hours(rng.random_range(24..400));
+    let a = appointment_value(rng, i, &id, work_order, tenant_id, who, start, updated);
     if rng.random_bool(0.03) && superseded {
         // Rescheduled: an older appointment of the same work order that lost (older lastUpdate).
         let mut old = a.clone();

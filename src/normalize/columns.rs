@@ -205,6 +205,7 @@ impl ColumnBuilder {
     pub fn push_i32(&mut self, value: Option<i32>) {
         match &mut self.builder {
             Builder::Int32(b) => b.append_option(value),
+            Builder::Dropped => {}
             _ => debug_assert!(false, "{} is not Int32", self.spec.name),
         }
     }
@@ -214,6 +215,7 @@ impl ColumnBuilder {
     pub fn push_i64(&mut self, value: Option<i64>) {
         match &mut self.builder {
             Builder::Int64(b) => b.append_option(value),
+            Builder::Dropped => {}
             _ => debug_assert!(false, "{} is not Int64", self.spec.name),
         }
     }
@@ -223,6 +225,7 @@ impl ColumnBuilder {
     pub fn push_f64(&mut self, value: Option<f64>) {
         match &mut self.builder {
             Builder::Float64(b) => b.append_option(value),
+            Builder::Dropped => {}
             _ => debug_assert!(false, "{} is not Float64", self.spec.name),
         }
     }
@@ -232,6 +235,7 @@ impl ColumnBuilder {
     pub fn push_bool(&mut self, value: Option<bool>) {
         match &mut self.builder {
             Builder::Bool(b) => b.append_option(value),
+            Builder::Dropped => {}
             _ => debug_assert!(false, "{} is not Bool", self.spec.name),
         }
     }
@@ -241,6 +245,7 @@ impl ColumnBuilder {
     pub fn push_timestamp(&mut self, value: Option<Timestamp>) {
         match &mut self.builder {
             Builder::Timestamp(b) => b.append_option(value.map(|t| t.0)),
+            Builder::Dropped => {}
             _ => debug_assert!(false, "{} is not Timestamp", self.spec.name),
         }
     }
@@ -250,6 +255,7 @@ impl ColumnBuilder {
     pub fn push_money(&mut self, value: Option<Money>) {
         match &mut self.builder {
             Builder::Money(b) => b.append_option(value.map(|m| m.0)),
+            Builder::Dropped => {}
             _ => debug_assert!(false, "{} is not Money", self.spec.name),
         }
     }

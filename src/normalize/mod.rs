@@ -124,9 +124,16 @@ pub struct Options<'s> {
     pub max_reject_ratio: f64,
     /// The share of the inputs this run reads (tenant folders), if sharded.
     pub shard: Option<layout::Shard>,
+    /// Only these tables are written (`None`: all); a source's main table always is.
+    pub tables: Option<Vec<String>>,
 }
 
 impl Options<'_> {
+    /// Whether `table` (of a source whose main table is `main`) is written.
+    fn writes(&self, table: &str, main: &str) -> bool {
+        table == main || self.tables.as_ref().is_none_or(|t| t.iter().any(|n| n == table))
+    }
+
     /// The number of the part a batch is written to.
     fn part(&self, batch: u32) -> u64 {
         self.shard.map_or(0, |s| s.part_base()) + batch as u64
@@ -357,7 +364,7 @@ pub fn normalize(opts: &Options<'_>) -> Result<NormalizeReport, Error> {
         rewrite_losers(&shared, i, &mut st)?;
         let specs = &shared.specs[i];
         let mut tables = lock(&shared.tables);
-        for spec in specs {
+        for spec in specs.iter().filter(|t| opts.writes(t.name, specs[0].name)) {
             let t = tables.entry(spec.name.to_string()).or_default();
             if t.parts.is_empty() {
                 let path = opts
@@ -532,9 +539,14 @@ fn process(shared: &Shared<'_>, job: Job) -> Result<(), Error> {
     let specs = &shared.specs[job.source];
     let file = lock(&shared.sources[job.source]).files[job.file].0.clone();
     let capacity = job.chunk.spans.len();
+    let main = specs[0].name;
     let mut tables: Vec<TableBuilder> = specs
         .iter()
-        .map(|s| TableBuilder::new(s.clone(), &opts.pii, capacity))
+        .map(|s| match opts.writes(s.name, main) {
+            true => TableBuilder::new(s.clone(), &opts.pii, capacity),
+            // A table the run does not write costs no column work.
+            false => TableBuilder::new(s.clone(), &Pii::drop_everything(), 0),
+        })
         .collect();
     let bound: Vec<(&'static RolePivot, BoundPivot<'_>)> =
         source.pivots().iter().map(|p| (*p, p.bind(&opts.pii))).collect();
@@ -628,6 +640,9 @@ fn process(shared: &Shared<'_>, job: Job) -> Result<(), Error> {
 
     for t in tables {
         let name = t.spec().name;
+        if !opts.writes(name, main) {
+            continue;
+        }
         let mut frame = t.finish(&dropped).map_err(|source| Error::Frame {
             table: name.to_string(),
             source,

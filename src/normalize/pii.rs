@@ -152,6 +152,7 @@ pub struct Pii {
     overrides: HashMap<String, PiiAction>,
     mac: Option<Hmac<Sha256>>,
     key_label: String,
+    drop_everything: bool,
 }
 
 impl fmt::Debug for Pii {
@@ -190,6 +191,7 @@ impl Pii {
             overrides,
             mac,
             key_label,
+            drop_everything: false,
         })
     }
 
@@ -200,7 +202,15 @@ impl Pii {
             overrides: HashMap::new(),
             mac: None,
             key_label: "none (pii = \"drop\")".into(),
+            drop_everything: false,
         }
+    }
+
+    /// A policy under which every column is dropped (tables built and thrown away).
+    pub fn drop_everything() -> Self {
+        let mut p = Pii::drop_all();
+        p.drop_everything = true;
+        p
     }
 
     /// A description of the key for the manifest (never the key itself).
@@ -215,6 +225,9 @@ impl Pii {
 
     /// The action for `table.column` holding data of class `kind`.
     pub fn action(&self, table: &str, column: &str, kind: Option<PiiKind>) -> PiiAction {
+        if self.drop_everything {
+            return PiiAction::Drop;
+        }
         let configured = if self.overrides.is_empty() {
             None
         } else {

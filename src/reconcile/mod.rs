@@ -52,13 +52,15 @@ pub enum Error {
     },
 }
 
-/// One reconciliation: its table name and its SQL.
+/// One reconciliation: its table name, its SQL, and the reconciliations it reads.
 #[derive(Debug, Clone, Copy)]
 pub struct Reconciliation {
     /// The output table, `recon_<name>`.
     pub name: &'static str,
     /// The SQL (one statement).
     pub sql: &'static str,
+    /// Earlier reconciliations its SQL reads.
+    pub reads: &'static [&'static str],
 }
 
 /// Every reconciliation, in the order they run (a later one may read an earlier one).
@@ -66,22 +68,32 @@ pub const RECONCILIATIONS: &[Reconciliation] = &[
     Reconciliation {
         name: "recon_order_fulfilment",
         sql: include_str!("../../sql/recon_order_fulfilment.sql"),
+        reads: &[],
     },
     Reconciliation {
         name: "recon_stock_coverage",
         sql: include_str!("../../sql/recon_stock_coverage.sql"),
+        reads: &["recon_order_fulfilment"],
     },
     Reconciliation {
         name: "recon_remaining_payments",
         sql: include_str!("../../sql/recon_remaining_payments.sql"),
+        reads: &[],
     },
     Reconciliation {
         name: "recon_installation_readiness",
         sql: include_str!("../../sql/recon_installation_readiness.sql"),
+        reads: &["recon_order_fulfilment"],
     },
     Reconciliation {
         name: "recon_summary",
         sql: include_str!("../../sql/recon_summary.sql"),
+        reads: &[
+            "recon_order_fulfilment",
+            "recon_stock_coverage",
+            "recon_remaining_payments",
+            "recon_installation_readiness",
+        ],
     },
 ];
 
@@ -212,9 +224,30 @@ pub fn status_categories() -> PolarsResult<DataFrame> {
     )
 }
 
-/// Runs every reconciliation on the tables under `root` for `run_date`, writing each result
-/// into `out` (laid out like the lake; often the same folder).
-pub fn reconcile(root: &Path, out: &Path, run_date: NaiveDate, params: &Params) -> Result<ReconcileReport, Error> {
+/// The reconciliations to run for `selected` (`None`: all): the selected ones and what they
+/// read, in [`RECONCILIATIONS`] order.
+fn plan(selected: Option<&[String]>) -> Vec<&'static Reconciliation> {
+    let Some(selected) = selected else {
+        return RECONCILIATIONS.iter().collect();
+    };
+    let mut needed: BTreeSet<&str> = selected.iter().map(String::as_str).collect();
+    for r in RECONCILIATIONS.iter().rev() {
+        if needed.contains(r.name) {
+            needed.extend(r.reads.iter().copied());
+        }
+    }
+    RECONCILIATIONS.iter().filter(|r| needed.contains(r.name)).collect()
+}
+
+/// Runs the reconciliations (`selected`, or all) on the tables under `root` for `run_date`,
+/// writing each selected result into `out` (laid out like the lake; often the same folder).
+pub fn reconcile(
+    root: &Path,
+    out: &Path,
+    run_date: NaiveDate,
+    params: &Params,
+    selected: Option<&[String]>,
+) -> Result<ReconcileReport, Error> {
     let mut tables: BTreeMap<String, LazyFrame> = BTreeMap::new();
     for t in INPUTS {
         tables.insert(t.to_string(), scan(root, t, run_date)?);
@@ -227,7 +260,7 @@ pub fn reconcile(root: &Path, out: &Path, run_date: NaiveDate, params: &Params) 
     report.warnings.extend(unknown_statuses(&tables, &categories)?);
     tables.insert("status_categories".into(), categories.lazy());
 
-    for r in RECONCILIATIONS {
+    for r in plan(selected) {
         let mut ctx = SQLContext::new();
         for (name, lf) in &tables {
             ctx.register(name, lf.clone());
@@ -246,9 +279,11 @@ pub fn reconcile(root: &Path, out: &Path, run_date: NaiveDate, params: &Params) 
                 .map_err(query)?;
             report.summary = summary_rows(&frame).map_err(query)?;
         }
-        let path = out.join(layout::part_path(r.name, run_date, 0));
-        parquet::write(&path, &mut frame).map_err(|source| Error::Write { path, source })?;
-        report.rows.insert(r.name.to_string(), frame.height() as u64);
+        if selected.is_none_or(|s| s.iter().any(|n| n == r.name)) {
+            let path = out.join(layout::part_path(r.name, run_date, 0));
+            parquet::write(&path, &mut frame).map_err(|source| Error::Write { path, source })?;
+            report.rows.insert(r.name.to_string(), frame.height() as u64);
+        }
         tables.insert(r.name.to_string(), frame.lazy());
     }
     Ok(report)

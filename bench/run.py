@@ -1,0 +1,200 @@
+"""The opslake benchmark, one run on the same freshly generated inputs (see bench/run.sh).
+
+1. normalize N seed-000 appointments (NDJSON) into `appointments` + `appointment_parties`
+   (zstd Parquet): opslake, DuckDB doing the same job in SQL (bench/duckdb_normalize.sql),
+   and the floor: a serde-only parse on all cores (bench/parse_floor.rs);
+2. recon_order_fulfilment over the order products and status histories of a generated
+   universe: opslake and DuckDB (bench/duckdb_fulfilment.sql), states compared row by row;
+3. the full `opslake run` on the universe; and the normalize stage's peak memory on the
+   universe and on a quarter of it;
+4. extraction from the fixture API server answering with 50 ms of latency, with
+   concurrency 8 and with concurrency 1 (the same data, the same requests).
+
+Every figure is the median of --runs runs (wall seconds, peak RSS of the process measured
+with wait4). Ratios are taken inside this one run. Targets are checked unless --quick.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+import duckdb
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DAY = "2025-06-30"
+
+
+def measure(cmd, runs, env=None, before=None):
+    """Median wall seconds and median peak RSS (MiB) of `cmd` over `runs` runs."""
+    walls, rss = [], []
+    for _ in range(runs):
+        if before:
+            before()
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - start
+        err = proc.stderr.read().decode(errors="replace")
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"failed: {' '.join(cmd)}\n{err[-3000:]}")
+        walls.append(wall)
+        rss.append(usage.ru_maxrss / 1024)
+    return statistics.median(walls), statistics.median(rss)
+
+
+def count(path):
+    return duckdb.execute(f"select count(*) from read_parquet('{path}')").fetchone()[0]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true", help="small inputs, one run, no targets")
+    p.add_argument("--appointments", type=int, default=1_000_000)
+    p.add_argument("--orders", type=int, default=1_000_000)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--profile", default="release", help="release, or debug (CI's quick run)")
+    a = p.parse_args()
+    api_orders = 300
+    if a.quick:
+        a.appointments, a.orders, a.runs, api_orders = 5_000, 4_000, 1, 40
+    opslake = os.path.join(ROOT, f"target/{a.profile}/opslake")
+    floor = os.path.join(ROOT, f"target/{a.profile}/examples/parse_floor")
+    data = os.path.join(HERE, "data")
+    out = os.path.join(HERE, "out")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    env = dict(os.environ, OPSLAKE_LOG_FORMAT="json", OPSLAKE_PII_KEY="benchmark-key")
+    threads = str(a.threads)
+
+    # Inputs, generated once per size and seed.
+    appt_dir = os.path.join(data, f"appointments-{a.appointments}")
+    appt_file = os.path.join(appt_dir, "appointments", "appointments.ndjson")
+    if not os.path.exists(appt_file):
+        subprocess.run([opslake, "samples", "appointments", "--count", str(a.appointments), "--seed", "7",
+                        "--out", appt_file], check=True, env=env)
+    universes = {}
+    for orders in (a.orders, a.orders // 4):
+        u = os.path.join(data, f"universe-{orders}")
+        if not os.path.exists(os.path.join(u, "_truth")):
+            shutil.rmtree(u, ignore_errors=True)
+            subprocess.run([opslake, "samples", "generate", "--orders", str(orders), "--seed", "7", "--out", u],
+                           check=True, env=env, stdout=subprocess.DEVNULL)
+        universes[orders] = u
+    size = os.path.getsize(appt_file)
+    rows = []
+
+    # 1. Normalize.
+    o_norm = os.path.join(out, "opslake-normalize")
+    d_norm = os.path.join(out, "duckdb-normalize")
+    clean = lambda d: (lambda: (shutil.rmtree(d, ignore_errors=True), os.makedirs(d)))
+    t_o = measure([opslake, "normalize", "--input", appt_dir, "--out", o_norm, "--sources", "appointments",
+                   "--tables", "appointments,appointment_parties", "--pii", "drop", "--as-of", DAY,
+                   "--threads", threads], a.runs, env, clean(o_norm))
+    t_d = measure([sys.executable, os.path.join(HERE, "duckdb_run.py"), os.path.join(HERE, "duckdb_normalize.sql"),
+                   f"input={appt_file}", f"out={d_norm}", f"threads={threads}"], a.runs, env, clean(d_norm))
+    t_f = measure([floor, appt_file, threads], a.runs, env)
+    for table in ("appointments", "appointment_parties"):
+        n_o = count(f"{o_norm}/{table}/run_date={DAY}/*.parquet")
+        n_d = count(f"{d_norm}/{table}.parquet")
+        if n_o != n_d:
+            sys.exit(f"normalize: {table} has {n_o} rows from opslake but {n_d} from DuckDB")
+    n = a.appointments
+    rows += [("normalize", "opslake", *t_o, n), ("normalize", "duckdb", *t_d, n), ("normalize", "serde floor", *t_f, n)]
+
+    # 3. The full run (it also publishes the lake the reconciliation reads).
+    lake = os.path.join(out, "lake")
+    t_run = measure([opslake, "run", "--input", universes[a.orders], "--output", lake, "--as-of", DAY,
+                     "--threads", threads], a.runs, env)
+    n_orders = a.orders
+    rows.append(("full run", "opslake", *t_run, n_orders))
+
+    # 2. Reconciliation.
+    products = count(f"{lake}/order_products/run_date={DAY}/*.parquet")
+    statuses = count(f"{lake}/expedition_status_history/run_date={DAY}/*.parquet")
+    t_ro = measure([opslake, "reconcile", "--run-date", DAY, "--output", lake, "--reconciliations",
+                    "recon_order_fulfilment", "--threads", threads], a.runs, env)
+    d_recon = os.path.join(out, "duckdb-fulfilment.parquet")
+    as_of = duckdb.execute(f"select (timezone('Europe/Madrid', TIMESTAMP '{DAY} 00:00:00') + INTERVAL 1 DAY)::VARCHAR").fetchone()[0]
+    t_rd = measure([sys.executable, os.path.join(HERE, "duckdb_run.py"), os.path.join(HERE, "duckdb_fulfilment.sql"),
+                    f"lake={lake}", f"day={DAY}", f"as_of={as_of}", f"out={d_recon}", f"threads={threads}",
+                    f"categories={os.path.join(ROOT, 'sql', 'status_categories.csv')}"], a.runs, env)
+    diff = duckdb.execute(f"""
+        select count(*) from read_parquet('{lake}/recon_order_fulfilment/run_date={DAY}/*.parquet') o
+        full join read_parquet('{d_recon}') d using (order_id, position)
+        where o.state is distinct from d.state or o.expedition_id is distinct from d.expedition_id
+    """).fetchone()[0]
+    if diff:
+        sys.exit(f"reconciliation: {diff} products differ between opslake and DuckDB")
+    rows += [("reconcile", "opslake", *t_ro, products), ("reconcile", "duckdb", *t_rd, products)]
+
+    # Memory of the normalize stage: the universe and a quarter of it.
+    mem = {}
+    for orders, u in universes.items():
+        o = os.path.join(out, f"normalize-{orders}")
+        _, rss = measure([opslake, "normalize", "--input", u, "--out", o, "--as-of", DAY, "--threads", threads],
+                         1, env, clean(o))
+        mem[orders] = rss
+        rows.append(("normalize stage", f"opslake {orders} orders", 0.0, rss, orders))
+
+    # 4. Extraction: concurrency 8 against 1, 50 ms per answer.
+    api_data = os.path.join(data, f"universe-api-{api_orders}")
+    if not os.path.exists(os.path.join(api_data, "_truth")):
+        subprocess.run([opslake, "samples", "generate", "--orders", str(api_orders), "--seed", "7", "--no-superseded",
+                        "--out", api_data], check=True, env=env, stdout=subprocess.DEVNULL)
+    server = subprocess.Popen([opslake, "fixtures", "serve", "--data", api_data, "--port", "0", "--api-key", "bench",
+                               "--latency-ms", "50"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    url = server.stdout.readline().decode().strip().removeprefix("listening on ")
+    api_env = dict(env, OPSLAKE_API_KEY="bench", OPSLAKE_APPOINTMENTS_URL=url, OPSLAKE_CUSTOMER_CARE_URL=url,
+                   OPSLAKE_LOGISTICS_URL=url)
+    extract = {}
+    try:
+        for c in (8, 1):
+            job = os.path.join(out, f"api-{c}.toml")
+            section = f"concurrency = {c}\nrequests_per_second = 10000\nretries = 3\n"
+            with open(job, "w") as f:
+                f.write('pii = "drop"\ntenants = ["masmovil", "yoigo", "pepephone", "lebara"]\n'
+                        + "".join(f"[api.{api}]\n{section}" for api in ("appointments", "customer_care", "logistics")))
+            extract[c] = measure([opslake, "extract", "--job", job, "--output", os.path.join(out, f"api-lake-{c}"),
+                                  "--as-of", DAY], a.runs, api_env)
+    finally:
+        server.kill()
+    rows += [("extract, 50 ms", "opslake concurrency 8", *extract[8], api_orders),
+             ("extract, 50 ms", "opslake concurrency 1", *extract[1], api_orders)]
+
+    print(f"\ninputs: {n} appointments ({size / 2**30:.2f} GiB); universe of {a.orders} orders; "
+          f"{products} order products x {statuses} statuses; {a.threads} threads; median of {a.runs}\n")
+    print(f"{'stage':<16} {'tool':<22} {'wall s':>8} {'records/s':>12} {'peak RSS MiB':>13}")
+    for stage, tool, wall, rss, records in rows:
+        rate = f"{records / wall:,.0f}" if wall else "-"
+        print(f"{stage:<16} {tool:<22} {wall:>8.2f} {rate:>12} {rss:>13.0f}")
+    ratios = [
+        ("normalize time, opslake / duckdb", t_o[0] / t_d[0], 0.6),
+        ("normalize peak RSS, opslake / duckdb", t_o[1] / t_d[1], 0.5),
+        ("normalize time, opslake / serde floor", t_o[0] / t_f[0], 2.5),
+        ("reconcile time, opslake / duckdb", t_ro[0] / t_rd[0], 1.2),
+        ("reconcile peak RSS, opslake / duckdb", t_ro[1] / t_rd[1], 1.5),
+        (f"normalize stage RSS, {a.orders} / {a.orders // 4} orders", mem[a.orders] / mem[a.orders // 4], 1.3),
+        ("full run peak RSS, GiB", t_run[1] / 1024, 4.0),
+        ("extract time, concurrency 1 / concurrency 8 (>= 6)", extract[1][0] / extract[8][0], None),
+    ]
+    print()
+    failed = 0
+    for name, value, target in ratios:
+        # The extraction speed-up is a floor, the others ceilings.
+        ok = value >= 6 if target is None else value <= target
+        failed += not ok
+        verdict = "" if a.quick else ("  ok" if ok else "  MISSED")
+        bound = ">= 6" if target is None else f"<= {target}"
+        print(f"{name:<52} {value:>6.2f}  (target {bound}){verdict}")
+    if failed and not a.quick:
+        sys.exit(f"{failed} target(s) missed")
+
+
+if __name__ == "__main__":
+    main()
