@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text};
+use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text, text};
 use crate::extract::raw::RawContext;
 use crate::normalize::Rows;
 use crate::normalize::columns::{Row, TableSpec, Timestamp};
@@ -280,10 +280,6 @@ table_row! {
         characteristic_value: Option<Cow<'a, str>> => Phone,
     }
     groups []
-}
-
-fn text<'a>(t: Option<Text<'a>>) -> Option<Cow<'a, str>> {
-    t.map(|t| t.0)
 }
 
 impl Source for Appointments {

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{Api, Endpoint, Item, ItemKey, Paging, Source, customer_of, read_item, required_text};
+use super::{Api, Endpoint, Item, ItemKey, Paging, Source, customer_of, read_item, required_text, text};
 use crate::extract::raw::RawContext;
 use crate::extract::shape::Envelope;
 use crate::normalize::Rows;
@@ -110,10 +110,6 @@ table_row! {
         expedition_status_value: Option<Cow<'a, str>>,
     }
     groups []
-}
-
-fn text<'a>(t: Option<Text<'a>>) -> Option<Cow<'a, str>> {
-    t.map(|t| t.0)
 }
 
 impl Source for CustomerDevices {

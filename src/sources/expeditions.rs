@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::logistics::{PRODUCT_COLUMNS, Product};
-use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text};
+use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text, text};
 use crate::extract::raw::RawContext;
 use crate::extract::shape::Envelope;
 use crate::normalize::Rows;
@@ -97,10 +97,6 @@ table_row! {
         position: Option<i32>,
     }
     groups [PRODUCT_COLUMNS]
-}
-
-fn text<'a>(t: Option<Text<'a>>) -> Option<Cow<'a, str>> {
-    t.map(|t| t.0)
 }
 
 impl Source for Expeditions {

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::logistics::{Address, AddressColumns, Client, PersonColumns};
-use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text};
+use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text, text};
 use crate::extract::raw::RawContext;
 use crate::extract::shape::Envelope;
 use crate::normalize::Rows;
@@ -17,30 +17,8 @@ use crate::table_row;
 /// The external orders source.
 pub struct ExternalOrders;
 
-static CUSTOMER: PersonColumns = PersonColumns {
-    names: [
-        "customer_name",
-        "customer_surnames",
-        "customer_commercial_name",
-        "customer_email",
-        "customer_document_id",
-        "customer_document_type",
-        "customer_phone_prefix",
-        "customer_phone_number",
-    ],
-};
-static CUSTOMER_ADDRESS: AddressColumns = AddressColumns {
-    names: [
-        "customer_street_type",
-        "customer_street",
-        "customer_street_number",
-        "customer_address_details",
-        "customer_city",
-        "customer_zipcode",
-        "customer_region",
-        "customer_country",
-    ],
-};
+static CUSTOMER: PersonColumns = crate::person_columns!("customer");
+static CUSTOMER_ADDRESS: AddressColumns = crate::address_columns!("customer", "zipcode", "region");
 
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
@@ -255,10 +233,6 @@ table_row! {
         price_no_markup_currency: Option<Cow<'a, str>>,
     }
     groups []
-}
-
-fn text<'a>(t: Option<Text<'a>>) -> Option<Cow<'a, str>> {
-    t.map(|t| t.0)
 }
 
 fn flag(b: Option<Bool>) -> Option<bool> {

@@ -5,13 +5,10 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use super::text;
 use crate::normalize::columns::{Cell, ColumnSpec, ColumnType};
 use crate::normalize::lenient::{Amount, Bool, Int32, Text};
 use crate::normalize::pii::PiiKind;
-
-fn text<'a>(t: Option<Text<'a>>) -> Option<Cow<'a, str>> {
-    t.map(|t| t.0)
-}
 
 /// `Client` / `ExternalClient`: a person or company.
 #[derive(Deserialize, Default)]
@@ -65,6 +62,45 @@ pub struct Address<'a> {
     #[serde(alias = "region")]
     province: Option<Text<'a>>,
     country: Option<Text<'a>>,
+}
+
+/// The [`PersonColumns`] of a prefix: `person_columns!("client")` names `client_name`...
+#[macro_export]
+macro_rules! person_columns {
+    ($p:literal) => {
+        $crate::sources::logistics::PersonColumns {
+            names: [
+                concat!($p, "_name"),
+                concat!($p, "_surnames"),
+                concat!($p, "_commercial_name"),
+                concat!($p, "_email"),
+                concat!($p, "_document_id"),
+                concat!($p, "_document_type"),
+                concat!($p, "_phone_prefix"),
+                concat!($p, "_phone_number"),
+            ],
+        }
+    };
+}
+
+/// The [`AddressColumns`] of a prefix: `address_columns!("shipping", "zip_code", "province")`
+/// names `shipping_street`..., with the zip and region columns named as the API names them.
+#[macro_export]
+macro_rules! address_columns {
+    ($p:literal, $zip:literal, $region:literal) => {
+        $crate::sources::logistics::AddressColumns {
+            names: [
+                concat!($p, "_street_type"),
+                concat!($p, "_street"),
+                concat!($p, "_street_number"),
+                concat!($p, "_address_details"),
+                concat!($p, "_city"),
+                concat!($p, "_", $zip),
+                concat!($p, "_", $region),
+                concat!($p, "_country"),
+            ],
+        }
+    };
 }
 
 /// The columns a [`Client`] flattens into, under a prefix.

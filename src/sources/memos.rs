@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text};
+use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text, text};
 use crate::extract::raw::RawContext;
 use crate::extract::shape::Envelope;
 use crate::normalize::Rows;
@@ -55,10 +55,6 @@ table_row! {
         change_user: Option<Cow<'a, str>>,
     }
     groups []
-}
-
-fn text<'a>(t: Option<Text<'a>>) -> Option<Cow<'a, str>> {
-    t.map(|t| t.0)
 }
 
 impl Source for Memos {

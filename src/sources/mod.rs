@@ -121,6 +121,11 @@ impl<'a> ItemKey<'a> {
     }
 }
 
+/// The text of an optional field.
+pub fn text<'a>(t: Option<crate::normalize::lenient::Text<'a>>) -> Option<Cow<'a, str>> {
+    t.map(|t| t.0)
+}
+
 /// Joins the parts of a composite key.
 pub fn composite_key<'a>(parts: &[&str]) -> Cow<'a, str> {
     Cow::Owned(parts.join("\u{1f}"))

@@ -8,7 +8,7 @@ use super::logistics::{
     Address, AddressColumns, Client, DataDelivery, DataSales, DeliveryColumns, PRODUCT_COLUMNS, PersonColumns, Product,
     SalesColumns,
 };
-use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text};
+use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text, text};
 use crate::extract::raw::RawContext;
 use crate::extract::shape::Envelope;
 use crate::normalize::Rows;
@@ -19,78 +19,12 @@ use crate::table_row;
 /// The orders source.
 pub struct Orders;
 
-static CLIENT: PersonColumns = PersonColumns {
-    names: [
-        "client_name",
-        "client_surnames",
-        "client_commercial_name",
-        "client_email",
-        "client_document_id",
-        "client_document_type",
-        "client_phone_prefix",
-        "client_phone_number",
-    ],
-};
-static CLIENT_ADDRESS: AddressColumns = AddressColumns {
-    names: [
-        "client_street_type",
-        "client_street",
-        "client_street_number",
-        "client_address_details",
-        "client_city",
-        "client_zip_code",
-        "client_province",
-        "client_country",
-    ],
-};
-static INVOICE_CLIENT: PersonColumns = PersonColumns {
-    names: [
-        "invoice_client_name",
-        "invoice_client_surnames",
-        "invoice_client_commercial_name",
-        "invoice_client_email",
-        "invoice_client_document_id",
-        "invoice_client_document_type",
-        "invoice_client_phone_prefix",
-        "invoice_client_phone_number",
-    ],
-};
-static INVOICE_ADDRESS: AddressColumns = AddressColumns {
-    names: [
-        "invoice_street_type",
-        "invoice_street",
-        "invoice_street_number",
-        "invoice_address_details",
-        "invoice_city",
-        "invoice_zip_code",
-        "invoice_province",
-        "invoice_country",
-    ],
-};
-static SHIPPING_CONTACT: PersonColumns = PersonColumns {
-    names: [
-        "shipping_contact_name",
-        "shipping_contact_surnames",
-        "shipping_contact_commercial_name",
-        "shipping_contact_email",
-        "shipping_contact_document_id",
-        "shipping_contact_document_type",
-        "shipping_contact_phone_prefix",
-        "shipping_contact_phone_number",
-    ],
-};
-static SHIPPING_ADDRESS: AddressColumns = AddressColumns {
-    names: [
-        "shipping_street_type",
-        "shipping_street",
-        "shipping_street_number",
-        "shipping_address_details",
-        "shipping_city",
-        "shipping_zip_code",
-        "shipping_province",
-        "shipping_country",
-    ],
-};
+static CLIENT: PersonColumns = crate::person_columns!("client");
+static CLIENT_ADDRESS: AddressColumns = crate::address_columns!("client", "zip_code", "province");
+static INVOICE_CLIENT: PersonColumns = crate::person_columns!("invoice_client");
+static INVOICE_ADDRESS: AddressColumns = crate::address_columns!("invoice", "zip_code", "province");
+static SHIPPING_CONTACT: PersonColumns = crate::person_columns!("shipping_contact");
+static SHIPPING_ADDRESS: AddressColumns = crate::address_columns!("shipping", "zip_code", "province");
 
 /// An order, field by field as seed 004 gives it.
 #[derive(Deserialize)]
@@ -192,10 +126,6 @@ table_row! {
         position: Option<i32>,
     }
     groups [PRODUCT_COLUMNS]
-}
-
-fn text<'a>(t: Option<Text<'a>>) -> Option<Cow<'a, str>> {
-    t.map(|t| t.0)
 }
 
 fn money(a: Option<Amount>) -> Option<Money> {

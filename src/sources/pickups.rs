@@ -8,7 +8,7 @@ use super::logistics::{
     Address, AddressColumns, Client, DataDelivery, DataSales, DeliveryColumns, PRODUCT_COLUMNS, PersonColumns, Product,
     SalesColumns,
 };
-use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text};
+use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text, text};
 use crate::extract::raw::RawContext;
 use crate::extract::shape::Envelope;
 use crate::normalize::Rows;
@@ -19,42 +19,9 @@ use crate::table_row;
 /// The pickups source.
 pub struct Pickups;
 
-static CLIENT: PersonColumns = PersonColumns {
-    names: [
-        "client_name",
-        "client_surnames",
-        "client_commercial_name",
-        "client_email",
-        "client_document_id",
-        "client_document_type",
-        "client_phone_prefix",
-        "client_phone_number",
-    ],
-};
-static SHIPPING_CONTACT: PersonColumns = PersonColumns {
-    names: [
-        "shipping_contact_name",
-        "shipping_contact_surnames",
-        "shipping_contact_commercial_name",
-        "shipping_contact_email",
-        "shipping_contact_document_id",
-        "shipping_contact_document_type",
-        "shipping_contact_phone_prefix",
-        "shipping_contact_phone_number",
-    ],
-};
-static SHIPPING_ADDRESS: AddressColumns = AddressColumns {
-    names: [
-        "shipping_street_type",
-        "shipping_street",
-        "shipping_street_number",
-        "shipping_address_details",
-        "shipping_city",
-        "shipping_zip_code",
-        "shipping_province",
-        "shipping_country",
-    ],
-};
+static CLIENT: PersonColumns = crate::person_columns!("client");
+static SHIPPING_CONTACT: PersonColumns = crate::person_columns!("shipping_contact");
+static SHIPPING_ADDRESS: AddressColumns = crate::address_columns!("shipping", "zip_code", "province");
 
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
@@ -111,10 +78,6 @@ table_row! {
         position: Option<i32>,
     }
     groups [PRODUCT_COLUMNS]
-}
-
-fn text<'a>(t: Option<Text<'a>>) -> Option<Cow<'a, str>> {
-    t.map(|t| t.0)
 }
 
 impl Source for Pickups {

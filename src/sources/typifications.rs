@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{Api, Endpoint, Item, ItemKey, Paging, Source, customer_of, read_item, required_text};
+use super::{Api, Endpoint, Item, ItemKey, Paging, Source, customer_of, read_item, required_text, text};
 use crate::extract::raw::RawContext;
 use crate::extract::shape::Envelope;
 use crate::normalize::Rows;
@@ -61,10 +61,6 @@ table_row! {
         initial_fee: Option<Money>,
     }
     groups []
-}
-
-fn text<'a>(t: Option<Text<'a>>) -> Option<Cow<'a, str>> {
-    t.map(|t| t.0)
 }
 
 impl Source for Typifications {
