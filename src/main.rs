@@ -12,13 +12,26 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             let code = e
                 .downcast_ref::<opslake::Error>()
                 .map_or(opslake::error::exit::INTERNAL, opslake::Error::exit_code);
             ExitCode::from(code)
         }
     }
+}
+
+/// The error and its causes, each once: many messages already quote their cause.
+fn message(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn init_tracing(format: LogFormat) {

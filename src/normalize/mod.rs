@@ -8,9 +8,10 @@
 //! ```
 //! Memory is bounded by `batch_bytes` × (workers + queue), whatever the input size: a chunk
 //! is parsed straight into column builders (no JSON tree per record) and written as soon as it
-//! is done. Duplicates are collapsed on the main table's key through a shared index of key
-//! hashes; a row already written that later loses is removed by rewriting its part at the end
-//! (rare: only re-exported keys). At the end the code checks, per source,
+//! is done. Duplicates are collapsed on the main table's key: inside a chunk by its worker,
+//! across chunks through the source's ledger of key hashes on disk ([`dedupe`]); a row already
+//! written that loses is removed by rewriting its part at the end (rare: only re-exported
+//! keys). At the end the code checks, per source,
 //! `records read = rows written + rejects + duplicates collapsed`.
 
 pub mod columns;
@@ -36,7 +37,7 @@ use crate::extract::shape;
 use crate::publish::{layout, parquet};
 use crate::sources::{Item, Source};
 use columns::{Row, TableBuilder, TableSpec};
-use dedupe::{DedupeIndex, Outcome, ReadPosition};
+use dedupe::{Ledger, ReadPosition, Sighting};
 use pii::Pii;
 use rejects::{Reject, RejectRow, RejectsRaw};
 use roles::{BoundPivot, RolePivot};
@@ -274,9 +275,8 @@ struct SourceState {
     skipped: Vec<String>,
     read: u64,
     rejects: u64,
-    index: DedupeIndex,
-    /// Keys to remove from batches already written, by batch.
-    rewrites: HashMap<u32, HashSet<String>>,
+    /// Every key read, for the end-of-source deduplication.
+    ledger: Option<Ledger>,
 }
 
 struct Shared<'s> {
@@ -332,6 +332,8 @@ pub fn normalize(opts: &Options<'_>) -> Result<NormalizeReport, Error> {
             .map(|f| (f, None, 0))
             .collect();
         st.skipped = skipped;
+        std::fs::create_dir_all(&opts.package).map_err(|e| ledger_error(opts, e))?;
+        st.ledger = Some(Ledger::new(&opts.package).map_err(|e| ledger_error(opts, e))?);
     }
 
     let threads = opts.threads.max(1);
@@ -361,7 +363,11 @@ pub fn normalize(opts: &Options<'_>) -> Result<NormalizeReport, Error> {
     let mut report = NormalizeReport::default();
     for (i, source) in opts.sources.iter().enumerate() {
         let mut st = lock(&shared.sources[i]);
-        rewrite_losers(&shared, i, &mut st)?;
+        let dedupe = match st.ledger.take() {
+            Some(ledger) => ledger.resolve().map_err(|e| ledger_error(opts, e))?,
+            None => Default::default(),
+        };
+        rewrite_losers(&shared, i, &dedupe.losers)?;
         let specs = &shared.specs[i];
         let mut tables = lock(&shared.tables);
         for spec in specs.iter().filter(|t| opts.writes(t.name, specs[0].name)) {
@@ -392,8 +398,8 @@ pub fn normalize(opts: &Options<'_>) -> Result<NormalizeReport, Error> {
             records_read: st.read,
             rows_written: written,
             rejects: st.rejects,
-            duplicates: st.index.duplicates(),
-            conflicting_duplicates: st.index.conflicting(),
+            duplicates: dedupe.duplicates,
+            conflicting_duplicates: dedupe.conflicting,
         };
         if r.records_read != r.rows_written + r.rejects + r.duplicates {
             return Err(Error::Unbalanced {
@@ -448,6 +454,13 @@ pub fn normalize(opts: &Options<'_>) -> Result<NormalizeReport, Error> {
         });
     }
     Ok(report)
+}
+
+fn ledger_error(opts: &Options<'_>, source: std::io::Error) -> Error {
+    Error::Write {
+        path: opts.package.join("(duplicate ledger, a temporary file)"),
+        source,
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -609,35 +622,35 @@ fn process(shared: &Shared<'_>, job: Job) -> Result<(), Error> {
         }
     }
 
-    // Collapse duplicates against everything read so far, in read order.
-    let mut dropped: Vec<u32> = Vec::new();
+    // Duplicates inside the chunk are settled here; those across chunks at the end.
+    let mut sightings: Vec<Sighting> = parsed
+        .iter()
+        .enumerate()
+        .filter_map(|(ordinal, p)| {
+            p.as_ref().map(|p| Sighting {
+                key: dedupe::key_hash(&p.key),
+                updated_at: p.updated_at,
+                at: ReadPosition {
+                    batch: job.batch,
+                    ordinal: ordinal as u32,
+                },
+                content: p.content,
+            })
+        })
+        .collect();
+    let dropped = dedupe::settle_chunk(&mut sightings);
     {
         let mut st = lock(&shared.sources[job.source]);
         let record_rejects = rejects.len() - parsed.iter().filter(|p| p.is_none()).count();
         st.read += (parsed.len() + record_rejects) as u64;
         st.rejects += rejects.len() as u64;
-        for (ordinal, p) in parsed.iter().enumerate() {
-            let Some(p) = p else { continue };
-            let at = ReadPosition {
-                batch: job.batch,
-                ordinal: ordinal as u32,
-            };
-            match st.index.offer(dedupe::key_hash(&p.key), p.updated_at, at, p.content) {
-                Outcome::New => {}
-                Outcome::Loses => dropped.push(at.ordinal),
-                Outcome::Replaces(loser) if loser.batch == job.batch => dropped.push(loser.ordinal),
-                Outcome::Replaces(loser) => {
-                    st.rewrites.entry(loser.batch).or_default().insert(p.key.to_string());
-                }
-            }
+        if let Some(ledger) = st.ledger.as_mut() {
+            ledger.record(&sightings).map_err(|e| ledger_error(opts, e))?;
         }
     }
     if !rejects.is_empty() {
         lock(&shared.rejects).extend(rejects);
     }
-    dropped.sort_unstable();
-    dropped.dedup();
-
     for t in tables {
         let name = t.spec().name;
         if !opts.writes(name, main) {
@@ -669,11 +682,11 @@ fn process(shared: &Shared<'_>, job: Job) -> Result<(), Error> {
 }
 
 /// Removes, from parts already written, the rows of keys that a later batch replaced.
-fn rewrite_losers(shared: &Shared<'_>, source: usize, st: &mut SourceState) -> Result<(), Error> {
+fn rewrite_losers(shared: &Shared<'_>, source: usize, losers: &HashMap<u32, HashSet<u128>>) -> Result<(), Error> {
     let opts = shared.opts;
     let specs = &shared.specs[source];
     let main_key = specs[0].key;
-    for (batch, keys) in std::mem::take(&mut st.rewrites) {
+    for (&batch, keys) in losers {
         for spec in specs {
             let path = opts
                 .package
@@ -685,7 +698,7 @@ fn rewrite_losers(shared: &Shared<'_>, source: usize, st: &mut SourceState) -> R
                 path: path.clone(),
                 source,
             })?;
-            let mut kept = drop_keys(&frame, main_key, &keys).map_err(|source| Error::Frame {
+            let mut kept = drop_keys(&frame, main_key, keys).map_err(|source| Error::Frame {
                 table: spec.name.to_string(),
                 source,
             })?;
@@ -711,8 +724,8 @@ fn rewrite_losers(shared: &Shared<'_>, source: usize, st: &mut SourceState) -> R
 }
 
 /// The rows of `frame` whose key (its `key` columns joined like [`crate::sources::composite_key`])
-/// is not in `keys`.
-pub fn drop_keys(frame: &DataFrame, key: &[&str], keys: &HashSet<String>) -> PolarsResult<DataFrame> {
+/// does not hash ([`dedupe::key_hash`]) into `keys`.
+pub fn drop_keys(frame: &DataFrame, key: &[&str], keys: &HashSet<u128>) -> PolarsResult<DataFrame> {
     // Instants are keyed by their microseconds, as the sources join them.
     let columns = key
         .iter()
@@ -732,7 +745,7 @@ pub fn drop_keys(frame: &DataFrame, key: &[&str], keys: &HashSet<String>) -> Pol
                 .map(|s| s.get(i).unwrap_or_default())
                 .collect::<Vec<_>>()
                 .join("\u{1f}");
-            !keys.contains(&k)
+            !keys.contains(&dedupe::key_hash(&k))
         })
         .collect();
     frame.filter(&mask)

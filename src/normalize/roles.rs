@@ -9,6 +9,8 @@
 
 use std::borrow::Cow;
 
+use polars::prelude::PlHashMap;
+
 use super::columns::{Cell, ColumnSpec, ColumnType};
 use super::pii::{Pii, PiiAction, PiiKind};
 use super::time::TimeParser;
@@ -161,27 +163,29 @@ impl RolePivot {
             .iter()
             .map(|r| pii.action(self.table, r.column, r.pii))
             .collect();
+        // Looked up once per pair: a hash of the spelling beats scanning every role's.
+        let index = self
+            .roles
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| r.sent_as.iter().map(move |s| (s.as_bytes(), i)))
+            .collect();
         BoundPivot {
             pivot: self,
+            index,
             offsets,
             width,
             actions,
             pii,
         }
     }
-
-    fn find(&self, role: &str) -> Option<usize> {
-        let mut buf = [0u8; 64];
-        let key = normalize_role(role, &mut buf)?;
-        self.roles
-            .iter()
-            .position(|r| r.sent_as.iter().any(|s| s.as_bytes() == key))
-    }
 }
 
 /// A [`RolePivot`] bound to a run's personal-data policy.
 pub struct BoundPivot<'p> {
     pivot: &'p RolePivot,
+    /// Normalized spelling → role.
+    index: PlHashMap<&'static [u8], usize>,
     offsets: Vec<usize>,
     width: usize,
     actions: Vec<PiiAction>,
@@ -204,7 +208,7 @@ impl BoundPivot<'_> {
         let base = cells.len();
         cells.resize(base + self.width, Cell::Null);
         for (position, (role, value)) in pairs.into_iter().enumerate() {
-            let known = self.pivot.find(&role);
+            let known = self.find(&role);
             let stored = match (known, &value) {
                 (_, None) => None,
                 (Some(i), Some(v)) => {
@@ -241,6 +245,12 @@ impl BoundPivot<'_> {
             });
         }
         Ok(())
+    }
+
+    fn find(&self, role: &str) -> Option<usize> {
+        let mut buf = [0u8; 64];
+        let key = normalize_role(role, &mut buf)?;
+        self.index.get(key).copied()
     }
 
     // The value stays a `Cow` so that a borrowed one is kept without copying.

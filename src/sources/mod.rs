@@ -155,7 +155,13 @@ pub trait Source: Sync {
 
 /// Deserializes an item; a wrong value's message names the field that holds it.
 pub fn read_item<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
-    match serde_json::from_slice(bytes) {
+    // One SIMD pass validates the UTF-8 of the whole item; serde then borrows its strings
+    // without checking each again. Invalid UTF-8 falls through to serde's own error.
+    let parsed = match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    };
+    match parsed {
         Ok(v) => Ok(v),
         Err(e) if e.is_syntax() || e.is_eof() => Err(format!("invalid JSON: {e}")),
         Err(e) => {
