@@ -16,7 +16,8 @@ if [ "$profile" = release ]; then
 else
   cargo build --quiet --bin opslake --example parse_floor
 fi
-venv=bench/.venv
+# OPSLAKE_BENCH_VENV: an existing virtualenv to install DuckDB into (CI reuses its own).
+venv=${OPSLAKE_BENCH_VENV:-bench/.venv}
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi

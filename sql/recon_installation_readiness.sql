@@ -25,12 +25,14 @@ WITH work_orders AS (
     WHERE work_order IS NOT NULL AND work_order <> ''
 ),
 matches AS (
-    SELECT w.order_id, a.appointment_id, a.last_update,
+    SELECT w.order_id, a.appointment_id,
+           COALESCE(CAST(a.last_update AS BIGINT), -9223372036854775807) AS latest,
            COALESCE(a.valid_for_start, a.valid_for_appointment_start) AS valid_for_start
     FROM work_orders w
     JOIN appointments a ON a.appointment_id = w.work_order
     UNION ALL
-    SELECT w.order_id, a.appointment_id, a.last_update,
+    SELECT w.order_id, a.appointment_id,
+           COALESCE(CAST(a.last_update AS BIGINT), -9223372036854775807) AS latest,
            COALESCE(a.valid_for_start, a.valid_for_appointment_start) AS valid_for_start
     FROM work_orders w
     JOIN appointments a ON a.external_id = w.work_order
@@ -38,14 +40,10 @@ matches AS (
 appointment AS (
     SELECT order_id, appointment_id, valid_for_start
     FROM (
-        SELECT order_id, appointment_id, valid_for_start,
-               ROW_NUMBER() OVER (
-                   PARTITION BY order_id
-                   ORDER BY COALESCE(CAST(last_update AS BIGINT), -9223372036854775807) DESC, appointment_id DESC
-               ) AS rn
+        SELECT DISTINCT ON (order_id) order_id, appointment_id, valid_for_start, latest
         FROM matches
+        ORDER BY order_id, latest DESC, appointment_id DESC
     ) ranked
-    WHERE rn = 1
 ),
 devices AS (
     SELECT order_id,

@@ -21,19 +21,27 @@
 --   counts them (done in Rust, next to this file, because it is a warning, not a row).
 -- * quantity defaults to 1 when the order does not give it.
 --
+-- No window functions (polars runs them in memory, slowly): an expedition's last status is
+-- the MAX of (timestamp, position) packed in one INT128, joined back; a device's expedition
+-- is the FIRST of its candidates once they are ordered by the rule (polars keeps that order
+-- within each group).
+--
 -- Parameters: :as_of = the end of the as_of day in source_timezone, as a UTC timestamp;
 -- :stuck_after_days = whole days.
-WITH last_status AS (
-    SELECT expedition_id, status AS last_status, status_at AS last_status_at
-    FROM (
-        SELECT expedition_id, status, status_at,
-               ROW_NUMBER() OVER (
-                   PARTITION BY expedition_id
-                   ORDER BY COALESCE(CAST(status_at AS BIGINT), -9223372036854775807) DESC, position DESC
-               ) AS rn
-        FROM expedition_status_history
-    ) ranked
-    WHERE rn = 1
+WITH history AS (
+    SELECT expedition_id, position, status, status_at,
+           -- (timestamp, position) as one number: position is 0 <= p < 2^32.
+           CAST(COALESCE(CAST(status_at AS BIGINT), -9223372036854775807) AS INT128) * 4294967296 + position AS rank
+    FROM expedition_status_history
+),
+last_rank AS (
+    SELECT expedition_id, MAX(rank) AS rank FROM history GROUP BY expedition_id
+),
+last_status AS (
+    SELECT h.expedition_id, h.status AS last_status, h.status_at AS last_status_at,
+           COALESCE(CAST(h.status_at AS BIGINT), -9223372036854775807) AS latest
+    FROM history h
+    JOIN last_rank r ON r.expedition_id = h.expedition_id AND r.rank = h.rank
 ),
 device_expeditions AS (
     SELECT DISTINCT subscription_device_id, expedition_id
@@ -42,19 +50,19 @@ device_expeditions AS (
 ),
 candidates AS (
     SELECT d.subscription_device_id, d.expedition_id, s.last_status, s.last_status_at,
-           COALESCE(CAST(s.last_status_at AS BIGINT), -9223372036854775807) AS latest
+           COALESCE(s.latest, -9223372036854775807) AS latest
     FROM device_expeditions d
     LEFT JOIN last_status s ON s.expedition_id = d.expedition_id
 ),
+-- A device's expedition: the latest last status, then the greatest expedition_id.
 chosen AS (
-    SELECT subscription_device_id, expedition_id, last_status, last_status_at, expedition_count
-    FROM (
-        SELECT subscription_device_id, expedition_id, last_status, last_status_at,
-               ROW_NUMBER() OVER (PARTITION BY subscription_device_id ORDER BY latest DESC, expedition_id DESC) AS rn,
-               COUNT(*) OVER (PARTITION BY subscription_device_id) AS expedition_count
-        FROM candidates
-    ) ranked
-    WHERE rn = 1
+    SELECT subscription_device_id,
+           FIRST(expedition_id) AS expedition_id,
+           FIRST(last_status) AS last_status,
+           FIRST(last_status_at) AS last_status_at,
+           COUNT(*) AS expedition_count
+    FROM (SELECT * FROM candidates ORDER BY subscription_device_id, latest DESC, expedition_id DESC) ranked
+    GROUP BY subscription_device_id
 )
 SELECT
     o.order_id,

@@ -320,13 +320,29 @@ fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Polars sizes its thread pool once, from this variable, on first use.
+/// Sizes polars' thread pool (read once, from this variable, on first use) and the allocator.
 fn limit_threads(threads: usize) {
     if std::env::var_os("POLARS_MAX_THREADS").is_none() {
         // SAFETY: called before any thread is started (no runtime, no polars pool yet).
         unsafe { std::env::set_var("POLARS_MAX_THREADS", threads.to_string()) };
     }
+    limit_malloc_arenas(threads);
 }
+
+/// glibc gives up to 8 arenas per core, and each keeps the memory its threads freed: the
+/// reconciliation's joins peaked 25% higher that way. One arena per worker thread costs the
+/// normalize stage nothing measurable. An explicit `MALLOC_ARENA_MAX` wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas(threads: usize) {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        let arenas = libc::c_int::try_from(threads.max(1)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only sets an allocator tunable; arenas already created stay valid.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas(_threads: usize) {}
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {

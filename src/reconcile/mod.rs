@@ -266,25 +266,31 @@ pub fn reconcile(
             ctx.register(name, lf.clone());
         }
         let query = |source| Error::Query { name: r.name, source };
-        let mut frame = ctx
-            .execute(&params.bind(r.sql))
-            .and_then(|lf| lf.collect())
-            .map_err(query)?;
+        let mut plan = ctx.execute(&params.bind(r.sql)).map_err(query)?;
         if r.name == "recon_summary" {
-            frame = frame
-                .sort(
-                    ["reconciliation", "state"],
-                    SortMultipleOptions::default().with_nulls_last(true),
-                )
-                .map_err(query)?;
+            plan = plan.sort(
+                ["reconciliation", "state"],
+                SortMultipleOptions::default().with_nulls_last(true),
+            );
+        }
+        // The streaming engine runs joins and group-bys in morsels on every core and holds
+        // far less than the in-memory engine; a published result streams into its file.
+        let result = if selected.is_none_or(|s| s.iter().any(|n| n == r.name)) {
+            let path = out.join(layout::part_path(r.name, run_date, 0));
+            let rows = parquet::sink(&path, plan).map_err(query)?;
+            report.rows.insert(r.name.to_string(), rows);
+            scan(out, r.name, run_date)?
+        } else {
+            plan.collect_with_engine(Engine::Streaming)
+                // One plan, one in-memory sink: always a single frame.
+                .map(|result| result.unwrap_single().lazy())
+                .map_err(query)?
+        };
+        if r.name == "recon_summary" {
+            let frame = result.clone().collect().map_err(query)?;
             report.summary = summary_rows(&frame).map_err(query)?;
         }
-        if selected.is_none_or(|s| s.iter().any(|n| n == r.name)) {
-            let path = out.join(layout::part_path(r.name, run_date, 0));
-            parquet::write(&path, &mut frame).map_err(|source| Error::Write { path, source })?;
-            report.rows.insert(r.name.to_string(), frame.height() as u64);
-        }
-        tables.insert(r.name.to_string(), frame.lazy());
+        tables.insert(r.name.to_string(), result);
     }
     Ok(report)
 }
