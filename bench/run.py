@@ -10,8 +10,10 @@
 4. extraction from the fixture API server answering with 50 ms of latency, with
    concurrency 8 and with concurrency 1 (the same data, the same requests).
 
-Every figure is the median of --runs runs (wall seconds, peak RSS of the process measured
-with wait4). Ratios are taken inside this one run. Targets are checked unless --quick.
+Every figure is the median of --runs runs (wall seconds; peak RSS of the process, from wait4
+in bench/timed.py). Compared commands run in turn (A B A B ...) and a ratio is the median of
+the round-by-round ratios, so drift in the machine's speed does not bias it. Targets are
+checked unless --quick.
 """
 
 import argparse
@@ -29,22 +31,41 @@ ROOT = os.path.dirname(HERE)
 DAY = "2025-06-30"
 
 
+def run_once(cmd, env=None):
+    """Wall seconds and peak RSS (MiB) of one run of `cmd`, timed by bench/timed.py."""
+    proc = subprocess.run([sys.executable, "-S", os.path.join(HERE, "timed.py"), *cmd],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr.decode(errors='replace')[-3000:]}")
+    wall, rss = proc.stdout.split()
+    return float(wall), int(rss) / 1024
+
+
+def interleaved(commands, runs):
+    """Runs each (cmd, env, before) in turn, `runs` rounds (A B A B ...), so that drift in the
+    machine's speed hits every command alike. Returns, per command, its (wall, rss) per round."""
+    results = [[] for _ in commands]
+    for _ in range(runs):
+        for i, (cmd, env, before) in enumerate(commands):
+            if before:
+                before()
+            results[i].append(run_once(cmd, env))
+    return results
+
+
+def medians(rounds):
+    """(median wall seconds, median peak RSS MiB)."""
+    return statistics.median(w for w, _ in rounds), statistics.median(r for _, r in rounds)
+
+
+def ratio(a, b, k=0):
+    """Median of the round-by-round ratios a/b of figure k (0 wall, 1 RSS)."""
+    return statistics.median(x[k] / y[k] for x, y in zip(a, b))
+
+
 def measure(cmd, runs, env=None, before=None):
     """Median wall seconds and median peak RSS (MiB) of `cmd` over `runs` runs."""
-    walls, rss = [], []
-    for _ in range(runs):
-        if before:
-            before()
-        start = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.monotonic() - start
-        err = proc.stderr.read().decode(errors="replace")
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"failed: {' '.join(cmd)}\n{err[-3000:]}")
-        walls.append(wall)
-        rss.append(usage.ru_maxrss / 1024)
-    return statistics.median(walls), statistics.median(rss)
+    return medians(interleaved([(cmd, env, before)], runs)[0])
 
 
 def count(path):
@@ -56,7 +77,7 @@ def main():
     p.add_argument("--quick", action="store_true", help="small inputs, one run, no targets")
     p.add_argument("--appointments", type=int, default=1_000_000)
     p.add_argument("--orders", type=int, default=1_000_000)
-    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--runs", type=int, default=5, help="rounds of each comparison (the full run: at most 3)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     p.add_argument("--profile", default="release", help="release, or debug (CI's quick run)")
     a = p.parse_args()
@@ -93,12 +114,15 @@ def main():
     o_norm = os.path.join(out, "opslake-normalize")
     d_norm = os.path.join(out, "duckdb-normalize")
     clean = lambda d: (lambda: (shutil.rmtree(d, ignore_errors=True), os.makedirs(d)))
-    t_o = measure([opslake, "normalize", "--input", appt_dir, "--out", o_norm, "--sources", "appointments",
-                   "--tables", "appointments,appointment_parties", "--pii", "drop", "--as-of", DAY,
-                   "--threads", threads], a.runs, env, clean(o_norm))
-    t_d = measure([sys.executable, os.path.join(HERE, "duckdb_run.py"), os.path.join(HERE, "duckdb_normalize.sql"),
-                   f"input={appt_file}", f"out={d_norm}", f"threads={threads}"], a.runs, env, clean(d_norm))
-    t_f = measure([floor, appt_file, threads], a.runs, env)
+    r_o, r_d, r_f = interleaved([
+        ([opslake, "normalize", "--input", appt_dir, "--out", o_norm, "--sources", "appointments",
+          "--tables", "appointments,appointment_parties", "--pii", "drop", "--as-of", DAY, "--threads", threads],
+         env, clean(o_norm)),
+        ([sys.executable, os.path.join(HERE, "duckdb_run.py"), os.path.join(HERE, "duckdb_normalize.sql"),
+          f"input={appt_file}", f"out={d_norm}", f"threads={threads}"], env, clean(d_norm)),
+        ([floor, appt_file, threads], env, None),
+    ], a.runs)
+    t_o, t_d, t_f = medians(r_o), medians(r_d), medians(r_f)
     for table in ("appointments", "appointment_parties"):
         n_o = count(f"{o_norm}/{table}/run_date={DAY}/*.parquet")
         n_d = count(f"{d_norm}/{table}.parquet")
@@ -110,20 +134,23 @@ def main():
     # 3. The full run (it also publishes the lake the reconciliation reads).
     lake = os.path.join(out, "lake")
     t_run = measure([opslake, "run", "--input", universes[a.orders], "--output", lake, "--as-of", DAY,
-                     "--threads", threads], a.runs, env)
+                     "--threads", threads], min(a.runs, 3), env)
     n_orders = a.orders
     rows.append(("full run", "opslake", *t_run, n_orders))
 
     # 2. Reconciliation.
     products = count(f"{lake}/order_products/run_date={DAY}/*.parquet")
     statuses = count(f"{lake}/expedition_status_history/run_date={DAY}/*.parquet")
-    t_ro = measure([opslake, "reconcile", "--run-date", DAY, "--output", lake, "--reconciliations",
-                    "recon_order_fulfilment", "--threads", threads], a.runs, env)
     d_recon = os.path.join(out, "duckdb-fulfilment.parquet")
     as_of = duckdb.execute(f"select (timezone('Europe/Madrid', TIMESTAMP '{DAY} 00:00:00') + INTERVAL 1 DAY)::VARCHAR").fetchone()[0]
-    t_rd = measure([sys.executable, os.path.join(HERE, "duckdb_run.py"), os.path.join(HERE, "duckdb_fulfilment.sql"),
-                    f"lake={lake}", f"day={DAY}", f"as_of={as_of}", f"out={d_recon}", f"threads={threads}",
-                    f"categories={os.path.join(ROOT, 'sql', 'status_categories.csv')}"], a.runs, env)
+    r_ro, r_rd = interleaved([
+        ([opslake, "reconcile", "--run-date", DAY, "--output", lake, "--reconciliations", "recon_order_fulfilment",
+          "--threads", threads], env, None),
+        ([sys.executable, os.path.join(HERE, "duckdb_run.py"), os.path.join(HERE, "duckdb_fulfilment.sql"),
+          f"lake={lake}", f"day={DAY}", f"as_of={as_of}", f"out={d_recon}", f"threads={threads}",
+          f"categories={os.path.join(ROOT, 'sql', 'status_categories.csv')}"], env, None),
+    ], a.runs)
+    t_ro, t_rd = medians(r_ro), medians(r_rd)
     diff = duckdb.execute(f"""
         select count(*) from read_parquet('{lake}/recon_order_fulfilment/run_date={DAY}/*.parquet') o
         full join read_parquet('{d_recon}') d using (order_id, position)
@@ -152,36 +179,37 @@ def main():
     url = server.stdout.readline().decode().strip().removeprefix("listening on ")
     api_env = dict(env, OPSLAKE_API_KEY="bench", OPSLAKE_APPOINTMENTS_URL=url, OPSLAKE_CUSTOMER_CARE_URL=url,
                    OPSLAKE_LOGISTICS_URL=url)
-    extract = {}
     try:
+        jobs = {}
         for c in (8, 1):
-            job = os.path.join(out, f"api-{c}.toml")
+            jobs[c] = os.path.join(out, f"api-{c}.toml")
             section = f"concurrency = {c}\nrequests_per_second = 10000\nretries = 3\n"
-            with open(job, "w") as f:
+            with open(jobs[c], "w") as f:
                 f.write('pii = "drop"\ntenants = ["masmovil", "yoigo", "pepephone", "lebara"]\n'
                         + "".join(f"[api.{api}]\n{section}" for api in ("appointments", "customer_care", "logistics")))
-            extract[c] = measure([opslake, "extract", "--job", job, "--output", os.path.join(out, f"api-lake-{c}"),
-                                  "--as-of", DAY], a.runs, api_env)
+        r_e8, r_e1 = interleaved([([opslake, "extract", "--job", jobs[c], "--output", os.path.join(out, f"api-lake-{c}"),
+                                    "--as-of", DAY], api_env, None) for c in (8, 1)], a.runs)
     finally:
         server.kill()
+    extract = {8: medians(r_e8), 1: medians(r_e1)}
     rows += [("extract, 50 ms", "opslake concurrency 8", *extract[8], api_orders),
              ("extract, 50 ms", "opslake concurrency 1", *extract[1], api_orders)]
 
     print(f"\ninputs: {n} appointments ({size / 2**30:.2f} GiB); universe of {a.orders} orders; "
-          f"{products} order products x {statuses} statuses; {a.threads} threads; median of {a.runs}\n")
+          f"{products} order products x {statuses} statuses; {a.threads} threads; median of {a.runs} rounds (full run: {min(a.runs, 3)})\n")
     print(f"{'stage':<16} {'tool':<22} {'wall s':>8} {'records/s':>12} {'peak RSS MiB':>13}")
     for stage, tool, wall, rss, records in rows:
         rate = f"{records / wall:,.0f}" if wall else "-"
         print(f"{stage:<16} {tool:<22} {wall:>8.2f} {rate:>12} {rss:>13.0f}")
     ratios = [
-        ("normalize time, opslake / duckdb", t_o[0] / t_d[0], 0.6),
-        ("normalize peak RSS, opslake / duckdb", t_o[1] / t_d[1], 0.5),
-        ("normalize time, opslake / serde floor", t_o[0] / t_f[0], 2.5),
-        ("reconcile time, opslake / duckdb", t_ro[0] / t_rd[0], 1.2),
-        ("reconcile peak RSS, opslake / duckdb", t_ro[1] / t_rd[1], 1.5),
+        ("normalize time, opslake / duckdb", ratio(r_o, r_d), 0.6),
+        ("normalize peak RSS, opslake / duckdb", ratio(r_o, r_d, 1), 0.5),
+        ("normalize time, opslake / serde floor", ratio(r_o, r_f), 2.5),
+        ("reconcile time, opslake / duckdb", ratio(r_ro, r_rd), 1.2),
+        ("reconcile peak RSS, opslake / duckdb", ratio(r_ro, r_rd, 1), 1.5),
         (f"normalize stage RSS, {a.orders} / {a.orders // 4} orders", mem[a.orders] / mem[a.orders // 4], 1.3),
         ("full run peak RSS, GiB", t_run[1] / 1024, 4.0),
-        ("extract time, concurrency 1 / concurrency 8 (>= 6)", extract[1][0] / extract[8][0], None),
+        ("extract time, concurrency 1 / concurrency 8 (>= 6)", ratio(r_e1, r_e8), None),
     ]
     print()
     failed = 0

@@ -2,7 +2,7 @@
 # The benchmark, one command on a fresh clone: builds opslake and the serde floor in release,
 # installs DuckDB from PyPI into bench/.venv, generates the inputs under bench/data (kept
 # between runs) and prints the table of bench/run.py.
-#   bench/run.sh            1 M appointments, a 1 M-order universe, median of 3, targets checked
+#   bench/run.sh            1 M appointments, a 1 M-order universe, 5 rounds, targets checked
 #   bench/run.sh --quick    small inputs, one run, no targets
 #   bench/run.sh --quick --profile debug   the same on debug builds (CI runs this after the tests)
 set -euo pipefail

@@ -10,6 +10,13 @@ use polars::prelude::*;
 /// Rows per row group: large enough for scans, small enough to bound a writer's memory.
 pub const ROW_GROUP_ROWS: usize = 256 * 1024;
 
+/// zstd at level 1: the default level 3 made the normalize stage ~3% slower for files of the
+/// same size (1 M appointments: 51 MB either way).
+fn compression() -> ParquetCompression {
+    // polars re-exports the level type only under `polars_utils`.
+    ParquetCompression::Zstd(polars::polars_utils::compression::ZstdLevel::try_new(1).ok())
+}
+
 /// Writes one batch of a table to `path` (creating parent folders); returns the file's size in
 /// bytes.
 pub fn write(path: &Path, frame: &mut DataFrame) -> std::io::Result<u64> {
@@ -18,7 +25,7 @@ pub fn write(path: &Path, frame: &mut DataFrame) -> std::io::Result<u64> {
     }
     let file = File::create(path)?;
     ParquetWriter::new(BufWriter::with_capacity(1 << 20, file))
-        .with_compression(ParquetCompression::Zstd(None))
+        .with_compression(compression())
         .with_statistics(StatisticsOptions::default())
         .with_row_group_size(Some(ROW_GROUP_ROWS))
         // Batches are already written in parallel; one thread per file avoids oversubscription.
@@ -34,7 +41,7 @@ pub fn sink(path: &Path, query: LazyFrame) -> PolarsResult<u64> {
         std::fs::create_dir_all(parent)?;
     }
     let options = ParquetWriteOptions {
-        compression: ParquetCompression::Zstd(None),
+        compression: compression(),
         statistics: StatisticsOptions::default(),
         row_group_size: Some(ROW_GROUP_ROWS),
         data_page_size: None,
