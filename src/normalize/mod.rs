@@ -144,6 +144,9 @@ impl Options<'_> {
 /// Input bytes per chunk: 16 MiB keeps each worker's builders around 50 MiB for the widest
 /// source (appointments, ~2 KB a record, ~8k records a chunk) while giving Parquet row groups
 /// of tens of thousands of rows; memory is about this × 3 per worker, whatever the input size.
+/// Measured on 1 M appointments, 2 threads: 16 MiB 7.1 s / 175 MB; 32 MiB 8.0 s / 300 MB and
+/// 64 MiB 8.0 s / 560 MB (fewer chunks overlap reading with parsing less); 8 MiB 7.8 s / 107 MB
+/// and 4 MiB 8.0 s / 76 MB (more per-part overhead).
 pub const DEFAULT_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 /// One input file, as read.
