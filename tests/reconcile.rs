@@ -413,6 +413,72 @@ fn each_reconciliation_gives_every_state_on_hand_built_data() {
     );
 }
 
+/// The rule must not depend on how polars' streaming engine cuts the rows: thousands of
+/// devices with three expeditions each (ties inside histories and between expeditions, listed
+/// in varying order), run with morsels of 64 rows.
+#[test]
+fn the_expedition_choice_holds_across_streaming_morsels() {
+    const DEVICES: usize = 3000;
+    let t = TestLake::new();
+    let orders: Vec<Value> = (0..DEVICES)
+        .map(|i| order(&format!("O{i}"), None, vec![product(Some(&format!("D{i}")), "A", "0")]))
+        .collect();
+    t.file("orders/orders.json", json!({ "orders": orders }).to_string());
+    let (at, tie) = ("2025-06-20 10:00:00", "2025-06-28 10:00:00");
+    let mut expeditions = Vec::new();
+    for i in 0..DEVICES {
+        let d = format!("D{i}");
+        // b and c tie on their last status (c, the greater id, wins); inside each, the two
+        // statuses tie and the later in the list counts. Even devices end INCIDENCE.
+        let (b_last, c_last) = if i % 2 == 0 {
+            ("DELIVERED", "ABSENT_INCIDENCE")
+        } else {
+            ("ABSENT_INCIDENCE", "DELIVERED")
+        };
+        let mut three = vec![
+            expedition(&format!("R{i}-a"), &[&d], &[("DELIVERED", at)]),
+            expedition(&format!("R{i}-b"), &[&d], &[("IN_TRANSIT", tie), (b_last, tie)]),
+            expedition(&format!("R{i}-c"), &[&d], &[("IN_TRANSIT", tie), (c_last, tie)]),
+        ];
+        three.rotate_left(i % 3);
+        expeditions.extend(three);
+    }
+    t.file(
+        "expeditions/page.json",
+        json!({ "expeditions": expeditions }).to_string(),
+    );
+    let mut run = t.cmd();
+    run.env("POLARS_IDEAL_MORSEL_SIZE", "64")
+        .args(["run", "--as-of", DAY, "--input"])
+        .arg(t.input())
+        .arg("--output")
+        .arg(t.lake());
+    let out = run.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let f = t.table("recon_order_fulfilment", DAY);
+    let got = states(&f, &["order_id", "subscription_device_id"]);
+    assert_eq!(got.len(), DEVICES);
+    let orders = strings(&f, "order_id");
+    let chosen = strings(&f, "expedition_id");
+    let counts = strings(&f, "expedition_count");
+    for (row, order) in orders.iter().enumerate() {
+        let i: usize = order
+            .as_deref()
+            .and_then(|o| o.strip_prefix('O'))
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        let want = if i % 2 == 0 { "INCIDENCE" } else { "DELIVERED" };
+        assert_eq!(got[&format!("O{i}/D{i}")], want, "state of O{i}");
+        assert_eq!(
+            chosen[row].as_deref(),
+            Some(format!("R{i}-c").as_str()),
+            "expedition of O{i}"
+        );
+        assert_eq!(counts[row].as_deref(), Some("3"), "expedition_count of O{i}");
+    }
+}
+
 #[test]
 fn stuck_after_days_moves_the_boundary() {
     let t = hand_built();
