@@ -7,6 +7,7 @@
 --   remaining_payments_fees fees_state journeys fees outstanding               -
 --   installation_readiness its states  orders   -                              devices
 -- Amounts of CURRENCY_NOT_EUR journeys are left out: they are never summed with euros.
+-- Ordered by reconciliation and state, as the terminal prints it.
 SELECT 'order_fulfilment' AS reconciliation, state,
        COUNT(*) AS count,
        CAST(SUM(remaining_payment) AS DECIMAL(38, 4)) AS amount,
@@ -35,3 +36,4 @@ SELECT 'installation_readiness' AS reconciliation, state, COUNT(*) AS count,
        CAST(NULL AS DECIMAL(38, 4)) AS amount, CAST(SUM(devices) AS BIGINT) AS quantity
 FROM recon_installation_readiness
 GROUP BY state
+ORDER BY reconciliation, state NULLS LAST

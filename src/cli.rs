@@ -583,27 +583,8 @@ fn print_summary(report: &RunReport, job: &job::Job) {
         m.run_id, m.job, job.as_of, m.commit
     );
     write_extract(&mut o, m.extract.as_ref());
-    let _ = writeln!(
-        o,
-        "\n{:<20} {:>6} {:>10} {:>10} {:>8} {:>6}",
-        "source", "files", "read", "written", "rejects", "dups"
-    );
-    for s in &report.normalize.sources {
-        let _ = writeln!(
-            o,
-            "{:<20} {:>6} {:>10} {:>10} {:>8} {:>6}",
-            s.name,
-            s.files.len(),
-            s.records_read,
-            s.rows_written,
-            s.rejects,
-            s.duplicates
-        );
-    }
-    let _ = writeln!(o, "\n{:<38} {:>10} {:>6}", "table", "rows", "parts");
-    for (name, t) in &m.tables {
-        let _ = writeln!(o, "{:<38} {:>10} {:>6}", name, t.rows, t.parts.len());
-    }
+    write_sources(&mut o, &m.sources);
+    write_tables(&mut o, &m.tables);
     write_recon_summary(&mut o, &report.reconcile);
     let ratio = if read > 0 {
         100.0 * rejects as f64 / read as f64
@@ -625,6 +606,37 @@ fn print_summary(report: &RunReport, job: &job::Job) {
         m.output, job.as_of, m.pii.key
     );
     let _ = std::io::stdout().lock().write_all(o.as_bytes());
+}
+
+/// Per source: files, records read and written, rejects, duplicates collapsed.
+fn write_sources(o: &mut String, sources: &[crate::publish::manifest::SourceManifest]) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        o,
+        "\n{:<20} {:>6} {:>10} {:>10} {:>8} {:>6}",
+        "source", "files", "read", "written", "rejects", "dups"
+    );
+    for s in sources {
+        let _ = writeln!(
+            o,
+            "{:<20} {:>6} {:>10} {:>10} {:>8} {:>6}",
+            s.name,
+            s.files.len(),
+            s.records_read,
+            s.rows_written,
+            s.rejects,
+            s.duplicates
+        );
+    }
+}
+
+/// Per table: rows and parts.
+fn write_tables(o: &mut String, tables: &std::collections::BTreeMap<String, crate::publish::manifest::TableManifest>) {
+    use std::fmt::Write as _;
+    let _ = writeln!(o, "\n{:<38} {:>10} {:>6}", "table", "rows", "parts");
+    for (name, t) in tables {
+        let _ = writeln!(o, "{:<38} {:>10} {:>6}", name, t.rows, t.parts.len());
+    }
 }
 
 fn runs_table(runs: &[crate::publish::RunManifest]) -> String {
@@ -691,23 +703,7 @@ fn run_details(r: &crate::publish::RunManifest) -> String {
     for s in &r.stages {
         let _ = writeln!(o, "{:<12} {:>10.2} {:>8}", s.name, s.seconds, s.rows);
     }
-    let _ = writeln!(
-        o,
-        "\n{:<20} {:>6} {:>10} {:>10} {:>8} {:>6}",
-        "source", "files", "read", "written", "rejects", "dups"
-    );
-    for s in &r.sources {
-        let _ = writeln!(
-            o,
-            "{:<20} {:>6} {:>10} {:>10} {:>8} {:>6}",
-            s.name,
-            s.files.len(),
-            s.records_read,
-            s.rows_written,
-            s.rejects,
-            s.duplicates
-        );
-    }
+    write_sources(&mut o, &r.sources);
     let _ = writeln!(o, "\ninputs:");
     for s in &r.sources {
         for f in &s.files {
@@ -718,10 +714,7 @@ fn run_details(r: &crate::publish::RunManifest) -> String {
             );
         }
     }
-    let _ = writeln!(o, "\n{:<38} {:>10} {:>6}", "table", "rows", "parts");
-    for (name, t) in &r.tables {
-        let _ = writeln!(o, "{:<38} {:>10} {:>6}", name, t.rows, t.parts.len());
-    }
+    write_tables(&mut o, &r.tables);
     let _ = writeln!(o, "\nrejects {}  duplicates {}", r.rejects, r.duplicates);
     for w in &r.warnings {
         let _ = writeln!(o, "warning: {w}");

@@ -109,13 +109,10 @@ pub fn run_with_input(job: &Job, runtime: &tokio::runtime::Runtime, input: Optio
     // normalized.
     let t = Instant::now();
     let (input, extracted) = match apis {
-        Some(apis) => match extract_apis(job, apis, &package, runtime) {
-            Ok(r) => (package.dir.join(layout::RAW), Some(r)),
-            Err(e) => {
-                let _ = runtime.block_on(publish::discard(&lake, &package));
-                return Err(e);
-            }
-        },
+        Some(apis) => {
+            let report = or_discard(extract_apis(job, apis, &package, runtime), runtime, &lake, &package)?;
+            (package.dir.join(layout::RAW), Some(report))
+        }
         None => (files, None),
     };
     stages.push(StageManifest {
@@ -129,13 +126,7 @@ pub fn run_with_input(job: &Job, runtime: &tokio::runtime::Runtime, input: Optio
     let t = Instant::now();
     let normalized = tracing::info_span!("normalize")
         .in_scope(|| normalize::normalize(&normalize_options(job, &input, &package.dir)));
-    let normalized = match normalized {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = runtime.block_on(publish::discard(&lake, &package));
-            return Err(e.into());
-        }
-    };
+    let normalized = or_discard(normalized, runtime, &lake, &package)?;
     let rows: u64 = normalized.sources.iter().map(|s| s.rows_written).sum();
     info!(
         stage = "normalize",
@@ -161,7 +152,7 @@ pub fn run_with_input(job: &Job, runtime: &tokio::runtime::Runtime, input: Optio
     let t = Instant::now();
     let reconciled = if full {
         let params = reconcile::Params::new(job.as_of, &job.time, job.stuck_after_days);
-        match tracing::info_span!("reconcile").in_scope(|| {
+        let reconciled = tracing::info_span!("reconcile").in_scope(|| {
             reconcile::reconcile(
                 &package.dir,
                 &package.dir,
@@ -169,13 +160,8 @@ pub fn run_with_input(job: &Job, runtime: &tokio::runtime::Runtime, input: Optio
                 &params,
                 job.reconciliations.as_deref(),
             )
-        }) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = runtime.block_on(publish::discard(&lake, &package));
-                return Err(e.into());
-            }
-        }
+        });
+        or_discard(reconciled, runtime, &lake, &package)?
     } else {
         ReconcileReport {
             warnings: vec![
@@ -208,10 +194,7 @@ pub fn run_with_input(job: &Job, runtime: &tokio::runtime::Runtime, input: Optio
     manifest.warnings.extend(reconciled.warnings.iter().cloned());
     let published = tracing::info_span!("publish")
         .in_scope(|| runtime.block_on(publish::publish(&lake, &package, &mut manifest, full)));
-    if let Err(e) = published {
-        let _ = runtime.block_on(publish::discard(&lake, &package));
-        return Err(e.into());
-    }
+    or_discard(published, runtime, &lake, &package)?;
     let seconds = t.elapsed().as_secs_f64();
     manifest.stages.push(StageManifest {
         name: "publish".into(),
@@ -228,6 +211,19 @@ pub fn run_with_input(job: &Job, runtime: &tokio::runtime::Runtime, input: Optio
         manifest,
         normalize: normalized,
         reconcile: reconciled,
+    })
+}
+
+/// `result`, having discarded `package` when it failed: a failed run leaves nothing staged.
+fn or_discard<T, E: Into<crate::Error>>(
+    result: std::result::Result<T, E>,
+    runtime: &tokio::runtime::Runtime,
+    lake: &Lake,
+    package: &publish::Package,
+) -> Result<T> {
+    result.map_err(|e| {
+        let _ = runtime.block_on(publish::discard(lake, package));
+        e.into()
     })
 }
 
@@ -274,24 +270,15 @@ pub fn reconcile_day(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<(Ru
         None => {
             let dir = package.dir.join("_inputs");
             let fetched = publish::fetch_tables(&lake, &previous, reconcile::INPUTS, &dir);
-            if let Err(e) = runtime.block_on(fetched) {
-                let _ = runtime.block_on(publish::discard(&lake, &package));
-                return Err(e.into());
-            }
+            or_discard(runtime.block_on(fetched), runtime, &lake, &package)?;
             dir
         }
     };
     let t = Instant::now();
     let params = reconcile::Params::new(job.as_of, &job.time, job.stuck_after_days);
-    let reconciled = match tracing::info_span!("reconcile")
-        .in_scope(|| reconcile::reconcile(&root, &package.dir, job.as_of, &params, job.reconciliations.as_deref()))
-    {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = runtime.block_on(publish::discard(&lake, &package));
-            return Err(e.into());
-        }
-    };
+    let reconciled = tracing::info_span!("reconcile")
+        .in_scope(|| reconcile::reconcile(&root, &package.dir, job.as_of, &params, job.reconciliations.as_deref()));
+    let reconciled = or_discard(reconciled, runtime, &lake, &package)?;
     let mut manifest = previous;
     manifest.run_id = run_id.clone();
     manifest.started_at = Some(started_at);
@@ -313,10 +300,8 @@ pub fn reconcile_day(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<(Ru
     if lake.local_root.is_none() {
         let _ = std::fs::remove_dir_all(package.dir.join("_inputs"));
     }
-    if let Err(e) = runtime.block_on(publish::publish(&lake, &package, &mut manifest, false)) {
-        let _ = runtime.block_on(publish::discard(&lake, &package));
-        return Err(e.into());
-    }
+    let published = runtime.block_on(publish::publish(&lake, &package, &mut manifest, false));
+    or_discard(published, runtime, &lake, &package)?;
     Ok((manifest, reconciled))
 }
 
@@ -422,13 +407,7 @@ pub fn extract_day(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<RunMa
         job.shard,
     ))?;
     let t = Instant::now();
-    let report = match extract_apis(job, apis, &package, runtime) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = runtime.block_on(publish::discard(&lake, &package));
-            return Err(e);
-        }
-    };
+    let report = or_discard(extract_apis(job, apis, &package, runtime), runtime, &lake, &package)?;
     let mut manifest = runtime
         .block_on(publish::committed(&lake, job.as_of))?
         .into_iter()
@@ -447,10 +426,8 @@ pub fn extract_day(job: &Job, runtime: &tokio::runtime::Runtime) -> Result<RunMa
     }];
     manifest.extract = Some(report);
     manifest.shard = job.shard.map(|s| s.to_string());
-    if let Err(e) = runtime.block_on(publish::publish(&lake, &package, &mut manifest, false)) {
-        let _ = runtime.block_on(publish::discard(&lake, &package));
-        return Err(e.into());
-    }
+    let published = runtime.block_on(publish::publish(&lake, &package, &mut manifest, false));
+    or_discard(published, runtime, &lake, &package)?;
     Ok(manifest)
 }
 

@@ -527,16 +527,7 @@ fn reconcile_alone_republishes_only_its_tables_atomically() {
 #[test]
 fn a_generated_universe_reconciles_to_exactly_its_injected_cases() {
     let t = TestLake::new();
-    std::fs::create_dir_all(t.input()).unwrap();
-    opslake::samples::generate(
-        &opslake::samples::Universe {
-            orders: 3000,
-            seed: 9,
-            ..Default::default()
-        },
-        &t.input(),
-    )
-    .unwrap();
+    t.generate(3000, 9);
     t.run_ok(DAY, &[]);
     let truth: Value = serde_json::from_slice(&std::fs::read(t.input().join("_truth/injected.json")).unwrap()).unwrap();
     let want = |k: &str| -> BTreeMap<String, String> {

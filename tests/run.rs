@@ -101,16 +101,7 @@ fn the_samples_run_publishes_every_table_with_unique_keys_and_balanced_counts() 
 #[test]
 fn a_rerun_of_the_same_day_replaces_the_partition() {
     let t = TestLake::new();
-    std::fs::create_dir_all(t.input()).unwrap();
-    let st = opslake::samples::generate(
-        &opslake::samples::Universe {
-            orders: 200,
-            seed: 11,
-            ..Default::default()
-        },
-        &t.input(),
-    )
-    .unwrap();
+    let st = t.generate(200, 11);
     assert!(st.files > 10);
     t.run_ok(DAY, &[]);
     let first: Vec<_> = TABLES.iter().map(|tb| t.table(tb, DAY).height()).collect();
@@ -196,16 +187,7 @@ fn the_lake_is_readable_by_duckdb_as_a_hive_dataset() {
 #[test]
 fn a_run_of_some_sources_replaces_only_their_tables() {
     let t = TestLake::new();
-    std::fs::create_dir_all(t.input()).unwrap();
-    opslake::samples::generate(
-        &opslake::samples::Universe {
-            orders: 100,
-            seed: 3,
-            ..Default::default()
-        },
-        &t.input(),
-    )
-    .unwrap();
+    t.generate(100, 3);
     t.run_ok(DAY, &[]);
     let orders = t.table("orders", DAY).height();
     let fulfilment = t.table("recon_order_fulfilment", DAY).height();
@@ -229,16 +211,7 @@ fn a_run_of_some_sources_replaces_only_their_tables() {
 #[test]
 fn the_union_of_the_shards_equals_the_unsharded_run() {
     let input = TestLake::new();
-    std::fs::create_dir_all(input.input()).unwrap();
-    opslake::samples::generate(
-        &opslake::samples::Universe {
-            orders: 400,
-            seed: 17,
-            ..Default::default()
-        },
-        &input.input(),
-    )
-    .unwrap();
+    input.generate(400, 17);
     let whole = TestLake::new();
     let run = |lake: &TestLake, extra: &[&str]| {
         let out = lake

@@ -249,19 +249,6 @@ fn the_store_behaviours_hold_on_s3() {
 
 // ---- the real binary ----
 
-fn universe(t: &TestLake, orders: usize) {
-    std::fs::create_dir_all(t.input()).unwrap();
-    opslake::samples::generate(
-        &opslake::samples::Universe {
-            orders,
-            seed: 21,
-            ..Default::default()
-        },
-        &t.input(),
-    )
-    .unwrap();
-}
-
 /// Every table of a local lake for the day: name -> row count and sorted key column.
 fn snapshot(lake: &std::path::Path) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
@@ -281,7 +268,7 @@ fn snapshot(lake: &std::path::Path) -> BTreeMap<String, usize> {
 fn a_run_publishes_to_s3_and_reads_back_like_a_local_run() {
     let Some(s3) = S3Server::start() else { return };
     let t = TestLake::new();
-    universe(&t, 300);
+    t.generate(300, 21);
     t.run_ok(DAY, &[]);
     let mut c = t.cmd();
     c.envs(s3.env())
@@ -325,7 +312,7 @@ fn a_run_publishes_to_s3_and_reads_back_like_a_local_run() {
 #[test]
 fn a_crash_at_any_commit_point_shows_no_partial_run_and_the_rerun_is_exact() {
     let t = TestLake::new();
-    universe(&t, 150);
+    t.generate(150, 21);
     // The uninterrupted run, in its own lake.
     let reference = TestLake::new();
     let mut c = reference.cmd();
@@ -376,7 +363,7 @@ fn a_crash_at_any_commit_point_shows_no_partial_run_and_the_rerun_is_exact() {
 #[test]
 fn a_run_killed_at_random_moments_never_leaves_a_partial_commit() {
     let t = TestLake::new();
-    universe(&t, 400);
+    t.generate(400, 21);
     t.run_ok(DAY, &[]);
     let want = snapshot(&t.lake());
     for delay_ms in [150u64, 600, 1200, 2500] {
@@ -423,7 +410,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn two_concurrent_runs_of_a_day_one_commits_and_the_other_loses_cleanly() {
     let t = TestLake::new();
-    universe(&t, 100);
+    t.generate(100, 21);
     let spawn = || {
         t.cmd()
             // Both stay staged long enough for the other to stage too.
@@ -456,7 +443,7 @@ fn two_concurrent_runs_of_a_day_one_commits_and_the_other_loses_cleanly() {
 #[test]
 fn runs_list_shows_every_day_in_order_with_its_figures() {
     let t = TestLake::new();
-    universe(&t, 50);
+    t.generate(50, 21);
     for d in ["2025-06-29", "2025-06-27", "2025-06-28"] {
         t.run_ok(d, &[]);
     }
@@ -521,7 +508,7 @@ fn runs_list_shows_every_day_in_order_with_its_figures() {
 #[test]
 fn failures_exit_with_their_documented_codes() {
     let t = TestLake::new();
-    universe(&t, 20);
+    t.generate(20, 21);
     let code = |args: &[&str]| t.cmd().args(args).output().unwrap();
     // 2: bad configuration.
     let out = code(&["run", "--as-of", "yesterday"]);

@@ -266,13 +266,7 @@ pub fn reconcile(
             ctx.register(name, lf.clone());
         }
         let query = |source| Error::Query { name: r.name, source };
-        let mut plan = ctx.execute(&params.bind(r.sql)).map_err(query)?;
-        if r.name == "recon_summary" {
-            plan = plan.sort(
-                ["reconciliation", "state"],
-                SortMultipleOptions::default().with_nulls_last(true),
-            );
-        }
+        let plan = ctx.execute(&params.bind(r.sql)).map_err(query)?;
         // The streaming engine runs joins and group-bys in morsels on every core and holds
         // far less than the in-memory engine; a published result streams into its file.
         let result = if selected.is_none_or(|s| s.iter().any(|n| n == r.name)) {

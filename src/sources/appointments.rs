@@ -92,10 +92,11 @@ pub static RESOURCES: RolePivot = RolePivot {
 
 static PIVOTS: [&RolePivot; 3] = [&PARTIES, &ENTITIES, &RESOURCES];
 
-/// An appointment, field by field as seed 000 returns it.
+/// An appointment, field by field as seed 000 returns it (public for the benchmark's
+/// parse-only floor, which deserializes this same model).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
-struct Appointment<'a> {
+pub struct Appointment<'a> {
     id: Option<Text<'a>>,
     external_id: Option<Text<'a>>,
     category: Option<Text<'a>>,

@@ -32,6 +32,16 @@ impl TestLake {
         self.dir.path().join("lake")
     }
 
+    /// Writes a generated universe (`opslake samples generate`) under `input/`.
+    pub fn generate(&self, orders: usize, seed: u64) -> opslake::samples::Stats {
+        let u = opslake::samples::Universe {
+            orders,
+            seed,
+            ..Default::default()
+        };
+        opslake::samples::generate(&u, &self.input()).expect("generate a universe")
+    }
+
     /// Writes an input file under `input/`.
     pub fn file(&self, rel: &str, contents: impl AsRef<[u8]>) -> &Self {
         let p = self.input().join(rel);
