@@ -139,6 +139,22 @@ impl Options<'_> {
     fn part(&self, batch: u32) -> u64 {
         self.shard.map_or(0, |s| s.part_base()) + batch as u64
     }
+
+    /// Where part `batch` of `table` goes in the package.
+    fn part_path(&self, table: &str, batch: u32) -> PathBuf {
+        self.package
+            .join(layout::part_path(table, self.run_date, self.part(batch)))
+    }
+
+    /// Writes `frame` as part `batch` of `table` in the package.
+    fn write_part(&self, table: &str, batch: u32, frame: &mut DataFrame) -> Result<PartReport, Error> {
+        let path = self.part_path(table, batch);
+        let bytes = parquet::write(&path, frame).map_err(|source| Error::Write { path, source })?;
+        Ok(PartReport {
+            rows: frame.height() as u64,
+            bytes,
+        })
+    }
 }
 
 /// Input bytes per chunk: 16 MiB keeps each worker's builders around 50 MiB for the widest
@@ -376,12 +392,8 @@ pub fn normalize(opts: &Options<'_>) -> Result<NormalizeReport, Error> {
         for spec in specs.iter().filter(|t| opts.writes(t.name, specs[0].name)) {
             let t = tables.entry(spec.name.to_string()).or_default();
             if t.parts.is_empty() {
-                let path = opts
-                    .package
-                    .join(layout::part_path(spec.name, opts.run_date, opts.part(0)));
                 let mut empty = DataFrame::empty_with_schema(&spec.schema(&opts.pii));
-                let bytes = parquet::write(&path, &mut empty).map_err(|e| Error::Write { path, source: e })?;
-                t.parts.insert(opts.part(0), PartReport { rows: 0, bytes });
+                t.parts.insert(opts.part(0), opts.write_part(spec.name, 0, &mut empty)?);
             }
         }
         let written = tables.get(specs[0].name).map_or(0, |t| t.rows);
@@ -666,20 +678,11 @@ fn process(shared: &Shared<'_>, job: Job) -> Result<(), Error> {
         if frame.height() == 0 {
             continue;
         }
-        let path = opts
-            .package
-            .join(layout::part_path(name, opts.run_date, opts.part(job.batch)));
-        let bytes = parquet::write(&path, &mut frame).map_err(|source| Error::Write { path, source })?;
+        let part = opts.write_part(name, job.batch, &mut frame)?;
         let mut tables = lock(&shared.tables);
         let report = tables.entry(name.to_string()).or_default();
-        report.rows += frame.height() as u64;
-        report.parts.insert(
-            opts.part(job.batch),
-            PartReport {
-                rows: frame.height() as u64,
-                bytes,
-            },
-        );
+        report.rows += part.rows;
+        report.parts.insert(opts.part(job.batch), part);
     }
     Ok(())
 }
@@ -691,9 +694,7 @@ fn rewrite_losers(shared: &Shared<'_>, source: usize, losers: &HashMap<u32, Hash
     let main_key = specs[0].key;
     for (&batch, keys) in losers {
         for spec in specs {
-            let path = opts
-                .package
-                .join(layout::part_path(spec.name, opts.run_date, opts.part(batch)));
+            let path = opts.part_path(spec.name, batch);
             if !path.exists() {
                 continue;
             }
@@ -706,20 +707,11 @@ fn rewrite_losers(shared: &Shared<'_>, source: usize, losers: &HashMap<u32, Hash
                 source,
             })?;
             let removed = (frame.height() - kept.height()) as u64;
-            let bytes = parquet::write(&path, &mut kept).map_err(|source| Error::Write {
-                path: path.clone(),
-                source,
-            })?;
+            let part = opts.write_part(spec.name, batch, &mut kept)?;
             let mut tables = lock(&shared.tables);
             if let Some(t) = tables.get_mut(spec.name) {
                 t.rows -= removed;
-                t.parts.insert(
-                    opts.part(batch),
-                    PartReport {
-                        rows: kept.height() as u64,
-                        bytes,
-                    },
-                );
+                t.parts.insert(opts.part(batch), part);
             }
         }
     }
@@ -769,19 +761,10 @@ fn write_rejects(
         table: "_rejects".into(),
         source,
     })?;
-    let path = opts
-        .package
-        .join(layout::part_path("_rejects", opts.run_date, opts.part(0)));
-    let bytes = parquet::write(&path, &mut frame).map_err(|source| Error::Write { path, source })?;
+    let part = opts.write_part("_rejects", 0, &mut frame)?;
     let report = tables.entry("_rejects".to_string()).or_default();
-    report.rows = frame.height() as u64;
-    report.parts.insert(
-        opts.part(0),
-        PartReport {
-            rows: frame.height() as u64,
-            bytes,
-        },
-    );
+    report.rows = part.rows;
+    report.parts.insert(opts.part(0), part);
     Ok(())
 }
 
