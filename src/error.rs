@@ -25,7 +25,7 @@ pub enum Error {
     Publish(#[from] crate::publish::Error),
 }
 
-/// Exit codes, documented in README.md and `opslake --help`.
+/// Exit codes, documented in README.md and `opslake --help`: this is the only place they live.
 pub mod exit {
     /// The run succeeded.
     pub const OK: u8 = 0;
@@ -41,6 +41,43 @@ pub mod exit {
     pub const PUBLISH: u8 = 5;
     /// Another run committed the same day first; this run published nothing.
     pub const CONFLICT: u8 = 6;
+
+    /// Every code with what it means, as `--help` and README.md list them.
+    pub const MEANINGS: &[(u8, &str)] = &[
+        (OK, "success"),
+        (INTERNAL, "internal error (a bug: please report it)"),
+        (
+            CONFIG,
+            "bad configuration: job file, flag, environment variable or command line",
+        ),
+        (SOURCE_UNREACHABLE, "a source could not be reached or read"),
+        (
+            REJECTS_ABOVE_RATIO,
+            "more records rejected than max_reject_ratio allows (nothing published)",
+        ),
+        (
+            PUBLISH,
+            "publishing to the lake failed (the previous committed run stays visible)",
+        ),
+        (
+            CONFLICT,
+            "another run committed the same day first (nothing published; re-run to replace it)",
+        ),
+    ];
+
+    /// The `--help` footer: exit codes, variables, logging.
+    pub fn help() -> String {
+        let mut text = String::from("Exit codes:\n");
+        for (code, meaning) in MEANINGS {
+            text.push_str(&format!("  {code}  {meaning}\n"));
+        }
+        text.push_str(
+            "\nEvery setting can also be given as an OPSLAKE_* variable (--as-of = OPSLAKE_AS_OF).\n\
+             The PII key comes from OPSLAKE_PII_KEY or a file (OPSLAKE_PII_KEY_FILE), never a flag.\n\
+             Logs: OPSLAKE_LOG takes RUST_LOG-style filters (default \"info\"; e.g. \"opslake=debug\").\n",
+        );
+        text
+    }
 }
 
 impl Error {

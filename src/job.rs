@@ -1,22 +1,29 @@
-//! Jobs: a TOML file, `OPSLAKE_*` environment variables and flags, resolved into one [`Job`].
+//! Jobs: every setting declared once, in [`Settings`], and layered into a [`Job`].
 //!
-//! Precedence: flag, then environment variable, then job file, then default. A job key, its
-//! flag and its variable share a name: `max_reject_ratio`, `--max-reject-ratio`,
-//! `OPSLAKE_MAX_REJECT_RATIO`. Relative paths are relative to the working directory. Keys
-//! never come from the job file or a flag: `OPSLAKE_PII_KEY` or a mounted file.
+//! A setting is one field of [`Settings`]: its name is the job-file key, its `#[arg]` gives the
+//! flag, the `OPSLAKE_*` variable and the default, its doc comment is the `--help` text, and its
+//! type validates the value wherever it comes from (clap parses flags and variables with the
+//! type's `FromStr`; serde reads the file with the same type). Precedence: a flag, then its
+//! variable (clap), then the job file, then the default. Fields marked `#[arg(skip)]` are
+//! job-file only (tables such as `[api.*]`). Keys never come from the job file or a flag:
+//! `OPSLAKE_PII_KEY` or a mounted file.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use chrono::NaiveDate;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::normalize::pii::{Pii, PiiAction, PiiKey, PiiMode};
-use crate::normalize::rejects::RejectsRaw;
-use crate::normalize::time::TimeParser;
+use crate::schema::pii::{Pii, PiiAction, PiiKey, PiiMode, RejectsRaw};
+use crate::schema::time::TimeParser;
 
 /// The embedded default job: `samples/` in, `./lake` out (the same as `jobs/daily.toml`).
 pub const EMBEDDED: &str = include_str!("../jobs/daily.toml");
+
+/// Input bytes per normalize batch unless the job says otherwise (see `normalize`).
+pub const DEFAULT_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 /// Configuration errors.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +41,7 @@ pub enum Error {
     Parse {
         /// The file.
         path: String,
-        /// Why (with line and column).
+        /// Why (with the key).
         why: String,
     },
     /// A setting has a bad value.
@@ -61,21 +68,14 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// An API section is wrong.
-    #[error(transparent)]
-    Api(#[from] crate::extract::http::Error),
     /// The command needs APIs and the job has none.
     #[error("this command extracts from APIs and the job has no [api.*] section: use --job jobs/api.toml")]
     NoApis,
-    /// An unknown API section.
-    #[error("unknown API section [api.{name}]: use appointments, customer_care or logistics")]
-    UnknownApi {
-        /// The name.
-        name: String,
-    },
-    /// An unknown source name.
-    #[error("unknown source {name:?}; known sources: {known}")]
-    UnknownSource {
+    /// A name (source, table, reconciliation, API section) is not one opslake knows.
+    #[error("unknown {what} {name:?}; known: {known}")]
+    UnknownName {
+        /// What kind of name.
+        what: &'static str,
         /// The name.
         name: String,
         /// The known ones.
@@ -83,523 +83,519 @@ pub enum Error {
     },
 }
 
-/// The job file, as written (every key optional; unknown keys are an error).
-#[derive(Debug, Default, Deserialize, Clone)]
+/// Every setting of a job. Each field is a job-file key, a `--flag` and an `OPSLAKE_*`
+/// variable of the same name.
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct JobConfig {
-    /// Job name, recorded in manifests.
-    pub name: Option<String>,
+pub struct Settings {
+    /// Job name, recorded in the run records.
+    #[arg(long, env = "OPSLAKE_NAME", default_value = "adhoc")]
+    pub name: String,
     /// Folder of export files, one sub-folder per source.
-    pub input: Option<String>,
-    /// The lake: a path, `file://`, or `memory://` URL.
-    pub output: Option<String>,
-    /// The run date, `YYYY-MM-DD`, or `today` (in `source_timezone`).
-    pub as_of: Option<String>,
-    /// IANA zone of timestamps sent without a zone.
-    pub source_timezone: Option<String>,
+    #[arg(long, env = "OPSLAKE_INPUT", default_value = "samples")]
+    pub input: PathBuf,
+    /// The lake: a folder, or a file://, s3://, gs://, az:// or memory:// URL.
+    #[arg(long, env = "OPSLAKE_OUTPUT", default_value = "./lake")]
+    pub output: String,
+    /// Run date, YYYY-MM-DD or "today" (in source_timezone): the partition written and the
+    /// reconciliations' day.
+    #[arg(long, visible_alias = "run-date", env = "OPSLAKE_AS_OF", default_value = "today")]
+    pub as_of: AsOf,
+    /// IANA time zone of timestamps sent without one.
+    #[arg(long, env = "OPSLAKE_SOURCE_TIMEZONE", default_value = "Europe/Madrid")]
+    pub source_timezone: chrono_tz::Tz,
     /// Largest share of rejected records before the run fails (0.01 = 1%).
-    pub max_reject_ratio: Option<f64>,
-    /// `redact` (default) or `keep`: raw text of rejects that are not valid JSON.
-    pub rejects_raw: Option<RejectsRaw>,
-    /// Days without a status change before an expedition is stuck.
-    pub stuck_after_days: Option<u32>,
-    /// Worker threads (0 = all cores).
-    pub threads: Option<usize>,
-    /// Input bytes per normalize batch.
-    pub batch_bytes: Option<usize>,
-    /// Local folder for packages when the lake is remote.
-    pub work_dir: Option<String>,
-    /// Only these sources (default: all).
+    #[arg(long, env = "OPSLAKE_MAX_REJECT_RATIO", default_value_t = 0.01)]
+    pub max_reject_ratio: f64,
+    /// Raw text of rejects that are not valid JSON: redact (leave out) or keep.
+    #[arg(long, value_enum, env = "OPSLAKE_REJECTS_RAW", default_value_t = RejectsRaw::Redact)]
+    pub rejects_raw: RejectsRaw,
+    /// Days without a status change before an in-progress expedition is stuck.
+    #[arg(long, env = "OPSLAKE_STUCK_AFTER_DAYS", default_value_t = 7)]
+    pub stuck_after_days: u32,
+    /// Worker threads for every stage (0: all cores).
+    #[arg(long, env = "OPSLAKE_THREADS", default_value_t = 0)]
+    pub threads: usize,
+    /// Input bytes per normalize batch (at least 1024).
+    #[arg(long, env = "OPSLAKE_BATCH_BYTES", default_value_t = DEFAULT_BATCH_BYTES)]
+    pub batch_bytes: usize,
+    /// Local folder for the run's package when the lake is remote.
+    #[arg(long, env = "OPSLAKE_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Only these sources, comma-separated [default: all].
+    #[arg(long, value_delimiter = ',', env = "OPSLAKE_SOURCES")]
     pub sources: Option<Vec<String>>,
-    /// `hash` (default: identifiers hashed with the key) or `drop` (no personal data, no key).
-    pub pii: Option<PiiMode>,
-    /// File holding the PII key (a mounted secret).
-    pub pii_key_file: Option<String>,
-    /// Let the run use the public development key when no key is set (samples only).
-    pub allow_development_key: Option<bool>,
-    /// Per-column policy: `"table.column"` or `"column"` = `keep` | `hash` | `drop`.
-    pub pii_columns: Option<BTreeMap<String, PiiAction>>,
-    /// This run's share of the day, `i/n`: the tenants whose stable hash is `i` modulo `n`.
-    pub shard: Option<String>,
-    /// Orgs every API is extracted for, unless its section names its own.
-    pub tenants: Option<Vec<String>>,
-    /// Only these tables are written (default: all; a source's main table always is).
+    /// Only these tables, comma-separated [default: all; a source's main table always].
+    #[arg(long, value_delimiter = ',', env = "OPSLAKE_TABLES")]
     pub tables: Option<Vec<String>>,
-    /// Only these reconciliations are published (default: all; what they read is computed).
+    /// Only these reconciliations, comma-separated [default: all].
+    #[arg(long, value_delimiter = ',', env = "OPSLAKE_RECONCILIATIONS")]
     pub reconciliations: Option<Vec<String>>,
-    /// The APIs (`[api.appointments]`, `[api.customer_care]`, `[api.logistics]`): with any, the
-    /// run extracts every source from its API instead of reading export files.
-    pub api: Option<BTreeMap<String, ApiConfig>>,
+    /// Personal data: hash identifiers with the key, or drop all personal data.
+    #[arg(long, value_enum, env = "OPSLAKE_PII", default_value_t = PiiMode::Hash)]
+    pub pii: PiiMode,
+    /// File holding the PII key (a mounted secret).
+    #[arg(long, env = "OPSLAKE_PII_KEY_FILE")]
+    pub pii_key_file: Option<PathBuf>,
+    /// Read and publish only this share of the day, i/n (0-based): the tenants whose stable
+    /// hash is i modulo n.
+    #[arg(long, env = "OPSLAKE_SHARD")]
+    pub shard: Option<Shard>,
+    /// Orgs every API is extracted for, comma-separated, unless its section names its own.
+    #[arg(long, value_delimiter = ',', env = "OPSLAKE_TENANTS")]
+    pub tenants: Option<Vec<String>>,
+    /// Job file only: with no key set, hash with the public development key (samples only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub allow_development_key: bool,
+    /// Job file only: per-column policy, `"table.column"` or `"column"` = keep | hash | drop.
+    #[arg(skip)]
+    #[serde(default)]
+    pub pii_columns: BTreeMap<String, PiiAction>,
+    /// Job file only: the APIs (`[api.appointments]`, `[api.customer_care]`,
+    /// `[api.logistics]`); with any, the run extracts its sources from the APIs.
+    #[arg(skip)]
+    #[serde(default)]
+    pub api: BTreeMap<String, ApiConfig>,
 }
 
-/// One API's section of a job file.
-#[derive(Debug, Default, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
+/// One API's section of a job file (`[api.logistics]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
     /// Base URL; `OPSLAKE_{API}_URL` overrides it.
     pub base_url: Option<String>,
     /// Orgs to extract (default: the job's `tenants`).
     pub tenants: Option<Vec<String>>,
-    /// Variable holding the key (default `OPSLAKE_API_KEY`).
-    pub api_key_env: Option<String>,
-    /// File holding the key (default `OPSLAKE_API_KEY_FILE`).
-    pub api_key_file: Option<String>,
-    /// Items per page (default 200).
-    pub page_size: Option<u32>,
-    /// Requests in flight at most (default 8).
-    pub concurrency: Option<usize>,
-    /// Requests per second at most (default 50).
-    pub requests_per_second: Option<u32>,
-    /// Seconds before a request times out (default 30).
-    pub timeout_seconds: Option<u64>,
-    /// Retries per request after the first attempt (default 5).
-    pub retries: Option<u32>,
+    /// Variable holding the key.
+    pub api_key_env: String,
+    /// File holding the key; `OPSLAKE_API_KEY_FILE` overrides it.
+    pub api_key_file: Option<PathBuf>,
+    /// Items per page.
+    pub page_size: u32,
+    /// Requests in flight at most.
+    pub concurrency: usize,
+    /// Requests per second at most.
+    pub requests_per_second: u32,
+    /// Seconds before a request times out.
+    pub timeout_seconds: u64,
+    /// Retries per request after the first attempt.
+    pub retries: u32,
     /// Path overrides by source (`orders = "/v2/{tenant}/orders"`).
-    pub paths: Option<BTreeMap<String, String>>,
+    pub paths: BTreeMap<String, String>,
     /// Extra ids for this API's per-id sources (customers not seen in memos...).
-    pub ids: Option<Vec<String>>,
+    pub ids: Vec<String>,
 }
 
-impl JobConfig {
-    /// Parses a job file's text.
-    pub fn parse(text: &str, origin: &str) -> Result<Self, Error> {
-        toml::from_str(text).map_err(|e| Error::Parse {
-            path: origin.to_string(),
-            why: e.to_string(),
-        })
-    }
-
-    /// Reads a job file, or the embedded default when `path` is `None`.
-    pub fn load(path: Option<&std::path::Path>) -> Result<Self, Error> {
-        match path {
-            None => Self::parse(EMBEDDED, "the embedded default job"),
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| Error::Read {
-                    path: p.to_path_buf(),
-                    source,
-                })?;
-                Self::parse(&text, &p.display().to_string())
-            }
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            base_url: None,
+            tenants: None,
+            api_key_env: "OPSLAKE_API_KEY".into(),
+            api_key_file: None,
+            page_size: 200,
+            concurrency: 8,
+            requests_per_second: 50,
+            timeout_seconds: 30,
+            retries: 5,
+            paths: BTreeMap::new(),
+            ids: Vec::new(),
         }
     }
 }
 
-/// Settings given on the command line (clap also fills them from `OPSLAKE_*` variables).
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    /// `--input`.
-    pub input: Option<String>,
-    /// `--output`.
-    pub output: Option<String>,
-    /// `--as-of`.
-    pub as_of: Option<String>,
-    /// `--source-timezone`.
-    pub source_timezone: Option<String>,
-    /// `--max-reject-ratio`.
-    pub max_reject_ratio: Option<f64>,
-    /// `--rejects-raw`.
-    pub rejects_raw: Option<RejectsRaw>,
-    /// `--stuck-after-days`.
-    pub stuck_after_days: Option<u32>,
-    /// `--threads`.
-    pub threads: Option<usize>,
-    /// `--batch-bytes`.
-    pub batch_bytes: Option<usize>,
-    /// `--work-dir`.
-    pub work_dir: Option<String>,
-    /// `--sources`.
-    pub sources: Option<Vec<String>>,
-    /// `--pii`.
-    pub pii: Option<PiiMode>,
-    /// `--pii-key-file`.
-    pub pii_key_file: Option<String>,
-    /// `--shard`.
-    pub shard: Option<String>,
-    /// `--tables`.
-    pub tables: Option<Vec<String>>,
-    /// `--reconciliations`.
-    pub reconciliations: Option<Vec<String>>,
+/// The run date setting: a day, or today in the source time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum AsOf {
+    /// Today, in `source_timezone`, when the run starts.
+    Today,
+    /// A given day.
+    Day(NaiveDate),
 }
 
-/// A resolved job: everything a run needs, validated.
+impl FromStr for AsOf {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim() == "today" {
+            return Ok(AsOf::Today);
+        }
+        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+            .map(AsOf::Day)
+            .map_err(|_| format!("{s:?} is not YYYY-MM-DD or \"today\""))
+    }
+}
+
+impl TryFrom<String> for AsOf {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<AsOf> for String {
+    fn from(a: AsOf) -> String {
+        a.to_string()
+    }
+}
+
+impl fmt::Display for AsOf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AsOf::Today => f.write_str("today"),
+            AsOf::Day(d) => write!(f, "{}", d.format("%Y-%m-%d")),
+        }
+    }
+}
+
+/// A share of a day's run (`--shard i/n`): the tenants whose stable hash modulo `count` is
+/// `index`; files outside any tenant folder belong to shard 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Shard {
+    /// 0-based index.
+    pub index: u32,
+    /// Number of shards.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether the shard reads the files of `tenant` (`None`: files of no tenant).
+    pub fn owns(&self, tenant: Option<&str>) -> bool {
+        match tenant {
+            None => self.index == 0,
+            Some(t) => xxhash_rust::xxh3::xxh3_64(t.as_bytes()) % self.count as u64 == self.index as u64,
+        }
+    }
+}
+
+impl FromStr for Shard {
+    type Err = String;
+    /// Parses `i/n` (0 <= i < n <= 999).
+    fn from_str(text: &str) -> Result<Shard, String> {
+        let (i, n) = text.split_once('/').ok_or("expected i/n, such as 0/4")?;
+        let index: u32 = i.trim().parse().map_err(|_| "the shard index is not a number")?;
+        let count: u32 = n.trim().parse().map_err(|_| "the shard count is not a number")?;
+        if count == 0 || count > 999 || index >= count {
+            return Err("expected 0 <= i < n <= 999".into());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl TryFrom<String> for Shard {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Shard> for String {
+    fn from(s: Shard) -> String {
+        s.to_string()
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// `--job FILE` and the settings: what every command that runs a job takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobArgs {
+    /// Job file (TOML). Default: the embedded job, the same as jobs/daily.toml.
+    #[arg(long, env = "OPSLAKE_JOB")]
+    pub job: Option<PathBuf>,
+    /// The settings.
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+impl JobArgs {
+    /// The job: the job file's keys under the settings that `given` says came from a flag or
+    /// a variable; `env` reads the secrets' variables.
+    pub fn resolve(&self, given: &dyn Fn(&str) -> bool, env: &dyn Fn(&str) -> Option<String>) -> Result<Job, Error> {
+        let (text, origin) = match &self.job {
+            None => (EMBEDDED.to_string(), "the embedded default job".to_string()),
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| Error::Read {
+                    path: p.clone(),
+                    source,
+                })?,
+                p.display().to_string(),
+            ),
+        };
+        let file: toml::Table = toml::from_str(&text).map_err(|e| Error::Parse {
+            path: origin.clone(),
+            why: e.to_string(),
+        })?;
+        let settings = layer(&self.settings, file, given).map_err(|why| Error::Parse { path: origin, why })?;
+        Job::resolve(settings, env)
+    }
+}
+
+/// The file's keys under the command line's given settings, read back as [`Settings`]
+/// (unknown keys and wrong types are refused, naming the key).
+fn layer(cli: &Settings, file: toml::Table, given: &dyn Fn(&str) -> bool) -> Result<Settings, String> {
+    let mut merged = match toml::Value::try_from(cli) {
+        Ok(toml::Value::Table(t)) => t,
+        Ok(_) => toml::Table::new(),
+        Err(e) => return Err(e.to_string()),
+    };
+    for (key, value) in file {
+        if !given(&key) {
+            merged.insert(key, value);
+        }
+    }
+    serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| match e.path().to_string() {
+        p if p == "." => e.inner().to_string(),
+        p => format!("{p}: {}", e.inner()),
+    })
+}
+
+/// A resolved job: its settings, and what is derived from them once.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// Job name.
-    pub name: String,
-    /// Export folder root.
-    pub input: PathBuf,
-    /// Lake URL.
-    pub output: String,
-    /// Run date.
+    /// The settings, validated.
+    pub settings: Settings,
+    /// The run date.
     pub as_of: NaiveDate,
-    /// Timestamp parsing.
+    /// Timestamp parsing in `source_timezone`.
     pub time: TimeParser,
-    /// Largest allowed reject share.
-    pub max_reject_ratio: f64,
-    /// Raw text policy for unparseable rejects.
-    pub rejects_raw: RejectsRaw,
-    /// Days before an in-progress expedition is stuck.
-    pub stuck_after_days: u32,
-    /// Worker threads.
+    /// Worker threads (`threads = 0` resolved to the cores).
     pub threads: usize,
-    /// Input bytes per batch.
-    pub batch_bytes: usize,
-    /// Local folder for packages of remote lakes.
-    pub work_dir: Option<PathBuf>,
-    /// Source names to read.
-    pub sources: Vec<String>,
     /// Personal-data policy with its key.
     pub pii: Pii,
     /// Whether the public development key is in use.
     pub development_key: bool,
-    /// The share of the day this run reads and publishes.
-    pub shard: Option<crate::publish::layout::Shard>,
-    /// Tables written (`None`: all).
-    pub tables: Option<Vec<String>>,
-    /// Reconciliations published (`None`: all).
-    pub reconciliations: Option<Vec<String>>,
-    /// The APIs to extract from; `None`: the run reads export files.
-    pub apis: Option<BTreeMap<crate::sources::Api, crate::extract::http::ApiSpec>>,
 }
 
-/// Resolves a job from its file, the environment (`env`) and flags.
-pub fn resolve(config: JobConfig, env: &dyn Fn(&str) -> Option<String>, flags: &Overrides) -> Result<Job, Error> {
-    let bad = |setting: &str, value: &str, why: String| Error::Value {
-        setting: setting.to_string(),
-        value: value.to_string(),
-        why,
-    };
-    let source_timezone = flags
-        .source_timezone
-        .clone()
-        .or(config.source_timezone)
-        .unwrap_or_else(|| "Europe/Madrid".into());
-    let time = TimeParser::new(&source_timezone).map_err(|why| bad("source_timezone", &source_timezone, why))?;
-
-    let as_of_text = flags.as_of.clone().or(config.as_of).unwrap_or_else(|| "today".into());
-    let as_of = if as_of_text == "today" {
-        chrono::Utc::now().with_timezone(&time.zone()).date_naive()
-    } else {
-        NaiveDate::parse_from_str(&as_of_text, "%Y-%m-%d")
-            .map_err(|_| bad("as_of", &as_of_text, "expected YYYY-MM-DD or \"today\"".into()))?
-    };
-
-    let max_reject_ratio = flags.max_reject_ratio.or(config.max_reject_ratio).unwrap_or(0.01);
-    if !(0.0..=1.0).contains(&max_reject_ratio) {
-        return Err(bad(
-            "max_reject_ratio",
-            &max_reject_ratio.to_string(),
-            "must be between 0 and 1".into(),
-        ));
-    }
-    let threads = match flags.threads.or(config.threads).unwrap_or(0) {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
-    };
-    let batch_bytes = flags
-        .batch_bytes
-        .or(config.batch_bytes)
-        .unwrap_or(crate::normalize::DEFAULT_BATCH_BYTES);
-    if batch_bytes < 1024 {
-        return Err(bad(
-            "batch_bytes",
-            &batch_bytes.to_string(),
-            "must be at least 1024".into(),
-        ));
-    }
-
-    let known: Vec<&str> = crate::sources::SOURCES.iter().map(|s| s.name()).collect();
-    let sources = match flags.sources.clone().or(config.sources) {
-        None => known.iter().map(|s| s.to_string()).collect(),
-        Some(list) => {
-            for name in &list {
-                if !known.contains(&name.as_str()) {
-                    return Err(Error::UnknownSource {
-                        name: name.clone(),
-                        known: known.join(", "),
-                    });
-                }
-            }
-            list
+impl Job {
+    /// Validates `settings` and derives the run date, the time zone and the PII policy;
+    /// `env` reads `OPSLAKE_PII_KEY`.
+    pub fn resolve(settings: Settings, env: &dyn Fn(&str) -> Option<String>) -> Result<Job, Error> {
+        let bad = |setting: &str, value: String, why: &str| Error::Value {
+            setting: setting.to_string(),
+            value,
+            why: why.to_string(),
+        };
+        if !(0.0..=1.0).contains(&settings.max_reject_ratio) {
+            let value = settings.max_reject_ratio.to_string();
+            return Err(bad("max_reject_ratio", value, "must be between 0 and 1"));
         }
-    };
-
-    let mode = flags.pii.or(config.pii).unwrap_or_default();
-    let key_file = flags
-        .pii_key_file
-        .clone()
-        .or_else(|| env("OPSLAKE_PII_KEY_FILE"))
-        .or(config.pii_key_file);
-    let mut development_key = false;
-    let key = match mode {
-        PiiMode::Drop => None,
-        PiiMode::Hash => Some(match (env("OPSLAKE_PII_KEY"), key_file) {
-            (Some(k), _) if !k.is_empty() => PiiKey::secret(k.into_bytes()),
-            (_, Some(path)) => {
-                let bytes = std::fs::read(&path).map_err(|source| Error::PiiKeyFile {
-                    path: PathBuf::from(&path),
-                    source,
-                })?;
-                // A trailing newline in a mounted secret is not part of the key.
-                let trimmed = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-                let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed).to_vec();
-                if trimmed.is_empty() {
-                    return Err(bad("pii_key_file", &path, "the file is empty".into()));
+        if settings.batch_bytes < 1024 {
+            let value = settings.batch_bytes.to_string();
+            return Err(bad("batch_bytes", value, "must be at least 1024"));
+        }
+        for name in settings.api.keys() {
+            if !crate::source::Api::ALL.iter().any(|a| a.name() == name) {
+                return Err(Error::UnknownName {
+                    what: "API section",
+                    name: format!("[api.{name}]"),
+                    known: "appointments, customer_care, logistics".into(),
+                });
+            }
+        }
+        let time = TimeParser::from(settings.source_timezone);
+        let as_of = match settings.as_of {
+            AsOf::Today => chrono::Utc::now().with_timezone(&time.zone()).date_naive(),
+            AsOf::Day(d) => d,
+        };
+        let threads = match settings.threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let mut development_key = false;
+        let key = match settings.pii {
+            PiiMode::Drop => None,
+            PiiMode::Hash => Some(match (env("OPSLAKE_PII_KEY"), &settings.pii_key_file) {
+                (Some(k), _) if !k.is_empty() => PiiKey::secret(k.into_bytes()),
+                (_, Some(path)) => read_key_file(path)?,
+                _ if settings.allow_development_key => {
+                    development_key = true;
+                    PiiKey::development()
                 }
-                PiiKey::secret(trimmed)
-            }
-            _ if config.allow_development_key == Some(true) => {
-                development_key = true;
-                PiiKey::development()
-            }
-            _ => return Err(Error::MissingPiiKey),
+                _ => return Err(Error::MissingPiiKey),
+            }),
+        };
+        let overrides: HashMap<String, PiiAction> = settings.pii_columns.clone().into_iter().collect();
+        let pii = Pii::new(settings.pii, key.as_ref(), overrides).map_err(|why| bad("pii", String::new(), &why))?;
+        Ok(Job {
+            as_of,
+            time,
+            threads,
+            pii,
+            development_key,
+            settings,
+        })
+    }
+
+    /// Whether `table` (of a source whose main table is `main`) is written.
+    pub fn writes(&self, table: &str, main: &str) -> bool {
+        table == main
+            || self
+                .settings
+                .tables
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|n| n == table))
+    }
+}
+
+/// A mounted secret: its bytes without a trailing newline.
+fn read_key_file(path: &Path) -> Result<PiiKey, Error> {
+    let bytes = std::fs::read(path).map_err(|source| Error::PiiKeyFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let trimmed = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed).to_vec();
+    if trimmed.is_empty() {
+        return Err(Error::Value {
+            setting: "pii_key_file".into(),
+            value: path.display().to_string(),
+            why: "the file is empty".into(),
+        });
+    }
+    Ok(PiiKey::secret(trimmed))
+}
+
+/// Checks that every name of `list` (a `setting`) is one of `known`.
+pub fn check_names(what: &'static str, list: Option<&[String]>, known: &[&str]) -> Result<(), Error> {
+    let known_set: BTreeSet<&str> = known.iter().copied().collect();
+    match list.into_iter().flatten().find(|n| !known_set.contains(n.as_str())) {
+        Some(name) => Err(Error::UnknownName {
+            what,
+            name: name.clone(),
+            known: known.join(", "),
         }),
-    };
-    let overrides: HashMap<String, PiiAction> = config.pii_columns.unwrap_or_default().into_iter().collect();
-    let pii = Pii::new(mode, key.as_ref(), overrides).map_err(|why| bad("pii", "", why))?;
-
-    let shard = match flags.shard.clone().or(config.shard) {
-        None => None,
-        Some(text) => Some(crate::publish::layout::Shard::parse(&text).map_err(|why| bad("shard", &text, why))?),
-    };
-
-    let tables = flags.tables.clone().or(config.tables);
-    if let Some(list) = &tables {
-        let known: Vec<&str> = crate::sources::SOURCES
-            .iter()
-            .flat_map(|s| s.tables().into_iter().map(|t| t.name))
-            .collect();
-        if let Some(bad) = list.iter().find(|t| !known.contains(&t.as_str())) {
-            return Err(bad_name("table", bad, &known));
-        }
+        None => Ok(()),
     }
-    let reconciliations = flags.reconciliations.clone().or(config.reconciliations);
-    if let Some(list) = &reconciliations {
-        let known: Vec<&str> = crate::reconcile::RECONCILIATIONS.iter().map(|r| r.name).collect();
-        if let Some(bad) = list.iter().find(|t| !known.contains(&t.as_str())) {
-            return Err(bad_name("reconciliation", bad, &known));
-        }
-    }
-    let apis = match &config.api {
-        None => None,
-        Some(sections) => Some(resolve_apis(
-            sections,
-            config.tenants.as_deref().unwrap_or_default(),
-            env,
-        )?),
-    };
-
-    Ok(Job {
-        shard,
-        apis,
-        tables,
-        reconciliations,
-        name: config.name.unwrap_or_else(|| "adhoc".into()),
-        input: PathBuf::from(flags.input.clone().or(config.input).unwrap_or_else(|| "samples".into())),
-        output: flags
-            .output
-            .clone()
-            .or(config.output)
-            .unwrap_or_else(|| "./lake".into()),
-        as_of,
-        time,
-        max_reject_ratio,
-        rejects_raw: flags.rejects_raw.or(config.rejects_raw).unwrap_or_default(),
-        stuck_after_days: flags.stuck_after_days.or(config.stuck_after_days).unwrap_or(7),
-        threads,
-        batch_bytes,
-        work_dir: flags.work_dir.clone().or(config.work_dir).map(PathBuf::from),
-        sources,
-        pii,
-        development_key,
-    })
-}
-
-fn bad_name(what: &str, name: &str, known: &[&str]) -> Error {
-    Error::Value {
-        setting: what.to_string(),
-        value: name.to_string(),
-        why: format!("not one of {}", known.join(", ")),
-    }
-}
-
-/// The job's APIs: URLs and keys from the environment first, then the file.
-fn resolve_apis(
-    sections: &BTreeMap<String, ApiConfig>,
-    default_tenants: &[String],
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<BTreeMap<crate::sources::Api, crate::extract::http::ApiSpec>, Error> {
-    use crate::extract::http::{ApiSpec, ClientSettings, Error as ApiError, auth::ApiKey};
-    use crate::sources::Api;
-    for name in sections.keys() {
-        if !Api::ALL.iter().any(|a| a.name() == name) {
-            return Err(Error::UnknownApi { name: name.clone() });
-        }
-    }
-    let mut apis = BTreeMap::new();
-    for api in Api::ALL {
-        let Some(c) = sections.get(api.name()) else { continue };
-        let Some(base) = env(api.url_env()).filter(|u| !u.is_empty()).or(c.base_url.clone()) else {
-            return Err(ApiError::BadBaseUrl {
-                api: api.name().into(),
-                url: String::new(),
-                why: "no base URL".into(),
-                env: api.url_env().into(),
-            }
-            .into());
-        };
-        let base = url::Url::parse(&base).map_err(|e| ApiError::BadBaseUrl {
-            api: api.name().into(),
-            url: base.clone(),
-            why: e.to_string(),
-            env: api.url_env().into(),
-        })?;
-        let key_env = c.api_key_env.clone().unwrap_or_else(|| "OPSLAKE_API_KEY".into());
-        let key_file = env("OPSLAKE_API_KEY_FILE")
-            .filter(|f| !f.is_empty())
-            .or(c.api_key_file.clone());
-        let key = match (key_file, env(&key_env).and_then(|k| ApiKey::new(&k))) {
-            (Some(path), _) => ApiKey::from_file(std::path::Path::new(&path))
-                .map_err(|e| ApiError::KeyFile {
-                    path: path.clone(),
-                    why: e.to_string(),
-                })?
-                .ok_or_else(|| ApiError::KeyFile {
-                    path,
-                    why: "the file is empty".into(),
-                })?,
-            (None, Some(k)) => k,
-            (None, None) => {
-                return Err(ApiError::MissingApiKey {
-                    api: api.name().into(),
-                    env: key_env,
-                }
-                .into());
-            }
-        };
-        let tenants = c.tenants.clone().unwrap_or_else(|| default_tenants.to_vec());
-        for t in &tenants {
-            crate::extract::http::client::check_path_value("tenant", t)?;
-        }
-        apis.insert(
-            api,
-            ApiSpec {
-                client: ClientSettings {
-                    api: api.name().into(),
-                    base,
-                    key,
-                    concurrency: c.concurrency.unwrap_or(8).max(1),
-                    requests_per_second: c.requests_per_second.unwrap_or(50).max(1),
-                    timeout: std::time::Duration::from_secs(c.timeout_seconds.unwrap_or(30).max(1)),
-                    retries: c.retries.unwrap_or(5),
-                },
-                tenants,
-                page_size: c.page_size.unwrap_or(200).max(1),
-                paths: c.paths.clone().unwrap_or_default(),
-                ids: c.ids.clone().unwrap_or_default(),
-            },
-        );
-    }
-    Ok(apis)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    /// A job from a job file's text, with no flag given (for other modules' tests).
+    pub(crate) fn job_from_toml(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Job, Error> {
+        resolve(text, &[], env)
+    }
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: JobArgs,
+    }
 
     fn no_env(_: &str) -> Option<String> {
         None
     }
 
-    #[test]
-    fn the_embedded_job_parses_and_resolves_without_a_key() {
-        let job = resolve(JobConfig::load(None).unwrap(), &no_env, &Overrides::default()).unwrap();
-        assert!(job.development_key);
-        assert_eq!(job.output, "./lake");
-        assert_eq!(job.input, PathBuf::from("samples"));
+    /// Parses `flags` as a command line would, and resolves them over `file` (TOML text).
+    fn resolve(file: &str, flags: &[&str], env: &dyn Fn(&str) -> Option<String>) -> Result<Job, Error> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.toml");
+        std::fs::write(&path, file).unwrap();
+        let mut argv = vec!["opslake", "--job", path.to_str().unwrap()];
+        argv.extend_from_slice(flags);
+        let matches = <Cli as clap::CommandFactory>::command().get_matches_from(argv);
+        let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
+        let given = |id: &str| {
+            matches.ids().any(|i| i.as_str() == id)
+                && matches!(
+                    matches.value_source(id),
+                    Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+                )
+        };
+        cli.args.resolve(&given, env)
     }
 
     #[test]
-    fn unknown_keys_are_refused() {
-        let err = JobConfig::parse("inptu = \"x\"", "test").unwrap_err();
+    fn the_embedded_job_resolves_without_a_key() {
+        let args = JobArgs {
+            job: None,
+            settings: Cli::parse_from(["opslake"]).args.settings,
+        };
+        let job = args.resolve(&|_| false, &no_env).unwrap();
+        assert!(job.development_key);
+        assert_eq!(job.settings.output, "./lake");
+        assert_eq!(job.settings.input, PathBuf::from("samples"));
+        assert_eq!(job.as_of, NaiveDate::from_ymd_opt(2025, 6, 30).unwrap());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_naming_them() {
+        let err = resolve("inptu = \"x\"\npii = \"drop\"", &[], &no_env).unwrap_err();
         assert!(err.to_string().contains("inptu"), "{err}");
     }
 
     #[test]
     fn without_a_key_the_run_refuses_unless_pii_is_dropped() {
-        let cfg = JobConfig::parse("", "test").unwrap();
-        assert!(matches!(
-            resolve(cfg.clone(), &no_env, &Overrides::default()),
-            Err(Error::MissingPiiKey)
-        ));
-        let drop = JobConfig::parse("pii = \"drop\"", "test").unwrap();
-        assert!(resolve(drop, &no_env, &Overrides::default()).is_ok());
+        assert!(matches!(resolve("", &[], &no_env), Err(Error::MissingPiiKey)));
+        assert!(resolve("pii = \"drop\"", &[], &no_env).is_ok());
+        assert!(resolve("", &["--pii", "drop"], &no_env).is_ok());
     }
 
     #[test]
-    fn flags_beat_environment_beats_file() {
-        let cfg = JobConfig::parse("output = \"from-file\"\nas_of = \"2025-01-02\"", "test").unwrap();
+    fn flags_beat_the_file_which_beats_the_default() {
         let env = |k: &str| (k == "OPSLAKE_PII_KEY").then(|| "k".to_string());
-        let flags = Overrides {
-            output: Some("from-flag".into()),
-            ..Default::default()
-        };
-        let job = resolve(cfg, &env, &flags).unwrap();
-        assert_eq!(job.output, "from-flag");
+        let file = "output = \"from-file\"\nas_of = \"2025-01-02\"\nstuck_after_days = 9";
+        let job = resolve(file, &["--output", "from-flag"], &env).unwrap();
+        assert_eq!(job.settings.output, "from-flag");
         assert_eq!(job.as_of, NaiveDate::from_ymd_opt(2025, 1, 2).unwrap());
+        assert_eq!(job.settings.stuck_after_days, 9);
+        assert_eq!(job.settings.max_reject_ratio, 0.01);
         assert!(!job.development_key);
+        // A flag equal to the default still beats the file.
+        let job = resolve(file, &["--stuck-after-days", "7"], &env).unwrap();
+        assert_eq!(job.settings.stuck_after_days, 7);
     }
 
     #[test]
-    fn bad_values_name_the_setting() {
-        let cfg = JobConfig::parse("as_of = \"yesterday\"\npii = \"drop\"", "test").unwrap();
-        let err = resolve(cfg, &no_env, &Overrides::default()).unwrap_err().to_string();
+    fn bad_values_name_the_setting_wherever_they_come_from() {
+        let err = resolve("as_of = \"yesterday\"\npii = \"drop\"", &[], &no_env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("as_of") && err.contains("yesterday"), "{err}");
-        let cfg = JobConfig::parse("sources = [\"ordres\"]\npii = \"drop\"", "test").unwrap();
-        let err = resolve(cfg, &no_env, &Overrides::default()).unwrap_err().to_string();
-        assert!(err.contains("ordres") && err.contains("orders"), "{err}");
-    }
-}
-
-#[cfg(test)]
-mod api_tests {
-    use super::*;
-
-    const JOB: &str = r#"
-pii = "drop"
-tenants = ["masmovil", "yoigo"]
-[api.logistics]
-base_url = "https://logistics.example.com"
-concurrency = 4
-[api.logistics.paths]
-orders = "/v2/{tenant}/orders"
-"#;
-
-    #[test]
-    fn api_sections_take_urls_and_keys_from_the_environment() {
-        let env = |k: &str| match k {
-            "OPSLAKE_LOGISTICS_URL" => Some("http://127.0.0.1:9/".to_string()),
-            "OPSLAKE_API_KEY" => Some("sekret".to_string()),
-            _ => None,
-        };
-        let job = resolve(JobConfig::parse(JOB, "t").unwrap(), &env, &Overrides::default()).unwrap();
-        let apis = job.apis.unwrap();
-        let l = &apis[&crate::sources::Api::Logistics];
-        assert_eq!(l.client.base.as_str(), "http://127.0.0.1:9/");
-        assert_eq!(l.tenants, ["masmovil", "yoigo"]);
-        assert_eq!(l.client.concurrency, 4);
-        assert_eq!(l.paths["orders"], "/v2/{tenant}/orders");
-        assert!(!format!("{:?}", l.client.key).contains("sekret"));
+        let err = resolve("max_reject_ratio = 2.0\npii = \"drop\"", &[], &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_reject_ratio"), "{err}");
+        let err = resolve("shard = \"4/4\"\npii = \"drop\"", &[], &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("shard"), "{err}");
+        let err = resolve("source_timezone = \"Mars/Base\"\npii = \"drop\"", &[], &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("source_timezone"), "{err}");
+        let err = resolve("pii = \"drop\"\n[api.billing]\n", &[], &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api.billing"), "{err}");
     }
 
     #[test]
-    fn a_missing_key_or_a_bad_tenant_is_a_configuration_error() {
-        let no_key = |_: &str| None;
-        let err = resolve(JobConfig::parse(JOB, "t").unwrap(), &no_key, &Overrides::default()).unwrap_err();
-        assert!(err.to_string().starts_with("no API key for the logistics API"), "{err}");
-        let key = |k: &str| (k == "OPSLAKE_API_KEY").then(|| "k".to_string());
-        let bad = JOB.replace("\"yoigo\"", "\"../etc\"");
-        let err = resolve(JobConfig::parse(&bad, "t").unwrap(), &key, &Overrides::default()).unwrap_err();
-        assert!(err.to_string().contains("../etc"), "{err}");
+    fn every_tenant_belongs_to_exactly_one_shard() {
+        for n in 1..6 {
+            for t in ["masmovil", "yoigo", "pepephone", "lebara", "x"] {
+                let owners = (0..n).filter(|i| Shard { index: *i, count: n }.owns(Some(t))).count();
+                assert_eq!(owners, 1, "{t} in {n}");
+            }
+            assert_eq!((0..n).filter(|i| Shard { index: *i, count: n }.owns(None)).count(), 1);
+        }
+    }
+
+    #[test]
+    fn bad_shards_are_refused() {
+        for bad in ["4/4", "1", "a/2", "0/0", "-1/2"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        assert_eq!("2/4".parse::<Shard>(), Ok(Shard { index: 2, count: 4 }));
     }
 }

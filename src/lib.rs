@@ -22,6 +22,8 @@ pub mod pipeline;
 pub mod publish;
 pub mod reconcile;
 pub mod samples;
+pub mod schema;
+pub mod source;
 pub mod sources;
 
 pub use error::{Error, Result};

@@ -3,13 +3,15 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use opslake::cli::{self, Cli, LogFormat};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The matches are kept: they tell which settings were given (they beat the job file).
+    let matches = Cli::command().try_get_matches().unwrap_or_else(|e| exit_with(e));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_tracing(cli.log_format);
-    match cli::run(cli) {
+    match cli::run(cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", message(&e));
@@ -50,4 +52,28 @@ fn init_tracing(format: LogFormat) {
     } else {
         builder.with_target(false).compact().init();
     }
+}
+
+/// Exits for a command-line error; a bad setting value reads as it does from the job file
+/// (`bad as_of "yesterday": ...`), naming the setting.
+fn exit_with(e: clap::Error) -> ! {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() == ErrorKind::ValueValidation {
+        let context = |kind| match e.get(kind) {
+            Some(ContextValue::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        if let (Some(arg), Some(value)) = (context(ContextKind::InvalidArg), context(ContextKind::InvalidValue)) {
+            let setting = arg
+                .trim_start_matches('-')
+                .split([' ', '='])
+                .next()
+                .unwrap_or_default()
+                .replace('-', "_");
+            let why = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
+            eprintln!("error: bad {setting} {value:?}: {why} (from {arg})");
+            std::process::exit(i32::from(opslake::error::exit::CONFIG));
+        }
+    }
+    e.exit()
 }

@@ -24,6 +24,9 @@ pub enum Error {
     /// Extraction from an API failed.
     #[error(transparent)]
     Api(#[from] http::ExtractError),
+    /// An API section of the job is wrong (checked before the run starts).
+    #[error(transparent)]
+    ApiConfig(#[from] http::Error),
     /// A folder or file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -40,6 +43,7 @@ impl Error {
         match self {
             Error::MissingInput { .. } => true,
             Error::Api(e) => e.is_config(),
+            Error::ApiConfig(e) => e.is_config(),
             Error::Read { .. } => false,
         }
     }

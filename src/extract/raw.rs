@@ -11,46 +11,35 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::source::RawContext;
+
 /// Lines per file before the next part starts (bounded files, bounded replays).
 const LINES_PER_PART: u64 = 50_000;
 
-/// How a response is written as a raw line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RawContext {
-    /// The body as it is.
-    Body,
-    /// The body with a leading field `name: id` (the body must be a JSON object).
-    Field(&'static str),
-    /// `{"request": {"id": id}, "response": body}`.
-    Request,
-}
-
-impl RawContext {
-    /// The raw line for `body`, answering the request for `id`.
-    pub fn line(self, body: &[u8], id: Option<&str>) -> Vec<u8> {
-        let id_json = serde_json::to_string(id.unwrap_or_default()).unwrap_or_else(|_| "\"\"".into());
-        match (self, id) {
-            (RawContext::Field(name), Some(_)) => {
-                let trimmed = trim_start(body);
-                match trimmed.strip_prefix(b"{") {
-                    Some(rest) => {
-                        let rest = trim_start(rest);
-                        let sep = if rest.starts_with(b"}") { "" } else { "," };
-                        let mut out = format!("{{\"{name}\":{id_json}{sep}").into_bytes();
-                        out.extend_from_slice(rest);
-                        out
-                    }
-                    None => body.to_vec(),
+/// The raw line for `body`, answering the request for `id`, kept as `context` says.
+pub fn line(context: RawContext, body: &[u8], id: Option<&str>) -> Vec<u8> {
+    let id_json = serde_json::to_string(id.unwrap_or_default()).unwrap_or_else(|_| "\"\"".into());
+    match (context, id) {
+        (RawContext::Field(name), Some(_)) => {
+            let trimmed = trim_start(body);
+            match trimmed.strip_prefix(b"{") {
+                Some(rest) => {
+                    let rest = trim_start(rest);
+                    let sep = if rest.starts_with(b"}") { "" } else { "," };
+                    let mut out = format!("{{\"{name}\":{id_json}{sep}").into_bytes();
+                    out.extend_from_slice(rest);
+                    out
                 }
+                None => body.to_vec(),
             }
-            (RawContext::Request, Some(_)) => {
-                let mut out = format!("{{\"request\":{{\"id\":{id_json}}},\"response\":").into_bytes();
-                out.extend_from_slice(body);
-                out.push(b'}');
-                out
-            }
-            _ => body.to_vec(),
         }
+        (RawContext::Request, Some(_)) => {
+            let mut out = format!("{{\"request\":{{\"id\":{id_json}}},\"response\":").into_bytes();
+            out.extend_from_slice(body);
+            out.push(b'}');
+            out
+        }
+        _ => body.to_vec(),
     }
 }
 
@@ -145,17 +134,17 @@ mod tests {
     #[test]
     fn context_is_added_without_touching_the_body() {
         let body = br#"{"devices": [{"subscription_terminal_id": 1}]}"#;
-        let line = RawContext::Field("customer_num").line(body, Some("123"));
+        let with_id = line(RawContext::Field("customer_num"), body, Some("123"));
         assert_eq!(
-            line,
+            with_id,
             br#"{"customer_num":"123","devices": [{"subscription_terminal_id": 1}]}"#.to_vec()
         );
-        let empty = RawContext::Field("customer_num").line(b"{}", Some("9"));
+        let empty = line(RawContext::Field("customer_num"), b"{}", Some("9"));
         assert_eq!(empty, br#"{"customer_num":"9"}"#.to_vec());
-        let req = RawContext::Request.line(br#"{"availableTimeSlot": []}"#, Some("A1"));
+        let req = line(RawContext::Request, br#"{"availableTimeSlot": []}"#, Some("A1"));
         let v: serde_json::Value = serde_json::from_slice(&req).unwrap();
         assert_eq!(v["request"]["id"], "A1");
-        assert_eq!(RawContext::Body.line(b"{\"a\":1}", Some("x")), b"{\"a\":1}".to_vec());
+        assert_eq!(line(RawContext::Body, b"{\"a\":1}", Some("x")), b"{\"a\":1}".to_vec());
     }
 
     #[test]

@@ -10,29 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
 
-/// Where a source's items sit inside a page or envelope.
-#[derive(Clone, Copy, Debug)]
-pub struct Envelope {
-    /// Path of object keys to the item array (or single item object).
-    pub items: &'static [&'static str],
-    /// Values the items inherit: a name and the path of object keys to it.
-    pub context: &'static [(&'static str, &'static [&'static str])],
-}
-
-/// Values an item inherits from its envelope (and the page number, where the page has one).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Context<'a> {
-    /// The page's `current_page`, if the envelope is a numbered page.
-    pub page: Option<i64>,
-    values: Vec<(&'static str, Cow<'a, str>)>,
-}
-
-impl<'a> Context<'a> {
-    /// The inherited value called `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_ref())
-    }
-}
+use crate::source::{Context, Envelope};
 
 /// Records nested deeper than this are rejected rather than followed.
 const MAX_DEPTH: usize = 4;
@@ -83,9 +61,8 @@ fn visit<'a>(
                 }
                 for (name, path) in envelope.context {
                     if let Some(v) = lookup(&object, path)? {
-                        if let Ok(t) = serde_json::from_str::<crate::normalize::lenient::Text<'a>>(v.get()) {
-                            ctx.values.retain(|(n, _)| n != name);
-                            ctx.values.push((name, t.0));
+                        if let Ok(t) = serde_json::from_str::<crate::schema::lenient::Text<'a>>(v.get()) {
+                            ctx.set(name, t.0);
                         }
                     }
                 }

@@ -14,34 +14,28 @@
 //! keys). At the end the code checks, per source,
 //! `records read = rows written + rejects + duplicates collapsed`.
 
-pub mod columns;
 pub mod dedupe;
-pub mod lenient;
-pub mod pii;
 pub mod rejects;
-pub mod roles;
-pub mod time;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::Serialize;
 
 use crate::extract::files::{self, ChunkReader, InputFile};
 use crate::extract::shape;
+use crate::job::Job;
 use crate::publish::{layout, parquet};
-use crate::sources::{Item, Source};
-use columns::{Row, TableBuilder, TableSpec};
+use crate::schema::Rows;
+use crate::schema::columns::{Row, TableBuilder, TableSpec};
+use crate::schema::pii::Pii;
+use crate::schema::roles::{BoundPivot, RolePivot};
+use crate::source::{Item, Source};
 use dedupe::{Ledger, ReadPosition, Sighting};
-use pii::Pii;
-use rejects::{Reject, RejectRow, RejectsRaw};
-use roles::{BoundPivot, RolePivot};
-use time::TimeParser;
+use rejects::{Reject, RejectRow};
 
 /// Failures of the normalize stage as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -101,49 +95,29 @@ pub enum Error {
     Extract(#[from] crate::extract::Error),
 }
 
-/// What the normalize stage needs.
-pub struct Options<'s> {
-    /// The sources to read.
-    pub sources: Vec<&'s dyn Source>,
-    /// The input root (one folder per source).
-    pub input: PathBuf,
-    /// The local package folder, laid out like the lake root.
-    pub package: PathBuf,
-    /// The run date (partition of every table).
-    pub run_date: NaiveDate,
-    /// Worker threads.
-    pub threads: usize,
-    /// Input bytes per chunk (see [`DEFAULT_BATCH_BYTES`]).
-    pub batch_bytes: usize,
-    /// Timestamp parsing in the source time zone.
-    pub time: TimeParser,
-    /// The personal-data policy.
-    pub pii: Pii,
-    /// Whether unparseable rejects keep their raw text.
-    pub rejects_raw: RejectsRaw,
-    /// Largest allowed share of rejected records.
-    pub max_reject_ratio: f64,
-    /// The share of the inputs this run reads (tenant folders), if sharded.
-    pub shard: Option<layout::Shard>,
-    /// Only these tables are written (`None`: all); a source's main table always is.
-    pub tables: Option<Vec<String>>,
+/// The normalize stage's view of a run: the job, the sources it reads, where from and where to.
+struct Stage<'s> {
+    job: &'s Job,
+    sources: &'s [&'s dyn Source],
+    input: &'s Path,
+    package: &'s Path,
 }
 
-impl Options<'_> {
+impl Stage<'_> {
     /// Whether `table` (of a source whose main table is `main`) is written.
     fn writes(&self, table: &str, main: &str) -> bool {
-        table == main || self.tables.as_ref().is_none_or(|t| t.iter().any(|n| n == table))
+        self.job.writes(table, main)
     }
 
     /// The number of the part a batch is written to.
     fn part(&self, batch: u32) -> u64 {
-        self.shard.map_or(0, |s| s.part_base()) + batch as u64
+        self.job.settings.shard.map_or(0, layout::shard_part_base) + batch as u64
     }
 
     /// Where part `batch` of `table` goes in the package.
     fn part_path(&self, table: &str, batch: u32) -> PathBuf {
         self.package
-            .join(layout::part_path(table, self.run_date, self.part(batch)))
+            .join(layout::part_path(table, self.job.as_of, self.part(batch)))
     }
 
     /// Writes `frame` as part `batch` of `table` in the package.
@@ -163,7 +137,7 @@ impl Options<'_> {
 /// Measured on 1 M appointments, 2 threads: 16 MiB 7.1 s / 175 MB; 32 MiB 8.0 s / 300 MB and
 /// 64 MiB 8.0 s / 560 MB (fewer chunks overlap reading with parsing less); 8 MiB 7.8 s / 107 MB
 /// and 4 MiB 8.0 s / 76 MB (more per-part overhead).
-pub const DEFAULT_BATCH_BYTES: usize = 16 * 1024 * 1024;
+pub const DEFAULT_BATCH_BYTES: usize = crate::job::DEFAULT_BATCH_BYTES;
 
 /// One input file, as read.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -233,55 +207,7 @@ pub struct NormalizeReport {
     pub duration: Duration,
 }
 
-/// The rows of one item being converted, and what a source needs to convert it.
-pub struct Rows<'b, 'a> {
-    tables: &'b mut [TableBuilder],
-    pivots: &'b [(&'static RolePivot, BoundPivot<'b>)],
-    pii: &'b Pii,
-    time: &'b TimeParser,
-    record: u32,
-    _item: PhantomData<&'a ()>,
-}
-
-impl<'b, 'a> Rows<'b, 'a> {
-    /// Appends a row to its table.
-    pub fn push<R: Row>(&mut self, row: R) {
-        if let Some(t) = self.tables.iter_mut().find(|t| t.spec().name == R::TABLE) {
-            row.write(t, self.pii);
-            t.end_row(self.record);
-        } else {
-            debug_assert!(false, "table {} is not among the source's tables", R::TABLE);
-        }
-    }
-
-    /// The source's pivot, bound to the run's policy.
-    pub fn pivot(&self, pivot: &'static RolePivot) -> &BoundPivot<'b> {
-        match self.pivots.iter().find(|(p, _)| std::ptr::eq(*p, pivot)) {
-            Some((_, bound)) => bound,
-            None => panic!("pivot {} is not listed in the source's pivots()", pivot.list),
-        }
-    }
-
-    /// Timestamp parsing in the source time zone.
-    pub fn time(&self) -> &TimeParser {
-        self.time
-    }
-
-    /// Parses an optional timestamp field; `what` names it in the reject reason.
-    pub fn timestamp(&self, value: Option<&str>, what: &str) -> Result<Option<columns::Timestamp>, String> {
-        match value {
-            None => Ok(None),
-            Some(v) if v.trim().is_empty() => Ok(None),
-            Some(v) => self
-                .time
-                .parse(v)
-                .map(|t| Some(columns::Timestamp(t)))
-                .map_err(|e| format!("{what}: {e}")),
-        }
-    }
-}
-
-struct Job {
+struct Work {
     source: usize,
     file: usize,
     batch: u32,
@@ -299,7 +225,7 @@ struct SourceState {
 }
 
 struct Shared<'s> {
-    opts: &'s Options<'s>,
+    opts: &'s Stage<'s>,
     specs: Vec<Vec<TableSpec>>,
     sources: Vec<Mutex<SourceState>>,
     tables: Mutex<BTreeMap<String, TableReport>>,
@@ -327,8 +253,16 @@ impl Shared<'_> {
     }
 }
 
-/// Reads every source's files and writes its tables into the package.
-pub fn normalize(opts: &Options<'_>) -> Result<NormalizeReport, Error> {
+/// Reads the files of `sources` under `input` and writes their tables into the `package`
+/// folder (laid out like the lake), as `job` says.
+pub fn normalize(job: &Job, sources: &[&dyn Source], input: &Path, package: &Path) -> Result<NormalizeReport, Error> {
+    let stage = Stage {
+        job,
+        sources,
+        input,
+        package,
+    };
+    let opts = &stage;
     let started = Instant::now();
     let shared = Shared {
         opts,
@@ -343,20 +277,20 @@ pub fn normalize(opts: &Options<'_>) -> Result<NormalizeReport, Error> {
         failure: Mutex::new(None),
     };
     for (i, s) in opts.sources.iter().enumerate() {
-        let (files, skipped) = files::list(&opts.input, s.name())?;
+        let (files, skipped) = files::list(opts.input, s.name())?;
         let mut st = lock(&shared.sources[i]);
         st.files = files
             .into_iter()
-            .filter(|f| opts.shard.is_none_or(|sh| sh.owns(f.tenant.as_deref())))
+            .filter(|f| opts.job.settings.shard.is_none_or(|sh| sh.owns(f.tenant.as_deref())))
             .map(|f| (f, None, 0))
             .collect();
         st.skipped = skipped;
-        std::fs::create_dir_all(&opts.package).map_err(|e| ledger_error(opts, e))?;
-        st.ledger = Some(Ledger::new(&opts.package).map_err(|e| ledger_error(opts, e))?);
+        std::fs::create_dir_all(opts.package).map_err(|e| ledger_error(opts, e))?;
+        st.ledger = Some(Ledger::new(opts.package).map_err(|e| ledger_error(opts, e))?);
     }
 
-    let threads = opts.threads.max(1);
-    let (tx, rx) = crossbeam_channel::bounded::<Job>(threads);
+    let threads = opts.job.threads.max(1);
+    let (tx, rx) = crossbeam_channel::bounded::<Work>(threads);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let rx = rx.clone();
@@ -392,7 +326,7 @@ pub fn normalize(opts: &Options<'_>) -> Result<NormalizeReport, Error> {
         for spec in specs.iter().filter(|t| opts.writes(t.name, specs[0].name)) {
             let t = tables.entry(spec.name.to_string()).or_default();
             if t.parts.is_empty() {
-                let mut empty = DataFrame::empty_with_schema(&spec.schema(&opts.pii));
+                let mut empty = DataFrame::empty_with_schema(&spec.schema(&opts.job.pii));
                 t.parts.insert(opts.part(0), opts.write_part(spec.name, 0, &mut empty)?);
             }
         }
@@ -452,7 +386,7 @@ pub fn normalize(opts: &Options<'_>) -> Result<NormalizeReport, Error> {
     let rejected: u64 = report.sources.iter().map(|s| s.rejects).sum();
     report.rejects = rejects;
     report.duration = started.elapsed();
-    if read > 0 && rejected as f64 > opts.max_reject_ratio * read as f64 {
+    if read > 0 && rejected as f64 > opts.job.settings.max_reject_ratio * read as f64 {
         let examples = report
             .rejects
             .iter()
@@ -464,14 +398,14 @@ pub fn normalize(opts: &Options<'_>) -> Result<NormalizeReport, Error> {
             rejects: rejected,
             read,
             ratio: 100.0 * rejected as f64 / read as f64,
-            max: 100.0 * opts.max_reject_ratio,
+            max: 100.0 * opts.job.settings.max_reject_ratio,
             examples,
         });
     }
     Ok(report)
 }
 
-fn ledger_error(opts: &Options<'_>, source: std::io::Error) -> Error {
+fn ledger_error(opts: &Stage<'_>, source: std::io::Error) -> Error {
     Error::Write {
         path: opts.package.join("(duplicate ledger, a temporary file)"),
         source,
@@ -483,7 +417,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The reader: files in name order, cut into chunks, sent to the workers.
-fn read_all(shared: &Shared<'_>, tx: crossbeam_channel::Sender<Job>) {
+fn read_all(shared: &Shared<'_>, tx: crossbeam_channel::Sender<Work>) {
     let opts = shared.opts;
     for (si, source) in opts.sources.iter().enumerate() {
         let files: Vec<InputFile> = lock(&shared.sources[si]).files.iter().map(|f| f.0.clone()).collect();
@@ -499,13 +433,13 @@ fn read_all(shared: &Shared<'_>, tx: crossbeam_channel::Sender<Job>) {
                     continue;
                 }
             };
-            let mut reader = ChunkReader::new(stream, file.format, opts.batch_bytes);
+            let mut reader = ChunkReader::new(stream, file.format, opts.job.settings.batch_bytes);
             let mut records = 0u64;
             loop {
                 match reader.next_chunk() {
                     Ok(Some(chunk)) => {
                         records += chunk.spans.len() as u64;
-                        let job = Job {
+                        let job = Work {
                             source: si,
                             file: fi,
                             batch,
@@ -533,14 +467,7 @@ fn read_all(shared: &Shared<'_>, tx: crossbeam_channel::Sender<Job>) {
     }
 }
 
-fn unreadable(
-    source: &str,
-    file: &InputFile,
-    offset: u64,
-    line: u64,
-    e: &std::io::Error,
-    opts: &Options<'_>,
-) -> Reject {
+fn unreadable(source: &str, file: &InputFile, offset: u64, line: u64, e: &std::io::Error, opts: &Stage<'_>) -> Reject {
     Reject::new(
         source,
         &file.name,
@@ -549,8 +476,8 @@ fn unreadable(
         offset,
         format!("unreadable file: {e}"),
         b"",
-        &opts.pii,
-        opts.rejects_raw,
+        &opts.job.pii,
+        opts.job.settings.rejects_raw,
     )
 }
 
@@ -561,7 +488,7 @@ struct Parsed<'a> {
 }
 
 /// A worker's job: one chunk → rows → Parquet parts.
-fn process(shared: &Shared<'_>, job: Job) -> Result<(), Error> {
+fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
     let opts = shared.opts;
     let source = opts.sources[job.source];
     let specs = &shared.specs[job.source];
@@ -571,13 +498,13 @@ fn process(shared: &Shared<'_>, job: Job) -> Result<(), Error> {
     let mut tables: Vec<TableBuilder> = specs
         .iter()
         .map(|s| match opts.writes(s.name, main) {
-            true => TableBuilder::new(s.clone(), &opts.pii, capacity),
+            true => TableBuilder::new(s.clone(), &opts.job.pii, capacity),
             // A table the run does not write costs no column work.
             false => TableBuilder::new(s.clone(), &Pii::drop_everything(), 0),
         })
         .collect();
     let bound: Vec<(&'static RolePivot, BoundPivot<'_>)> =
-        source.pivots().iter().map(|p| (*p, p.bind(&opts.pii))).collect();
+        source.pivots().iter().map(|p| (*p, p.bind(&opts.job.pii))).collect();
     let mut parsed: Vec<Option<Parsed<'_>>> = Vec::with_capacity(capacity);
     let mut rejects = Vec::new();
     let data = &job.chunk.data;
@@ -591,14 +518,7 @@ fn process(shared: &Shared<'_>, job: Job) -> Result<(), Error> {
                 context: ctx,
                 file_stem: &file.stem,
             };
-            let mut rows = Rows {
-                tables: &mut tables,
-                pivots: &bound,
-                pii: &opts.pii,
-                time: &opts.time,
-                record: ordinal,
-                _item: PhantomData,
-            };
+            let mut rows = Rows::new(&mut tables, &bound, &opts.job.pii, &opts.job.time, ordinal);
             match source.parse(&item, &mut rows) {
                 Ok(key) => parsed.push(Some(Parsed {
                     key: key.key,
@@ -616,8 +536,8 @@ fn process(shared: &Shared<'_>, job: Job) -> Result<(), Error> {
                         offset,
                         reason,
                         bytes,
-                        &opts.pii,
-                        opts.rejects_raw,
+                        &opts.job.pii,
+                        opts.job.settings.rejects_raw,
                     ));
                 }
             }
@@ -631,8 +551,8 @@ fn process(shared: &Shared<'_>, job: Job) -> Result<(), Error> {
                 span.offset,
                 reason,
                 record,
-                &opts.pii,
-                opts.rejects_raw,
+                &opts.job.pii,
+                opts.job.settings.rejects_raw,
             ));
         }
     }
@@ -718,7 +638,7 @@ fn rewrite_losers(shared: &Shared<'_>, source: usize, losers: &HashMap<u32, Hash
     Ok(())
 }
 
-/// The rows of `frame` whose key (its `key` columns joined like [`crate::sources::composite_key`])
+/// The rows of `frame` whose key (its `key` columns joined like [`crate::source::composite_key`])
 /// does not hash ([`dedupe::key_hash`]) into `keys`.
 pub fn drop_keys(frame: &DataFrame, key: &[&str], keys: &HashSet<u128>) -> PolarsResult<DataFrame> {
     // Instants are keyed by their microseconds, as the sources join them.
@@ -747,14 +667,14 @@ pub fn drop_keys(frame: &DataFrame, key: &[&str], keys: &HashSet<u128>) -> Polar
 }
 
 fn write_rejects(
-    opts: &Options<'_>,
+    opts: &Stage<'_>,
     rejects: &[Reject],
     tables: &mut BTreeMap<String, TableReport>,
 ) -> Result<(), Error> {
     let spec = RejectRow::spec();
-    let mut builder = TableBuilder::new(spec, &opts.pii, rejects.len());
+    let mut builder = TableBuilder::new(spec, &opts.job.pii, rejects.len());
     for (i, r) in rejects.iter().enumerate() {
-        RejectRow::from(r).write(&mut builder, &opts.pii);
+        RejectRow::from(r).write(&mut builder, &opts.job.pii);
         builder.end_row(i as u32);
     }
     let mut frame = builder.finish(&[]).map_err(|source| Error::Frame {

@@ -7,23 +7,12 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::pii::{Pii, PiiAction, PiiKind};
+use crate::schema::pii::{Pii, PiiAction, PiiKind, RejectsRaw};
 use crate::table_row;
-
-/// What to do with the raw text of a reject that is not valid JSON.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RejectsRaw {
-    /// Leave it out: it may hold personal data that cannot be found without parsing.
-    #[default]
-    Redact,
-    /// Keep it as it is.
-    Keep,
-}
 
 /// Raw text longer than this is cut; the file and offset point at the whole record.
 pub const MAX_RAW_BYTES: usize = 64 * 1024;
@@ -219,7 +208,7 @@ fn apply(map: &mut serde_json::Map<String, Value>, key: &str, kind: PiiKind, pii
         // Free text is not hunted down in rejects beyond what the policy keeps elsewhere.
         PiiAction::Keep => return,
         a => match (a, pii.mode()) {
-            (PiiAction::Hash, super::pii::PiiMode::Drop) => PiiAction::Drop,
+            (PiiAction::Hash, crate::schema::pii::PiiMode::Drop) => PiiAction::Drop,
             (a, _) => a,
         },
     };
@@ -255,7 +244,7 @@ fn apply(map: &mut serde_json::Map<String, Value>, key: &str, kind: PiiKind, pii
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::pii::{PiiKey, PiiMode};
+    use crate::schema::pii::{PiiKey, PiiMode};
     use std::collections::HashMap;
 
     fn pii() -> Pii {

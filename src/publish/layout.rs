@@ -11,6 +11,8 @@
 
 use chrono::NaiveDate;
 
+use crate::job::Shard;
+
 /// The folder of runs' manifests.
 pub const RUNS: &str = "_runs";
 /// The folder of staged, uncommitted runs.
@@ -43,60 +45,23 @@ pub fn part_number(name: &str) -> Option<u64> {
 /// touching the others' parts.
 pub const PART_RANGE: u64 = 1_000_000;
 
-/// A share of a day's run (`--shard i/n`): the tenants whose stable hash modulo `count` is
-/// `index`; files outside any tenant folder belong to shard 0.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Shard {
-    /// 0-based index.
-    pub index: u32,
-    /// Number of shards.
-    pub count: u32,
+/// The first part number of a shard's parts.
+pub fn shard_part_base(shard: Shard) -> u64 {
+    (shard.count as u64 * 1000 + shard.index as u64) * PART_RANGE
 }
 
-impl Shard {
-    /// Parses `i/n` (0 <= i < n <= 999).
-    pub fn parse(text: &str) -> Result<Shard, String> {
-        let (i, n) = text.split_once('/').ok_or("expected i/n, such as 0/4")?;
-        let index: u32 = i.trim().parse().map_err(|_| "the shard index is not a number")?;
-        let count: u32 = n.trim().parse().map_err(|_| "the shard count is not a number")?;
-        if count == 0 || count > 999 || index >= count {
-            return Err("expected 0 <= i < n <= 999".into());
-        }
-        Ok(Shard { index, count })
-    }
-
-    /// Whether the shard reads the files of `tenant` (`None`: files of no tenant).
-    pub fn owns(&self, tenant: Option<&str>) -> bool {
-        match tenant {
-            None => self.index == 0,
-            Some(t) => xxhash_rust::xxh3::xxh3_64(t.as_bytes()) % self.count as u64 == self.index as u64,
-        }
-    }
-
-    /// The first part number of the shard.
-    pub fn part_base(&self) -> u64 {
-        (self.count as u64 * 1000 + self.index as u64) * PART_RANGE
-    }
-
-    /// The shard a part number belongs to (`None`: an unsharded run's part).
-    pub fn of_part(n: u64) -> Option<Shard> {
-        let s = n / PART_RANGE;
-        (s >= 1000).then_some(Shard {
-            count: (s / 1000) as u32,
-            index: (s % 1000) as u32,
-        })
-    }
-
-    /// `shard-{i}-of-{n}`: the shard's commit scope.
-    pub fn scope(&self) -> String {
-        format!("shard-{}-of-{}", self.index, self.count)
-    }
+/// The shard a part number belongs to (`None`: an unsharded run's part).
+pub fn shard_of_part(n: u64) -> Option<Shard> {
+    let s = n / PART_RANGE;
+    (s >= 1000).then_some(Shard {
+        count: (s / 1000) as u32,
+        index: (s % 1000) as u32,
+    })
 }
 
-impl std::fmt::Display for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
+/// `shard-{i}-of-{n}`: the shard's commit scope.
+fn shard_scope(shard: Shard) -> String {
+    format!("shard-{}-of-{}", shard.index, shard.count)
 }
 
 /// `{table}/run_date=YYYY-MM-DD/part-{n}.parquet`.
@@ -123,7 +88,7 @@ pub fn all_commits_prefix(run_date: NaiveDate) -> String {
 pub fn commits_prefix(run_date: NaiveDate, shard: Option<Shard>) -> String {
     match shard {
         None => all_commits_prefix(run_date),
-        Some(s) => format!("{}/{}", all_commits_prefix(run_date), s.scope()),
+        Some(s) => format!("{}/{}", all_commits_prefix(run_date), shard_scope(s)),
     }
 }
 
@@ -160,38 +125,15 @@ mod tests {
             commit_path(d, None, 7),
             "_runs/run_date=2026-11-29/_commits/00000007.json"
         );
-        let s = Shard::parse("2/4").unwrap();
+        let s: Shard = "2/4".parse().unwrap();
         assert_eq!(
             commit_path(d, Some(s), 1),
             "_runs/run_date=2026-11-29/_commits/shard-2-of-4/00000001.json"
         );
-        assert_eq!(Shard::of_part(s.part_base() + 17), Some(s));
-        assert_eq!(Shard::of_part(17), None);
+        assert_eq!(shard_of_part(shard_part_base(s) + 17), Some(s));
+        assert_eq!(shard_of_part(17), None);
         assert_eq!(part_number("part-12.parquet"), Some(12));
         assert_eq!(part_number("part-x.parquet"), None);
         assert_eq!(commit_number("00000007.json"), Some(7));
-    }
-}
-
-#[cfg(test)]
-mod shard_tests {
-    use super::*;
-
-    #[test]
-    fn every_tenant_belongs_to_exactly_one_shard() {
-        for n in 1..6 {
-            for t in ["masmovil", "yoigo", "pepephone", "lebara", "x"] {
-                let owners = (0..n).filter(|i| Shard { index: *i, count: n }.owns(Some(t))).count();
-                assert_eq!(owners, 1, "{t} in {n}");
-            }
-            assert_eq!((0..n).filter(|i| Shard { index: *i, count: n }.owns(None)).count(), 1);
-        }
-    }
-
-    #[test]
-    fn bad_shards_are_refused() {
-        for bad in ["4/4", "1", "a/2", "0/0", "-1/2"] {
-            assert!(Shard::parse(bad).is_err(), "{bad}");
-        }
     }
 }

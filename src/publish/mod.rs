@@ -34,6 +34,8 @@ use serde::{Deserialize, Serialize};
 pub use manifest::RunManifest;
 pub use store::Lake;
 
+use crate::job::Shard;
+
 /// Publishing failures.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -116,7 +118,7 @@ pub struct Package {
     /// The commit scope's last commit when the run started.
     pub base: u64,
     /// The shard of the day the run publishes, if any (its own commit scope).
-    pub shard: Option<layout::Shard>,
+    pub shard: Option<Shard>,
 }
 
 /// Marks a staging folder with the commit its run is based on, so that other runs know when
@@ -127,7 +129,7 @@ struct StagingMarker {
     base: u64,
     started_at: chrono::DateTime<Utc>,
     #[serde(default)]
-    shard: Option<layout::Shard>,
+    shard: Option<Shard>,
 }
 
 const MARKER: &str = "_run.json";
@@ -139,7 +141,7 @@ struct Claim {
     run_id: String,
     /// The shard committed (`None`: the whole day).
     #[serde(default)]
-    shard: Option<layout::Shard>,
+    shard: Option<Shard>,
     /// Raw API captures, relative to the lake root (`raw/{source}/run_date=D/...`).
     #[serde(default)]
     raw: Vec<String>,
@@ -180,7 +182,7 @@ fn staging(run_date: NaiveDate, run_id: &str) -> String {
 }
 
 /// The last claimed commit number of a day's scope (the whole day, or a shard); 0 when none.
-pub async fn latest_commit(lake: &Lake, run_date: NaiveDate, shard: Option<layout::Shard>) -> Result<u64, Error> {
+pub async fn latest_commit(lake: &Lake, run_date: NaiveDate, shard: Option<Shard>) -> Result<u64, Error> {
     let prefix = layout::commits_prefix(run_date, shard);
     let claims = lake.list(&prefix).await?;
     Ok(claims
@@ -204,7 +206,7 @@ pub async fn create_package(
     run_id: &str,
     run_date: NaiveDate,
     work_dir: Option<&Path>,
-    shard: Option<layout::Shard>,
+    shard: Option<Shard>,
 ) -> Result<Package, Error> {
     recover(lake, run_date).await?;
     clean_all_staging(lake).await?;
@@ -454,8 +456,8 @@ async fn promote_raw(lake: &Lake, prefix: &str, claim: &Claim) -> Result<(), Err
 /// Whether a part that a commit of `shard` did not write belongs to another shard of the same
 /// sharding (and stays); a whole-day commit replaces everything, a shard commit also removes
 /// parts of an unsharded run or of another number of shards.
-fn other_shards_part(shard: Option<layout::Shard>, name: &str) -> bool {
-    match (shard, layout::part_number(name).and_then(layout::Shard::of_part)) {
+fn other_shards_part(shard: Option<Shard>, name: &str) -> bool {
+    match (shard, layout::part_number(name).and_then(layout::shard_of_part)) {
         (Some(mine), Some(theirs)) => theirs.count == mine.count && theirs.index != mine.index,
         _ => false,
     }

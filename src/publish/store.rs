@@ -91,8 +91,13 @@ impl Lake {
                 .and_then(|u| u.to_file_path().ok())
                 .ok_or_else(|| bad("not a valid file:// URL (use an absolute path)".into()))?,
         };
-        std::fs::create_dir_all(&local).map_err(|e| bad(format!("cannot create the folder: {e}")))?;
-        let local = local.canonicalize().map_err(|e| bad(e.to_string()))?;
+        // A folder that cannot be made is the disk's failure, not the URL's.
+        let io = |source| Error::Local {
+            path: local.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&local).map_err(io)?;
+        let local = local.canonicalize().map_err(io)?;
         let store = LocalFileSystem::new_with_prefix(&local).map_err(|e| bad(e.to_string()))?;
         Ok(Lake {
             store: Arc::new(store),

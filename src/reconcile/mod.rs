@@ -20,8 +20,9 @@ use chrono::{NaiveDate, NaiveTime};
 use polars::prelude::*;
 use polars::sql::SQLContext;
 
-use crate::normalize::time::TimeParser;
+use crate::job::Job;
 use crate::publish::{layout, parquet};
+use crate::schema::time::TimeParser;
 
 /// Reconciliation failures.
 #[derive(Debug, thiserror::Error)]
@@ -239,15 +240,14 @@ fn plan(selected: Option<&[String]>) -> Vec<&'static Reconciliation> {
     RECONCILIATIONS.iter().filter(|r| needed.contains(r.name)).collect()
 }
 
-/// Runs the reconciliations (`selected`, or all) on the tables under `root` for `run_date`,
-/// writing each selected result into `out` (laid out like the lake; often the same folder).
-pub fn reconcile(
-    root: &Path,
-    out: &Path,
-    run_date: NaiveDate,
-    params: &Params,
-    selected: Option<&[String]>,
-) -> Result<ReconcileReport, Error> {
+/// Runs the job's reconciliations (its `reconciliations`, or all) on the tables of its run date
+/// under `root` (laid out like the lake), writing each selected result into `out` (often the
+/// same folder).
+pub fn reconcile(job: &Job, root: &Path, out: &Path) -> Result<ReconcileReport, Error> {
+    let run_date = job.as_of;
+    let params = Params::new(job.as_of, &job.time, job.settings.stuck_after_days);
+    let params = &params;
+    let selected = job.settings.reconciliations.as_deref();
     let mut tables: BTreeMap<String, LazyFrame> = BTreeMap::new();
     for t in INPUTS {
         tables.insert(t.to_string(), scan(root, t, run_date)?);

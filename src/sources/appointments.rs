@@ -4,12 +4,12 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text, text};
-use crate::extract::raw::RawContext;
-use crate::normalize::Rows;
-use crate::normalize::columns::{Row, TableSpec, Timestamp};
-use crate::normalize::lenient::{Bool, Text};
-use crate::normalize::roles::{Role, RolePair, RolePivot, RoleType};
+use super::{read_item, required_text, text};
+use crate::schema::Rows;
+use crate::schema::columns::{Row, TableSpec, Timestamp};
+use crate::schema::lenient::{Bool, Text};
+use crate::schema::roles::{Role, RolePair, RolePivot, RoleType};
+use crate::source::{Api, Endpoint, IdSource, Item, ItemKey, Method, Paging, RawContext, Source};
 use crate::table_row;
 
 /// The appointments source.
@@ -40,26 +40,22 @@ pub static PARTIES: RolePivot = RolePivot {
                 end: "valid_for_appointment_end",
             },
         ),
-        Role::personal(&["firstname"], "first_name", crate::normalize::pii::PiiKind::Name),
+        Role::personal(&["firstname"], "first_name", crate::schema::pii::PiiKind::Name),
         Role::personal(
             &["middlename", "lastname", "surname", "surnames"],
             "middle_name",
-            crate::normalize::pii::PiiKind::Name,
+            crate::schema::pii::PiiKind::Name,
         ),
         Role::personal(
             &["documentnumber", "documentid"],
             "document_number",
-            crate::normalize::pii::PiiKind::Document,
+            crate::schema::pii::PiiKind::Document,
         ),
-        Role::personal(
-            &["email", "emailaddress"],
-            "email",
-            crate::normalize::pii::PiiKind::Email,
-        ),
+        Role::personal(&["email", "emailaddress"], "email", crate::schema::pii::PiiKind::Email),
         Role::personal(
             &["phonenumber", "phone", "contactnumber"],
             "phone_number",
-            crate::normalize::pii::PiiKind::Phone,
+            crate::schema::pii::PiiKind::Phone,
         ),
     ],
 };
@@ -85,7 +81,7 @@ pub static RESOURCES: RolePivot = RolePivot {
     roles: &[
         Role::text(&["type"], "type"),
         Role::text(&["territoryowner"], "territory_owner"),
-        Role::personal(&["msisdn"], "msisdn", crate::normalize::pii::PiiKind::Msisdn),
+        Role::personal(&["msisdn"], "msisdn", crate::schema::pii::PiiKind::Msisdn),
         Role::text(&["tariff"], "tariff"),
     ],
 };
@@ -291,10 +287,12 @@ impl Source for Appointments {
     fn endpoint(&self) -> Endpoint {
         Endpoint {
             api: Api::Appointments,
-            paging: Paging::PerId {
-                ids_from: "orders",
+            method: Method::Get,
+            path: "/v1/orgs/{tenant}/appointments/{id}",
+            paging: Paging::PerId(IdSource {
+                from: "orders",
                 pointer: "/order/work_order",
-            },
+            }),
             raw: RawContext::Body,
         }
     }

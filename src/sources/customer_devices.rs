@@ -5,12 +5,11 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{Api, Endpoint, Item, ItemKey, Paging, Source, customer_of, read_item, required_text, text};
-use crate::extract::raw::RawContext;
-use crate::extract::shape::Envelope;
-use crate::normalize::Rows;
-use crate::normalize::columns::{Money, Row, TableSpec, Timestamp};
-use crate::normalize::lenient::{Amount, Bool, Int32, Text};
+use super::{customer_of, read_item, required_text, text};
+use crate::schema::Rows;
+use crate::schema::columns::{Money, Row, TableSpec, Timestamp};
+use crate::schema::lenient::{Amount, Bool, Int32, Text};
+use crate::source::{Api, Endpoint, Envelope, IdSource, Item, ItemKey, Method, Paging, RawContext, Source};
 use crate::table_row;
 
 /// The customer devices source.
@@ -120,10 +119,12 @@ impl Source for CustomerDevices {
     fn endpoint(&self) -> Endpoint {
         Endpoint {
             api: Api::CustomerCare,
-            paging: Paging::PerId {
-                ids_from: "memos",
+            method: Method::Get,
+            path: "/v1/orgs/{tenant}/customers/{id}/devices",
+            paging: Paging::PerId(IdSource {
+                from: "memos",
                 pointer: "/customer_num",
-            },
+            }),
             raw: RawContext::Field("customer_num"),
         }
     }

@@ -5,12 +5,11 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::logistics::{PRODUCT_COLUMNS, Product};
-use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text, text};
-use crate::extract::raw::RawContext;
-use crate::extract::shape::Envelope;
-use crate::normalize::Rows;
-use crate::normalize::columns::{Row, TableSpec, Timestamp};
-use crate::normalize::lenient::{Bool, Text};
+use super::{read_item, required_text, text};
+use crate::schema::Rows;
+use crate::schema::columns::{Row, TableSpec, Timestamp};
+use crate::schema::lenient::{Bool, Text};
+use crate::source::{Api, Endpoint, Envelope, Item, ItemKey, Method, Paging, RawContext, Source};
 use crate::table_row;
 
 /// The expeditions source.
@@ -107,6 +106,8 @@ impl Source for Expeditions {
     fn endpoint(&self) -> Endpoint {
         Endpoint {
             api: Api::Logistics,
+            method: Method::Get,
+            path: "/v1/orgs/{tenant}/expeditions",
             paging: Paging::PageNumber,
             raw: RawContext::Body,
         }

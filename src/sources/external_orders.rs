@@ -6,12 +6,11 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::logistics::{Address, AddressColumns, Client, PersonColumns};
-use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text, text};
-use crate::extract::raw::RawContext;
-use crate::extract::shape::Envelope;
-use crate::normalize::Rows;
-use crate::normalize::columns::{Money, Row, TableSpec, Timestamp};
-use crate::normalize::lenient::{Amount, Bool, Float, Text};
+use super::{read_item, required_text, text};
+use crate::schema::Rows;
+use crate::schema::columns::{Money, Row, TableSpec, Timestamp};
+use crate::schema::lenient::{Amount, Bool, Float, Text};
+use crate::source::{Api, Endpoint, Envelope, Item, ItemKey, Method, Paging, RawContext, Source};
 use crate::table_row;
 
 /// The external orders source.
@@ -251,6 +250,8 @@ impl Source for ExternalOrders {
     fn endpoint(&self) -> Endpoint {
         Endpoint {
             api: Api::Logistics,
+            method: Method::Get,
+            path: "/v1/orgs/{tenant}/external-orders",
             paging: Paging::PageNumber,
             raw: RawContext::Body,
         }

@@ -6,9 +6,9 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::text;
-use crate::normalize::columns::{Cell, ColumnSpec, ColumnType};
-use crate::normalize::lenient::{Amount, Bool, Int32, Text};
-use crate::normalize::pii::PiiKind;
+use crate::schema::columns::{Cell, ColumnSpec, ColumnType};
+use crate::schema::lenient::{Amount, Bool, Int32, Text};
+use crate::schema::pii::PiiKind;
 
 /// `Client` / `ExternalClient`: a person or company.
 #[derive(Deserialize, Default)]

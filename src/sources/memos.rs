@@ -4,12 +4,11 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text, text};
-use crate::extract::raw::RawContext;
-use crate::extract::shape::Envelope;
-use crate::normalize::Rows;
-use crate::normalize::columns::{Row, TableSpec, Timestamp};
-use crate::normalize::lenient::{Int64, Text};
+use super::{read_item, required_text, text};
+use crate::schema::Rows;
+use crate::schema::columns::{Row, TableSpec, Timestamp};
+use crate::schema::lenient::{Int64, Text};
+use crate::source::{Api, Endpoint, Envelope, Item, ItemKey, Method, Paging, RawContext, Source};
 use crate::table_row;
 
 /// The memos source.
@@ -65,7 +64,9 @@ impl Source for Memos {
     fn endpoint(&self) -> Endpoint {
         Endpoint {
             api: Api::CustomerCare,
-            paging: Paging::NextLink,
+            method: Method::Get,
+            path: "/v1/orgs/{tenant}/memos",
+            paging: Paging::NextLink { link: "/next_request" },
             raw: RawContext::Body,
         }
     }

@@ -1,16 +1,11 @@
-//! Sources: one file per export folder / API resource, each stating what differs per source.
-//!
-//! A source names its folder (which is also its main table), the tables it fills with their
-//! keys, the envelopes its items come in, its role pivots, how the API pages it, and how one
-//! item becomes rows. The stage engines (`extract`, `normalize`, `publish`) name no source;
-//! adding one is a new file here plus one line in [`SOURCES`].
+//! Sources: one file per export folder / API resource, each stating what differs per source
+//! (the [`Source`] trait of [`crate::source`]): its serde model field by field from the seed,
+//! its tables with keys, envelopes, role pivots and API endpoint. The stage engines name no
+//! source; adding one is a new file here plus one line in [`SOURCES`].
 
 use std::borrow::Cow;
 
-use crate::extract::shape::{Context, Envelope};
-use crate::normalize::Rows;
-use crate::normalize::columns::TableSpec;
-use crate::normalize::roles::RolePivot;
+use crate::source::{Item, Source};
 
 pub mod appointments;
 pub mod customer_devices;
@@ -38,119 +33,9 @@ pub const SOURCES: &[&dyn Source] = &[
     &external_orders::ExternalOrders,
 ];
 
-/// The source called `name`.
-pub fn find(name: &str) -> Option<&'static dyn Source> {
-    SOURCES.iter().copied().find(|s| s.name() == name)
-}
-
-/// Which API serves a source.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Api {
-    /// Field-service appointments (seed 000).
-    Appointments,
-    /// Customer care (seed 003).
-    CustomerCare,
-    /// Logistics (seed 004).
-    Logistics,
-}
-
-/// How the API hands out a source's records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Paging {
-    /// `page`/`page_size` query parameters; the response carries `current_page`, `total_pages`.
-    PageNumber,
-    /// Follow the response's `next_request` link until there is none.
-    NextLink,
-    /// One call per id, the ids taken from the items of another source (at a JSON pointer)
-    /// plus the job's id list; a 404 means "none".
-    PerId {
-        /// The source whose items give the ids.
-        ids_from: &'static str,
-        /// Where the id is in each of its items.
-        pointer: &'static str,
-    },
-    /// One call returns everything.
-    Single,
-}
-
-/// How the API serves a source (the default paths are in `extract::http::DEFAULT_PATHS`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    /// The API.
-    pub api: Api,
-    /// How it pages.
-    pub paging: Paging,
-    /// How a response is kept in the raw files.
-    pub raw: crate::extract::raw::RawContext,
-}
-
-/// One item of a source, with where it came from. Its bytes live for `'a`.
-pub struct Item<'c, 'a> {
-    /// The item's JSON bytes.
-    pub bytes: &'a [u8],
-    /// Values inherited from its envelope.
-    pub context: &'c Context<'a>,
-    /// The file's name without extensions (an id, when the export names files by id).
-    pub file_stem: &'c str,
-}
-
-/// What the engine needs to collapse duplicates: the key and the update instant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ItemKey<'a> {
-    /// The main table's key, its parts joined by U+001F when composite.
-    pub key: Cow<'a, str>,
-    /// The source's update timestamp (UTC µs), where it has one; the latest wins.
-    pub updated_at: Option<i64>,
-}
-
-impl<'a> ItemKey<'a> {
-    /// A key without an update timestamp (the last read wins).
-    pub fn new(key: impl Into<Cow<'a, str>>) -> Self {
-        ItemKey {
-            key: key.into(),
-            updated_at: None,
-        }
-    }
-
-    /// A key whose duplicates are decided by `updated_at`.
-    pub fn updated(key: impl Into<Cow<'a, str>>, updated_at: Option<i64>) -> Self {
-        ItemKey {
-            key: key.into(),
-            updated_at,
-        }
-    }
-}
-
 /// The text of an optional field.
-pub fn text<'a>(t: Option<crate::normalize::lenient::Text<'a>>) -> Option<Cow<'a, str>> {
+pub fn text<'a>(t: Option<crate::schema::lenient::Text<'a>>) -> Option<Cow<'a, str>> {
     t.map(|t| t.0)
-}
-
-/// Joins the parts of a composite key.
-pub fn composite_key<'a>(parts: &[&str]) -> Cow<'a, str> {
-    Cow::Owned(parts.join("\u{1f}"))
-}
-
-/// A source of records: an export folder and an API resource.
-pub trait Source: Sync {
-    /// Folder name, API resource and main table.
-    fn name(&self) -> &'static str;
-    /// How the API serves it.
-    fn endpoint(&self) -> Endpoint;
-    /// The tables it fills; the first is the main table, whose key collapses duplicates, and
-    /// every other table carries the main table's key columns.
-    fn tables(&self) -> Vec<TableSpec>;
-    /// The pages and envelopes its items may come in.
-    fn envelopes(&self) -> &'static [Envelope] {
-        &[]
-    }
-    /// Its role pivots (bound to the run's policy once per batch).
-    fn pivots(&self) -> &'static [&'static RolePivot] {
-        &[]
-    }
-    /// Turns one item into rows, or says why it cannot. Rows are pushed only once the whole
-    /// item converted, so a rejected item leaves no partial rows.
-    fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String>;
 }
 
 /// Deserializes an item; a wrong value's message names the field that holds it.
@@ -193,10 +78,7 @@ pub fn required<T>(value: Option<T>, field: &str) -> Result<T, String> {
 }
 
 /// Requires a key field, non-empty text.
-pub fn required_text<'a>(
-    value: Option<crate::normalize::lenient::Text<'a>>,
-    field: &str,
-) -> Result<Cow<'a, str>, String> {
+pub fn required_text<'a>(value: Option<crate::schema::lenient::Text<'a>>, field: &str) -> Result<Cow<'a, str>, String> {
     match value {
         Some(t) if !t.0.trim().is_empty() => Ok(t.0),
         _ => Err(format!("missing required key {field}")),

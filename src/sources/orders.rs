@@ -8,12 +8,11 @@ use super::logistics::{
     Address, AddressColumns, Client, DataDelivery, DataSales, DeliveryColumns, PRODUCT_COLUMNS, PersonColumns, Product,
     SalesColumns,
 };
-use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text, text};
-use crate::extract::raw::RawContext;
-use crate::extract::shape::Envelope;
-use crate::normalize::Rows;
-use crate::normalize::columns::{Money, Row, TableSpec};
-use crate::normalize::lenient::{Amount, Bool, Int32, Text};
+use super::{read_item, required_text, text};
+use crate::schema::Rows;
+use crate::schema::columns::{Money, Row, TableSpec};
+use crate::schema::lenient::{Amount, Bool, Int32, Text};
+use crate::source::{Api, Endpoint, Envelope, Item, ItemKey, Method, Paging, RawContext, Source};
 use crate::table_row;
 
 /// The orders source.
@@ -140,6 +139,8 @@ impl Source for Orders {
     fn endpoint(&self) -> Endpoint {
         Endpoint {
             api: Api::Logistics,
+            method: Method::Get,
+            path: "/v1/orgs/{tenant}/orders",
             paging: Paging::PageNumber,
             raw: RawContext::Body,
         }

@@ -8,12 +8,11 @@ use super::logistics::{
     Address, AddressColumns, Client, DataDelivery, DataSales, DeliveryColumns, PRODUCT_COLUMNS, PersonColumns, Product,
     SalesColumns,
 };
-use super::{Api, Endpoint, Item, ItemKey, Paging, Source, read_item, required_text, text};
-use crate::extract::raw::RawContext;
-use crate::extract::shape::Envelope;
-use crate::normalize::Rows;
-use crate::normalize::columns::{Row, TableSpec};
-use crate::normalize::lenient::{Bool, Text};
+use super::{read_item, required_text, text};
+use crate::schema::Rows;
+use crate::schema::columns::{Row, TableSpec};
+use crate::schema::lenient::{Bool, Text};
+use crate::source::{Api, Endpoint, Envelope, Item, ItemKey, Method, Paging, RawContext, Source};
 use crate::table_row;
 
 /// The pickups source.
@@ -88,6 +87,8 @@ impl Source for Pickups {
     fn endpoint(&self) -> Endpoint {
         Endpoint {
             api: Api::Logistics,
+            method: Method::Get,
+            path: "/v1/orgs/{tenant}/pickups",
             paging: Paging::PageNumber,
             raw: RawContext::Body,
         }

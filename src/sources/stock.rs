@@ -5,12 +5,11 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{Api, Endpoint, Item, ItemKey, Paging, Source, composite_key, read_item, required_text};
-use crate::extract::raw::RawContext;
-use crate::extract::shape::Envelope;
-use crate::normalize::Rows;
-use crate::normalize::columns::{Row, TableSpec};
-use crate::normalize::lenient::{Int64, Text};
+use super::{read_item, required_text};
+use crate::schema::Rows;
+use crate::schema::columns::{Row, TableSpec};
+use crate::schema::lenient::{Int64, Text};
+use crate::source::{Api, Endpoint, Envelope, Item, ItemKey, Method, Paging, RawContext, Source, composite_key};
 use crate::table_row;
 
 /// The stock source.
@@ -46,6 +45,8 @@ impl Source for Stock {
     fn endpoint(&self) -> Endpoint {
         Endpoint {
             api: Api::Logistics,
+            method: Method::Get,
+            path: "/v1/stock",
             paging: Paging::Single,
             raw: RawContext::Body,
         }

@@ -7,13 +7,14 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::appointments::{RelatedParty, ValidFor};
-use super::{Api, Endpoint, Item, ItemKey, Paging, Source, composite_key, read_item};
-use crate::extract::raw::RawContext;
-use crate::extract::shape::Envelope;
-use crate::normalize::Rows;
-use crate::normalize::columns::{Row, TableSpec, Timestamp};
-use crate::normalize::lenient::Text;
-use crate::normalize::roles::{Role, RolePivot, RoleType};
+use super::read_item;
+use crate::schema::Rows;
+use crate::schema::columns::{Row, TableSpec, Timestamp};
+use crate::schema::lenient::Text;
+use crate::schema::roles::{Role, RolePivot, RoleType};
+use crate::source::{
+    Api, Endpoint, Envelope, IdSource, Item, ItemKey, Method, Paging, RawContext, Source, composite_key,
+};
 use crate::table_row;
 
 /// The time slots source.
@@ -69,10 +70,12 @@ impl Source for TimeSlots {
     fn endpoint(&self) -> Endpoint {
         Endpoint {
             api: Api::Appointments,
-            paging: Paging::PerId {
-                ids_from: "appointments",
+            method: Method::Post,
+            path: "/v1/orgs/{tenant}/appointments/searchTimeSlot",
+            paging: Paging::PerId(IdSource {
+                from: "appointments",
                 pointer: "/id",
-            },
+            }),
             raw: RawContext::Request,
         }
     }

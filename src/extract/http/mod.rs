@@ -17,7 +17,6 @@ pub mod client;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::NaiveDate;
 use futures::{StreamExt, TryStreamExt};
@@ -26,56 +25,10 @@ use serde::Serialize;
 
 use crate::extract::raw::{self, RawWriter};
 use crate::extract::shape;
-use crate::publish::layout::Shard;
-use crate::sources::{Api, Paging, Source};
+use crate::job::{Job, Shard};
+use crate::source::{self, Api, Method as SourceMethod, Paging, Source};
+use auth::ApiKey;
 pub use client::{ApiClient, ClientSettings, ClientStats, Error};
-
-/// The default path of every source's API resource, in one place: `{tenant}` is the org,
-/// `{id}` the id of a per-id call. A job overrides any of them in its API's `paths` table.
-/// The seeds give the appointments paths; the others are this project's defaults.
-pub const DEFAULT_PATHS: &[(&str, &str, &str)] = &[
-    ("appointments", "GET", "/v1/orgs/{tenant}/appointments/{id}"),
-    ("time_slots", "POST", "/v1/orgs/{tenant}/appointments/searchTimeSlot"),
-    ("memos", "GET", "/v1/orgs/{tenant}/memos"),
-    ("typifications", "GET", "/v1/orgs/{tenant}/customers/{id}/typifications"),
-    ("customer_devices", "GET", "/v1/orgs/{tenant}/customers/{id}/devices"),
-    ("orders", "GET", "/v1/orgs/{tenant}/orders"),
-    ("expeditions", "GET", "/v1/orgs/{tenant}/expeditions"),
-    ("stock", "GET", "/v1/stock"),
-    ("pickups", "GET", "/v1/orgs/{tenant}/pickups"),
-    ("external_orders", "GET", "/v1/orgs/{tenant}/external-orders"),
-];
-
-/// The method and default path of a source.
-pub fn default_path(source: &str) -> Option<(&'static str, &'static str)> {
-    DEFAULT_PATHS
-        .iter()
-        .find(|(s, _, _)| *s == source)
-        .map(|(_, m, p)| (*m, *p))
-}
-
-impl Api {
-    /// Its name in job files (`[api.customer_care]`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Api::Appointments => "appointments",
-            Api::CustomerCare => "customer_care",
-            Api::Logistics => "logistics",
-        }
-    }
-
-    /// The variable that sets its base URL.
-    pub fn url_env(self) -> &'static str {
-        match self {
-            Api::Appointments => "OPSLAKE_APPOINTMENTS_URL",
-            Api::CustomerCare => "OPSLAKE_CUSTOMER_CARE_URL",
-            Api::Logistics => "OPSLAKE_LOGISTICS_URL",
-        }
-    }
-
-    /// Every API.
-    pub const ALL: [Api; 3] = [Api::Appointments, Api::CustomerCare, Api::Logistics];
-}
 
 /// One API of a job, resolved.
 #[derive(Debug, Clone)]
@@ -90,6 +43,73 @@ pub struct ApiSpec {
     pub paths: BTreeMap<String, String>,
     /// Extra ids for the per-id sources of this API (customers not seen in memos...).
     pub ids: Vec<String>,
+}
+
+/// The job's APIs, resolved: base URLs from `OPSLAKE_{API}_URL` (read through `env`) or the
+/// section, keys from `OPSLAKE_API_KEY_FILE`, the section's file or its variable.
+pub fn resolve_apis(job: &Job, env: &dyn Fn(&str) -> Option<String>) -> Result<BTreeMap<Api, ApiSpec>, Error> {
+    let default_tenants = job.settings.tenants.clone().unwrap_or_default();
+    let mut apis = BTreeMap::new();
+    for api in Api::ALL {
+        let Some(c) = job.settings.api.get(api.name()) else {
+            continue;
+        };
+        let bad_base = |url: String, why: String| Error::BadBaseUrl {
+            api: api.name().into(),
+            url,
+            why,
+            env: api.url_env().into(),
+        };
+        let Some(base) = env(api.url_env()).filter(|u| !u.is_empty()).or(c.base_url.clone()) else {
+            return Err(bad_base(String::new(), "no base URL".into()));
+        };
+        let base = url::Url::parse(&base).map_err(|e| bad_base(base.clone(), e.to_string()))?;
+        let key_file = env("OPSLAKE_API_KEY_FILE")
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from)
+            .or(c.api_key_file.clone());
+        let key = match (key_file, env(&c.api_key_env).and_then(|k| ApiKey::new(&k))) {
+            (Some(path), _) => ApiKey::from_file(&path)
+                .map_err(|e| Error::KeyFile {
+                    path: path.display().to_string(),
+                    why: e.to_string(),
+                })?
+                .ok_or_else(|| Error::KeyFile {
+                    path: path.display().to_string(),
+                    why: "the file is empty".into(),
+                })?,
+            (None, Some(k)) => k,
+            (None, None) => {
+                return Err(Error::MissingApiKey {
+                    api: api.name().into(),
+                    env: c.api_key_env.clone(),
+                });
+            }
+        };
+        let tenants = c.tenants.clone().unwrap_or_else(|| default_tenants.clone());
+        for t in &tenants {
+            client::check_path_value("tenant", t)?;
+        }
+        apis.insert(
+            api,
+            ApiSpec {
+                client: ClientSettings {
+                    api: api.name().into(),
+                    base,
+                    key,
+                    concurrency: c.concurrency.max(1),
+                    requests_per_second: c.requests_per_second.max(1),
+                    timeout: std::time::Duration::from_secs(c.timeout_seconds.max(1)),
+                    retries: c.retries,
+                },
+                tenants,
+                page_size: c.page_size.max(1),
+                paths: c.paths.clone(),
+                ids: c.ids.clone(),
+            },
+        );
+    }
+    Ok(apis)
 }
 
 /// What was extracted from one source.
@@ -184,9 +204,12 @@ impl ExtractError {
 }
 
 /// Pulls every source from its API into raw files under `target.raw_root`.
+/// `registry` holds every source, so that a per-id source can read its ids from the raw files
+/// of a source the run does not extract itself.
 pub async fn extract(
     apis: &BTreeMap<Api, ApiSpec>,
     sources: &[&'static dyn Source],
+    registry: &[&'static dyn Source],
     target: &Target<'_>,
 ) -> Result<ExtractReport, ExtractError> {
     let mut clients: HashMap<Api, Arc<ApiClient>> = HashMap::new();
@@ -220,7 +243,7 @@ pub async fn extract(
     while !pending.is_empty() {
         // A wave: every source whose ids (if any) come from a source already extracted.
         let (ready, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|s| match s.endpoint().paging {
-            Paging::PerId { ids_from, .. } => done.contains(ids_from) || !selected.contains(ids_from),
+            Paging::PerId(ids) => done.contains(ids.from) || !selected.contains(ids.from),
             _ => true,
         });
         if ready.is_empty() {
@@ -231,7 +254,7 @@ pub async fn extract(
             let api = s.endpoint().api;
             let client = clients[&api].clone();
             let spec = &apis[&api];
-            fetch_source(*s, client, spec, target, bars.as_ref())
+            fetch_source(*s, client, spec, registry, target, bars.as_ref())
         });
         for fetched in futures::future::try_join_all(wave).await? {
             done.insert(
@@ -270,178 +293,67 @@ async fn fetch_source(
     source: &'static dyn Source,
     client: Arc<ApiClient>,
     spec: &ApiSpec,
+    registry: &[&'static dyn Source],
     target: &Target<'_>,
     bars: Option<&indicatif::MultiProgress>,
 ) -> Result<SourceFetch, ExtractError> {
     let name = source.name();
     let endpoint = source.endpoint();
-    let (default_method, default_path) = default_path(name).unwrap_or(("GET", ""));
-    let path = spec.paths.get(name).map_or(default_path, String::as_str).to_string();
-    let method = if default_method == "POST" {
-        Method::POST
-    } else {
-        Method::GET
-    };
-    let api_err = |error| ExtractError::Api {
-        source_name: name.to_string(),
-        error,
-    };
-    let bar = bars.map(|m| {
-        let b = m.add(indicatif::ProgressBar::new(0));
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{prefix:>18} {bar:30} {pos}/{len} {msg} {per_sec} eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b.set_prefix(name);
-        b
-    });
+    let path = spec.paths.get(name).map_or(endpoint.path, String::as_str);
+    let bar = bars.map(|m| progress_bar(m, name));
     let mut fetch = SourceFetch {
         source: name.to_string(),
         api: endpoint.api.name().to_string(),
         ..Default::default()
     };
-    let not_found = AtomicU64::new(0);
-    for tenant in tenants_of(&path, spec, target.shard) {
-        let writer = RawWriter::new(raw::dir(target.raw_root, name, target.run_date, tenant.as_deref()));
-        let fill = |id: Option<&str>| {
-            path.replace("{tenant}", tenant.as_deref().unwrap_or(""))
-                .replace("{id}", id.unwrap_or(""))
-        };
-        let keep = |body: &[u8], id: Option<&str>| -> Result<(), ExtractError> {
-            writer
-                .write(&endpoint.raw.line(body, id))
-                .map_err(|source| ExtractError::Raw {
-                    path: target.raw_root.to_path_buf(),
-                    source,
-                })?;
-            if let Some(b) = &bar {
-                b.inc(1);
-            }
-            Ok(())
+    for tenant in tenants_of(path, spec, target.shard) {
+        let calls = TenantCalls {
+            source,
+            client: &client,
+            spec,
+            method: match endpoint.method {
+                SourceMethod::Get => Method::GET,
+                SourceMethod::Post => Method::POST,
+            },
+            path: path.replace("{tenant}", tenant.as_deref().unwrap_or("")),
+            writer: RawWriter::new(raw::dir(target.raw_root, name, target.run_date, tenant.as_deref())),
+            raw_root: target.raw_root,
+            bar: bar.as_ref(),
         };
         match endpoint.paging {
-            Paging::Single => {
-                let url = client.url(&fill(None)).map_err(api_err)?;
-                if let client::Answer::Json(body) =
-                    client.call(method.clone(), &url, None, false).await.map_err(api_err)?
-                {
-                    keep(&body, None)?;
-                }
-            }
-            Paging::PageNumber => {
-                let page_url = |page: u64| {
-                    let sep = if path.contains('?') { '&' } else { '?' };
-                    client.url(&format!("{}{sep}page={page}&page_size={}", fill(None), spec.page_size))
+            Paging::Single => calls.single().await?,
+            Paging::PageNumber => calls.numbered_pages().await?,
+            Paging::NextLink { link } => calls.linked_pages(link).await?,
+            Paging::PerId(from) => {
+                let Some(ids_source) = source::find(registry, from.from) else {
+                    return Err(ExtractError::Shape {
+                        source_name: name.into(),
+                        url: String::new(),
+                        why: format!("its ids come from source {}, which is not registered", from.from),
+                    });
                 };
-                let first_url = page_url(1).map_err(api_err)?;
-                let first = client
-                    .call(method.clone(), &first_url, None, false)
-                    .await
-                    .map_err(api_err)?;
-                let client::Answer::Json(first) = first else { continue };
-                let total = total_pages(&first).map_err(|why| ExtractError::Shape {
-                    source_name: name.into(),
-                    url: first_url.to_string(),
-                    why,
-                })?;
-                if let Some(b) = &bar {
-                    b.inc_length(total.max(1));
-                }
-                keep(&first, None)?;
-                let pages = futures::stream::iter(2..=total)
-                    .map(|page| {
-                        let client = client.clone();
-                        let method = method.clone();
-                        let url = page_url(page);
-                        async move {
-                            let url = url?;
-                            client.call(method, &url, None, false).await
-                        }
-                    })
-                    .buffer_unordered(client.settings().concurrency.max(1));
-                futures::pin_mut!(pages);
-                while let Some(answer) = pages.try_next().await.map_err(api_err)? {
-                    if let client::Answer::Json(body) = answer {
-                        keep(&body, None)?;
-                    }
-                }
-            }
-            Paging::NextLink => {
-                let sep = if path.contains('?') { '&' } else { '?' };
-                let mut url = client
-                    .url(&format!("{}{sep}limit={}", fill(None), spec.page_size))
-                    .map_err(api_err)?;
-                let mut seen = BTreeSet::new();
-                loop {
-                    seen.insert(url.to_string());
-                    let client::Answer::Json(body) =
-                        client.call(method.clone(), &url, None, false).await.map_err(api_err)?
-                    else {
-                        break;
-                    };
-                    keep(&body, None)?;
-                    let (next, items) = next_link(&body);
-                    // Stop at the last page, on an empty page, or on a link already followed.
-                    let Some(next) = next.filter(|_| items > 0) else { break };
-                    let next = client.follow(&next).map_err(api_err)?;
-                    if seen.contains(next.as_str()) {
-                        break;
-                    }
-                    url = next;
-                }
-            }
-            Paging::PerId { ids_from, pointer } => {
-                let mut ids = ids_in(target.raw_root, ids_from, target.run_date, tenant.as_deref(), pointer)?;
+                let dir = raw::dir(target.raw_root, from.from, target.run_date, tenant.as_deref());
+                let mut ids = ids_in(&dir, ids_source.envelopes(), from.pointer)?;
                 ids.extend(spec.ids.iter().cloned());
                 let (safe, unsafe_ids): (Vec<String>, Vec<String>) = ids
                     .into_iter()
                     .partition(|id| client::check_path_value("id", id).is_ok());
-                if !unsafe_ids.is_empty() {
-                    tracing::warn!(source = name, count = unsafe_ids.len(), example = %unsafe_ids[0], "ids left out: they cannot go into a URL path");
+                if let Some(example) = unsafe_ids.first() {
+                    tracing::warn!(source = name, count = unsafe_ids.len(), example = %example, "ids left out: they cannot go into a URL path");
                     fetch.unsafe_ids += unsafe_ids.len() as u64;
                 }
-                if let Some(b) = &bar {
-                    b.inc_length(safe.len() as u64);
-                }
-                let calls = futures::stream::iter(safe)
-                    .map(|id| {
-                        let client = client.clone();
-                        let method = method.clone();
-                        let url = client.url(&fill(Some(&id)));
-                        let body = (method == Method::POST).then(|| serde_json::json!({ "id": id }).to_string());
-                        async move {
-                            let url = url?;
-                            let answer = client
-                                .call(method, &url, body.as_deref().map(str::as_bytes), true)
-                                .await?;
-                            Ok::<_, Error>((id, answer))
-                        }
-                    })
-                    .buffer_unordered(client.settings().concurrency.max(1));
-                futures::pin_mut!(calls);
-                while let Some((id, answer)) = calls.try_next().await.map_err(api_err)? {
-                    match answer {
-                        client::Answer::Json(body) => keep(&body, Some(&id))?,
-                        client::Answer::NotFound => {
-                            not_found.fetch_add(1, Ordering::Relaxed);
-                            if let Some(b) = &bar {
-                                b.inc(1);
-                            }
-                        }
-                    }
-                }
+                fetch.not_found += calls.per_id(safe).await?;
             }
         }
-        writer.finish().map_err(|source| ExtractError::Raw {
+        calls.writer.finish().map_err(|source| ExtractError::Raw {
             path: target.raw_root.to_path_buf(),
             source,
         })?;
-        fetch.responses += writer.lines();
+        fetch.responses += calls.writer.lines();
         if let Some(t) = tenant {
             fetch.tenants.push(t);
         }
     }
-    fetch.not_found = not_found.load(Ordering::Relaxed);
     if let Some(b) = bar {
         b.finish_with_message("done");
     }
@@ -454,55 +366,209 @@ async fn fetch_source(
     Ok(fetch)
 }
 
+fn progress_bar(bars: &indicatif::MultiProgress, name: &str) -> indicatif::ProgressBar {
+    let b = bars.add(indicatif::ProgressBar::new(0));
+    b.set_style(
+        indicatif::ProgressStyle::with_template("{prefix:>18} {bar:30} {pos}/{len} {msg} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    b.set_prefix(name.to_string());
+    b
+}
+
+/// The calls of one source for one tenant, and the raw files their answers go to.
+struct TenantCalls<'a> {
+    source: &'static dyn Source,
+    client: &'a Arc<ApiClient>,
+    spec: &'a ApiSpec,
+    method: Method,
+    /// The source's path with the tenant filled in (`{id}` left for per-id calls).
+    path: String,
+    writer: RawWriter,
+    raw_root: &'a Path,
+    bar: Option<&'a indicatif::ProgressBar>,
+}
+
+impl TenantCalls<'_> {
+    fn api_err(&self, error: Error) -> ExtractError {
+        ExtractError::Api {
+            source_name: self.source.name().to_string(),
+            error,
+        }
+    }
+
+    /// The URL of the source's path with `query` appended.
+    fn url(&self, query: &str) -> Result<url::Url, ExtractError> {
+        let sep = if self.path.contains('?') { '&' } else { '?' };
+        let path = match query {
+            "" => self.path.clone(),
+            q => format!("{}{sep}{q}", self.path),
+        };
+        self.client.url(&path).map_err(|e| self.api_err(e))
+    }
+
+    /// Keeps one answer (for `id`, in per-id calls) as a raw line.
+    fn keep(&self, body: &[u8], id: Option<&str>) -> Result<(), ExtractError> {
+        self.writer
+            .write(&raw::line(self.source.endpoint().raw, body, id))
+            .map_err(|source| ExtractError::Raw {
+                path: self.raw_root.to_path_buf(),
+                source,
+            })?;
+        if let Some(b) = self.bar {
+            b.inc(1);
+        }
+        Ok(())
+    }
+
+    async fn get(&self, url: &url::Url) -> Result<client::Answer, ExtractError> {
+        self.client
+            .call(self.method.clone(), url, None, false)
+            .await
+            .map_err(|e| self.api_err(e))
+    }
+
+    /// One call returns everything.
+    async fn single(&self) -> Result<(), ExtractError> {
+        if let client::Answer::Json(body) = self.get(&self.url("")?).await? {
+            self.keep(&body, None)?;
+        }
+        Ok(())
+    }
+
+    /// Page 1, then pages 2 to `total_pages` in parallel.
+    async fn numbered_pages(&self) -> Result<(), ExtractError> {
+        let page_size = self.spec.page_size;
+        let first_url = self.url(&format!("page=1&page_size={page_size}"))?;
+        let client::Answer::Json(first) = self.get(&first_url).await? else {
+            return Ok(());
+        };
+        let total = total_pages(&first).map_err(|why| ExtractError::Shape {
+            source_name: self.source.name().into(),
+            url: first_url.to_string(),
+            why,
+        })?;
+        if let Some(b) = self.bar {
+            b.inc_length(total.max(1));
+        }
+        self.keep(&first, None)?;
+        let urls = (2..=total)
+            .map(|page| self.url(&format!("page={page}&page_size={page_size}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let pages = futures::stream::iter(urls)
+            .map(|url| {
+                let client = self.client.clone();
+                let method = self.method.clone();
+                async move { client.call(method, &url, None, false).await }
+            })
+            .buffer_unordered(self.client.settings().concurrency.max(1));
+        futures::pin_mut!(pages);
+        while let Some(answer) = pages.try_next().await.map_err(|e| self.api_err(e))? {
+            if let client::Answer::Json(body) = answer {
+                self.keep(&body, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows the link at `link` until the last page, an empty page, or a link already
+    /// followed.
+    async fn linked_pages(&self, link: &str) -> Result<(), ExtractError> {
+        let mut url = self.url(&format!("limit={}", self.spec.page_size))?;
+        let mut seen = BTreeSet::new();
+        loop {
+            seen.insert(url.to_string());
+            let client::Answer::Json(body) = self.get(&url).await? else {
+                return Ok(());
+            };
+            self.keep(&body, None)?;
+            let (next, items) = next_link(&body, link, self.source.envelopes());
+            let Some(next) = next.filter(|_| items > 0) else {
+                return Ok(());
+            };
+            let next = self.client.follow(&next).map_err(|e| self.api_err(e))?;
+            if seen.contains(next.as_str()) {
+                return Ok(());
+            }
+            url = next;
+        }
+    }
+
+    /// One call per id; returns how many were answered 404 ("none").
+    async fn per_id(&self, ids: Vec<String>) -> Result<u64, ExtractError> {
+        if let Some(b) = self.bar {
+            b.inc_length(ids.len() as u64);
+        }
+        let calls = futures::stream::iter(ids)
+            .map(|id| {
+                let client = self.client.clone();
+                let method = self.method.clone();
+                let url = self.client.url(&self.path.replace("{id}", &id));
+                let body = (method == Method::POST).then(|| serde_json::json!({ "id": id }).to_string());
+                async move {
+                    let answer = client
+                        .call(method, &url?, body.as_deref().map(str::as_bytes), true)
+                        .await?;
+                    Ok::<_, Error>((id, answer))
+                }
+            })
+            .buffer_unordered(self.client.settings().concurrency.max(1));
+        futures::pin_mut!(calls);
+        let mut not_found = 0;
+        while let Some((id, answer)) = calls.try_next().await.map_err(|e| self.api_err(e))? {
+            match answer {
+                client::Answer::Json(body) => self.keep(&body, Some(&id))?,
+                client::Answer::NotFound => {
+                    not_found += 1;
+                    if let Some(b) = self.bar {
+                        b.inc(1);
+                    }
+                }
+            }
+        }
+        Ok(not_found)
+    }
+}
+
 /// `total_pages` of a numbered page (a page without it is the only one).
 fn total_pages(body: &[u8]) -> Result<u64, String> {
     #[derive(serde::Deserialize)]
     struct Pagination {
-        total_pages: Option<crate::normalize::lenient::Int64>,
+        total_pages: Option<crate::schema::lenient::Int64>,
     }
     let p: Pagination = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     Ok(p.total_pages.map_or(1, |t| t.0.max(1) as u64))
 }
 
-/// The `next_request` link of a memos page and how many items the page held.
-fn next_link(body: &[u8]) -> (Option<String>, usize) {
-    #[derive(serde::Deserialize)]
-    struct Page {
-        next_request: Option<String>,
-        data: Option<Data>,
-        memos: Option<Vec<serde::de::IgnoredAny>>,
+/// The next page's link (at the JSON pointer `link`) and how many items of `envelopes` the
+/// page held; a page that holds none of the envelopes has no items.
+fn next_link(body: &[u8], link: &str, envelopes: &[source::Envelope]) -> (Option<String>, usize) {
+    let Ok(page) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (None, 0);
+    };
+    let next = match page.pointer(link) {
+        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+        _ => None,
+    };
+    let enveloped = envelopes.iter().any(|e| {
+        let pointer: String = e.items.iter().map(|k| format!("/{k}")).collect();
+        page.pointer(&pointer).is_some()
+    });
+    let mut items = 0;
+    if enveloped {
+        let _ = shape::for_each_item(body, envelopes, &mut |_, _| items += 1);
     }
-    #[derive(serde::Deserialize)]
-    struct Data {
-        memos: Option<Vec<serde::de::IgnoredAny>>,
-    }
-    match serde_json::from_slice::<Page>(body) {
-        Ok(p) => {
-            let items = p.data.and_then(|d| d.memos).or(p.memos).map_or(0, |m| m.len());
-            (p.next_request.filter(|n| !n.trim().is_empty()), items)
-        }
-        Err(_) => (None, 0),
-    }
+    (next, items)
 }
 
-/// The distinct ids at `pointer` in the items of `source`'s raw files for one tenant.
-fn ids_in(
-    raw_root: &Path,
-    source: &str,
-    run_date: NaiveDate,
-    tenant: Option<&str>,
-    pointer: &str,
-) -> Result<BTreeSet<String>, ExtractError> {
+/// The distinct ids at `pointer` in the items (inside `envelopes`) of the raw files in `dir`.
+fn ids_in(dir: &Path, envelopes: &[source::Envelope], pointer: &str) -> Result<BTreeSet<String>, ExtractError> {
     let mut ids = BTreeSet::new();
-    let Some(from) = crate::sources::find(source) else {
-        return Ok(ids);
-    };
-    let dir = raw::dir(raw_root, source, run_date, tenant);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(ids);
     };
     let io = |source| ExtractError::Raw {
-        path: dir.clone(),
+        path: dir.to_path_buf(),
         source,
     };
     for entry in entries {
@@ -512,7 +578,7 @@ fn ids_in(
         }
         let bytes = zstd::decode_all(std::fs::File::open(&path).map_err(io)?).map_err(io)?;
         for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let _ = shape::for_each_item(line, from.envelopes(), &mut |item, _| {
+            let _ = shape::for_each_item(line, envelopes, &mut |item, _| {
                 if let Ok(v) = serde_json::from_slice::<serde_json::Value>(item) {
                     match v.pointer(pointer) {
                         Some(serde_json::Value::String(s)) if !s.trim().is_empty() => {
@@ -528,4 +594,70 @@ fn ids_in(
         }
     }
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::Job;
+
+    const JOB: &str = r#"
+pii = "drop"
+tenants = ["masmovil", "yoigo"]
+[api.logistics]
+base_url = "https://logistics.example.com"
+concurrency = 4
+[api.logistics.paths]
+orders = "/v2/{tenant}/orders"
+"#;
+
+    fn job(text: &str) -> Job {
+        crate::job::tests::job_from_toml(text, &|_| None).unwrap()
+    }
+
+    #[test]
+    fn api_sections_take_urls_and_keys_from_the_environment() {
+        let env = |k: &str| match k {
+            "OPSLAKE_LOGISTICS_URL" => Some("http://127.0.0.1:9/".to_string()),
+            "OPSLAKE_API_KEY" => Some("sekret".to_string()),
+            _ => None,
+        };
+        let apis = resolve_apis(&job(JOB), &env).unwrap();
+        let l = &apis[&Api::Logistics];
+        assert_eq!(l.client.base.as_str(), "http://127.0.0.1:9/");
+        assert_eq!(l.tenants, ["masmovil", "yoigo"]);
+        assert_eq!(l.client.concurrency, 4);
+        assert_eq!(l.page_size, 200);
+        assert_eq!(l.paths["orders"], "/v2/{tenant}/orders");
+        assert!(!format!("{:?}", l.client.key).contains("sekret"));
+    }
+
+    #[test]
+    fn a_missing_key_or_a_bad_tenant_is_a_configuration_error() {
+        let err = resolve_apis(&job(JOB), &|_| None).unwrap_err();
+        assert!(err.to_string().starts_with("no API key for the logistics API"), "{err}");
+        assert!(err.is_config());
+        let key = |k: &str| (k == "OPSLAKE_API_KEY").then(|| "k".to_string());
+        let bad = JOB.replace("\"yoigo\"", "\"../etc\"");
+        let err = resolve_apis(&job(&bad), &key).unwrap_err();
+        assert!(err.to_string().contains("../etc"), "{err}");
+    }
+
+    #[test]
+    fn next_links_are_followed_while_pages_hold_items() {
+        let envelopes = [source::Envelope {
+            items: &["data", "memos"],
+            context: &[],
+        }];
+        let page = br#"{"data": {"memos": [{"id": 1}, {"id": 2}]}, "next_request": "/memos?page=2"}"#;
+        assert_eq!(
+            next_link(page, "/next_request", &envelopes),
+            (Some("/memos?page=2".into()), 2)
+        );
+        let empty = br#"{"data": {"memos": []}, "next_request": "/memos?page=3"}"#;
+        assert_eq!(next_link(empty, "/next_request", &envelopes).1, 0);
+        let last = br#"{"data": {"memos": [{"id": 3}]}, "next_request": ""}"#;
+        assert_eq!(next_link(last, "/next_request", &envelopes), (None, 1));
+        assert_eq!(next_link(b"{}", "/next_request", &envelopes), (None, 0));
+    }
 }

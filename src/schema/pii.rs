@@ -11,6 +11,17 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+/// What to do with the raw text of a reject that is not valid JSON.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectsRaw {
+    /// Leave it out: it may hold personal data that cannot be found without parsing.
+    #[default]
+    Redact,
+    /// Keep it as it is.
+    Keep,
+}
+
 /// The class of personal data a column or role value holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,7 +91,7 @@ pub enum PiiAction {
 }
 
 /// The job-level mode: hash joinable identifiers, or drop every personal value.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum PiiMode {
     /// Identifiers are hashed with the secret key (a key is required).

@@ -284,7 +284,7 @@ impl BoundPivot<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::pii::{PiiKey, PiiMode};
+    use crate::schema::pii::{PiiKey, PiiMode};
     use std::collections::HashMap;
 
     const ROLES: &[Role] = &[

@@ -484,34 +484,34 @@ macro_rules! table_row {
         $vis struct $name<$lt> {
             $( $(#[$fmeta])* pub $field: $ty, )*
             /// Values of the column groups' columns, in order.
-            pub groups: Vec<$crate::normalize::columns::Cell<$lt>>,
+            pub groups: Vec<$crate::schema::columns::Cell<$lt>>,
         }
 
-        impl<$lt> $crate::normalize::columns::Row for $name<$lt> {
+        impl<$lt> $crate::schema::columns::Row for $name<$lt> {
             const TABLE: &'static str = $table;
 
-            fn spec() -> $crate::normalize::columns::TableSpec {
+            fn spec() -> $crate::schema::columns::TableSpec {
                 #[allow(unused_mut)]
                 let mut columns = vec![
-                    $( $crate::normalize::columns::ColumnSpec {
+                    $( $crate::schema::columns::ColumnSpec {
                         name: stringify!($field),
-                        ty: <$ty as $crate::normalize::columns::ColumnValue>::TYPE,
+                        ty: <$ty as $crate::schema::columns::ColumnValue>::TYPE,
                         pii: $crate::table_row!(@pii $($pii)?),
                     }, )*
                 ];
                 $( columns.extend($group.column_specs()); )*
-                $crate::normalize::columns::TableSpec { name: $table, key: &[$($key),*], columns }
+                $crate::schema::columns::TableSpec { name: $table, key: &[$($key),*], columns }
             }
 
             #[allow(unused_assignments, unused_mut, unused_variables)]
             fn write(
                 self,
-                table: &mut $crate::normalize::columns::TableBuilder,
-                pii: &$crate::normalize::pii::Pii,
+                table: &mut $crate::schema::columns::TableBuilder,
+                pii: &$crate::schema::pii::Pii,
             ) {
                 let mut i = 0usize;
                 $(
-                    $crate::normalize::columns::ColumnValue::push(self.$field, table.column(i), pii);
+                    $crate::schema::columns::ColumnValue::push(self.$field, table.column(i), pii);
                     i += 1;
                 )*
                 debug_assert_eq!(i + self.groups.len(), table.spec().columns.len(), "{}: groups", $table);
@@ -523,5 +523,5 @@ macro_rules! table_row {
         }
     };
     (@pii) => { None };
-    (@pii $kind:ident) => { Some($crate::normalize::pii::PiiKind::$kind) };
+    (@pii $kind:ident) => { Some($crate::schema::pii::PiiKind::$kind) };
 }

@@ -23,6 +23,12 @@ impl Default for TimeParser {
     }
 }
 
+impl From<Tz> for TimeParser {
+    fn from(tz: Tz) -> Self {
+        TimeParser { tz }
+    }
+}
+
 impl TimeParser {
     /// A parser for `source_timezone` (an IANA name such as `Europe/Madrid`).
     pub fn new(source_timezone: &str) -> Result<Self, String> {

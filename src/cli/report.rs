@@ -1,0 +1,244 @@
+//! What the commands print: the run summary, the reconciliation summary, the runs list.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::job::Job;
+use crate::normalize::NormalizeReport;
+use crate::pipeline::RunReport;
+use crate::publish::RunManifest;
+use crate::reconcile::ReconcileReport;
+
+fn write_recon_summary(o: &mut String, r: &ReconcileReport) {
+    let _ = writeln!(
+        o,
+        "\n{:<26} {:<18} {:>10} {:>16} {:>10}",
+        "reconciliation", "state", "count", "amount (EUR)", "quantity"
+    );
+    for s in &r.summary {
+        let _ = writeln!(
+            o,
+            "{:<26} {:<18} {:>10} {:>16} {:>10}",
+            s.reconciliation,
+            s.state,
+            s.count,
+            s.amount.as_deref().map(money).unwrap_or_default(),
+            s.quantity.map(|q| q.to_string()).unwrap_or_default()
+        );
+    }
+}
+
+/// Two decimals for the terminal (the tables keep four).
+fn money(text: &str) -> String {
+    match text.split_once('.') {
+        Some((units, frac)) => format!("{units}.{:0<2}", &frac[..frac.len().min(2)]),
+        None => format!("{text}.00"),
+    }
+}
+
+fn write_extract(o: &mut String, r: Option<&crate::extract::http::ExtractReport>) {
+    let Some(r) = r else { return };
+    let _ = writeln!(
+        o,
+        "\n{:<20} {:<14} {:>10} {:>10} {:>8}",
+        "extracted", "api", "responses", "not found", "tenants"
+    );
+    for s in &r.sources {
+        let _ = writeln!(
+            o,
+            "{:<20} {:<14} {:>10} {:>10} {:>8}",
+            s.source,
+            s.api,
+            s.responses,
+            s.not_found,
+            s.tenants.len()
+        );
+    }
+    for (api, s) in &r.apis {
+        let _ = writeln!(
+            o,
+            "{api}: {} requests, {} retried (429: {}, 5xx: {}, network: {}, bad body: {})",
+            s.requests, s.retries, s.retried_429, s.retried_5xx, s.retried_network, s.retried_invalid_body
+        );
+    }
+}
+
+/// The summary of a committed run.
+pub fn summary(o: &mut String, report: &RunReport, job: &Job) {
+    let m = &report.manifest;
+    let total = |f: fn(&crate::normalize::SourceReport) -> u64| report.normalize.sources.iter().map(f).sum::<u64>();
+    let read = total(|s| s.records_read);
+    let rejects = total(|s| s.rejects);
+    let _ = writeln!(
+        o,
+        "opslake run {} — {} {} committed (commit #{} of the day)",
+        m.run_id, m.job, job.as_of, m.commit
+    );
+    write_extract(o, m.extract.as_ref());
+    write_sources(o, &m.sources);
+    write_tables(o, &m.tables);
+    write_recon_summary(o, &report.reconcile);
+    let ratio = if read > 0 {
+        100.0 * rejects as f64 / read as f64
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        o,
+        "\nrejects: {rejects} of {read} records ({ratio:.2}%, allowed {:.2}%) — see the _rejects table",
+        100.0 * job.settings.max_reject_ratio
+    );
+    for w in &m.warnings {
+        let _ = writeln!(o, "warning: {w}");
+    }
+    let seconds: f64 = m.stages.iter().map(|s| s.seconds).sum();
+    let _ = writeln!(
+        o,
+        "published to {} (run_date={}) in {seconds:.1}s; personal data: {}",
+        m.output, job.as_of, m.pii.key
+    );
+}
+
+/// Per source: files, records read and written, rejects, duplicates collapsed.
+fn write_sources(o: &mut String, sources: &[crate::publish::manifest::SourceManifest]) {
+    let _ = writeln!(
+        o,
+        "\n{:<20} {:>6} {:>10} {:>10} {:>8} {:>6}",
+        "source", "files", "read", "written", "rejects", "dups"
+    );
+    for s in sources {
+        let _ = writeln!(
+            o,
+            "{:<20} {:>6} {:>10} {:>10} {:>8} {:>6}",
+            s.name,
+            s.files.len(),
+            s.records_read,
+            s.rows_written,
+            s.rejects,
+            s.duplicates
+        );
+    }
+}
+
+/// Per table: rows and parts.
+fn write_tables(o: &mut String, tables: &std::collections::BTreeMap<String, crate::publish::manifest::TableManifest>) {
+    let _ = writeln!(o, "\n{:<38} {:>10} {:>6}", "table", "rows", "parts");
+    for (name, t) in tables {
+        let _ = writeln!(o, "{:<38} {:>10} {:>6}", name, t.rows, t.parts.len());
+    }
+}
+
+/// Every committed run, one line each.
+pub fn runs(o: &mut String, list: &[RunManifest]) {
+    let _ = writeln!(
+        o,
+        "{:<11} {:>6}  {:<22} {:<10} {:<20} {:>9} {:>11} {:>8} {:>7} {:>8}",
+        "run_date", "commit", "run_id", "job", "committed (UTC)", "seconds", "rows", "rejects", "dups", "warnings"
+    );
+    for r in list {
+        let rows: u64 = r.tables.values().map(|t| t.rows).sum();
+        let seconds: f64 = r.stages.iter().map(|s| s.seconds).sum();
+        let _ = writeln!(
+            o,
+            "{:<11} {:>6}  {:<22} {:<10} {:<20} {:>9.1} {:>11} {:>8} {:>7} {:>8}",
+            r.run_date.map(|d| d.to_string()).unwrap_or_default(),
+            r.commit,
+            r.run_id,
+            match &r.shard {
+                Some(s) => format!("{} {s}", r.job),
+                None => r.job.clone(),
+            },
+            r.committed_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default(),
+            seconds,
+            rows,
+            r.rejects,
+            r.duplicates,
+            r.warnings.len()
+        );
+    }
+    if list.is_empty() {
+        o.push_str("(no committed runs)\n");
+    }
+}
+
+/// One run in full.
+pub fn run_details(o: &mut String, r: &RunManifest) {
+    let _ = writeln!(
+        o,
+        "run {}  job {}  run_date {}  commit #{}",
+        r.run_id,
+        r.job,
+        r.run_date.map(|d| d.to_string()).unwrap_or_default(),
+        r.commit
+    );
+    let _ = writeln!(
+        o,
+        "started {}  committed {}  code {}",
+        r.started_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        r.committed_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        r.code_version
+    );
+    let _ = writeln!(
+        o,
+        "input {}\noutput {}\npersonal data: {} ({})",
+        r.input, r.output, r.pii.mode, r.pii.key
+    );
+    let _ = writeln!(o, "\n{:<12} {:>10} {:>8}", "stage", "seconds", "rows");
+    for s in &r.stages {
+        let _ = writeln!(o, "{:<12} {:>10.2} {:>8}", s.name, s.seconds, s.rows);
+    }
+    write_sources(o, &r.sources);
+    let _ = writeln!(o, "\ninputs:");
+    for s in &r.sources {
+        for f in &s.files {
+            let _ = writeln!(
+                o,
+                "  {:<60} {:>12} bytes {:>9} records  {}",
+                f.name, f.bytes, f.records, f.checksum
+            );
+        }
+    }
+    write_tables(o, &r.tables);
+    let _ = writeln!(o, "\nrejects {}  duplicates {}", r.rejects, r.duplicates);
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: {w}");
+    }
+}
+
+/// A committed reconciliation of a day.
+pub fn reconciled(o: &mut String, manifest: &RunManifest, r: &ReconcileReport) {
+    let _ = writeln!(
+        o,
+        "opslake reconcile {} — {} committed (commit #{} of the day)",
+        manifest.run_id,
+        manifest.run_date.map(|d| d.to_string()).unwrap_or_default(),
+        manifest.commit
+    );
+    write_recon_summary(o, r);
+}
+
+/// Committed raw captures of a day.
+pub fn extracted(o: &mut String, manifest: &RunManifest) {
+    let _ = writeln!(
+        o,
+        "opslake extract {} — {} raw captures committed (commit #{})",
+        manifest.run_id,
+        manifest.run_date.map(|d| d.to_string()).unwrap_or_default(),
+        manifest.commit
+    );
+    write_extract(o, manifest.extract.as_ref());
+}
+
+/// Tables normalized into a folder.
+pub fn normalized(o: &mut String, report: &NormalizeReport, dir: &Path) {
+    for s in &report.sources {
+        let _ = writeln!(
+            o,
+            "{:<20} read {:>9}  written {:>9}  rejects {:>6}  duplicates {:>6}",
+            s.name, s.records_read, s.rows_written, s.rejects, s.duplicates
+        );
+    }
+    let _ = writeln!(o, "tables written under {}", dir.display());
+}

@@ -1,0 +1,472 @@
+//! The run: one [`Run`] built at the start of a command, and the commands as lists of stages.
+//!
+//! ```text
+//!  JobArgs ──resolve──▶ Job ──Run::start──▶ Run { id, job, lake, sources, apis, runtime }
+//!                                              │
+//!   run:        extract? ─▶ normalize ─▶ reconcile? ─▶ publish
+//!   extract:    extract ──────────────────────────────▶ publish (raw captures only)
+//!   reconcile:  committed tables ───────▶ reconcile ──▶ publish (recon_* only)
+//!   replay:     raw captures ─▶ normalize ─▶ reconcile ─▶ publish
+//! ```
+//! Everything that can be checked before work is checked in [`Run::start`] (settings, names,
+//! API sections, the lake's URL), so a bad setting exits 2 before any file is read. Each stage
+//! is a function of the run that returns its report, under one tracing span; the run record
+//! is built once from the reports ([`record`]).
+
+pub mod record;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rand::Rng;
+use tracing::info;
+
+use crate::error::Result;
+use crate::extract::http::{ApiSpec, ExtractReport};
+use crate::job::{self, Job};
+use crate::normalize::{self, NormalizeReport};
+use crate::publish::manifest::StageManifest;
+use crate::publish::{self, Lake, Package, RunManifest, layout};
+use crate::reconcile::{self, ReconcileReport};
+use crate::source::{Api, Source};
+
+/// One run of a command: what every stage needs, built once at the start.
+pub struct Run {
+    /// The run's id: its UTC start time and a random suffix (`20261129T105600Z-3f9a`).
+    pub id: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// The resolved job (settings, run date, time zone, personal-data policy).
+    pub job: Job,
+    /// The lake, opened once.
+    pub lake: Lake,
+    /// The sources the run reads, in registry order.
+    pub sources: Vec<&'static dyn Source>,
+    /// Every registered source (a per-id source may take its ids from one the run skips).
+    pub registry: &'static [&'static dyn Source],
+    /// The APIs to extract from; `None`: the run reads export files.
+    pub apis: Option<BTreeMap<Api, ApiSpec>>,
+    /// The async runtime of the object store and HTTP calls.
+    pub runtime: tokio::runtime::Runtime,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The committed run record.
+    pub manifest: RunManifest,
+    /// The normalize stage's report (with the rejects).
+    pub normalize: NormalizeReport,
+    /// The reconcile stage's report (with the summary).
+    pub reconcile: ReconcileReport,
+}
+
+/// A new run id: the UTC start time and a random suffix (`20261129T105600Z-3f9a`).
+pub fn new_run_id() -> String {
+    format!(
+        "{}-{:04x}",
+        Utc::now().format("%Y%m%dT%H%M%SZ"),
+        rand::rng().random::<u16>()
+    )
+}
+
+impl Run {
+    /// Checks what can be checked before any work (names of sources, tables and
+    /// reconciliations, the API sections, the lake's URL), opens the lake once and starts the
+    /// runtime. `registry` is every source ([`crate::sources::SOURCES`]).
+    pub fn start(job: Job, registry: &'static [&'static dyn Source]) -> Result<Run> {
+        let s = &job.settings;
+        let names: Vec<&str> = registry.iter().map(|s| s.name()).collect();
+        job::check_names("source", s.sources.as_deref(), &names)?;
+        let tables: Vec<&str> = registry
+            .iter()
+            .flat_map(|s| s.tables().into_iter().map(|t| t.name))
+            .collect();
+        job::check_names("table", s.tables.as_deref(), &tables)?;
+        let recons: Vec<&str> = reconcile::RECONCILIATIONS.iter().map(|r| r.name).collect();
+        job::check_names("reconciliation", s.reconciliations.as_deref(), &recons)?;
+        let sources = match &s.sources {
+            None => registry.to_vec(),
+            Some(list) => registry
+                .iter()
+                .copied()
+                .filter(|src| list.iter().any(|n| n == src.name()))
+                .collect(),
+        };
+        let apis = match s.api.is_empty() {
+            true => None,
+            false => Some(
+                crate::extract::http::resolve_apis(&job, &|k| std::env::var(k).ok())
+                    .map_err(|e| crate::Error::Extract(e.into()))?,
+            ),
+        };
+        let lake = open_lake(&s.output)?;
+        limit_threads(job.threads);
+        let runtime = runtime(job.threads)?;
+        Ok(Run {
+            id: new_run_id(),
+            started_at: Utc::now(),
+            job,
+            lake,
+            sources,
+            registry,
+            apis,
+            runtime,
+        })
+    }
+
+    /// The run date.
+    pub fn as_of(&self) -> NaiveDate {
+        self.job.as_of
+    }
+
+    /// Whether the run reads every source of the whole day (the reconciliations need that).
+    pub fn whole_day(&self) -> bool {
+        self.job.settings.shard.is_none() && self.sources.len() == self.registry.len()
+    }
+
+    /// Starts the run's package for `shard` of the day (`None`: the whole day), recording
+    /// the commit it is based on.
+    fn package(&self, shard: Option<crate::job::Shard>) -> Result<Package> {
+        Ok(self.runtime.block_on(publish::create_package(
+            &self.lake,
+            &self.id,
+            self.as_of(),
+            self.job.settings.work_dir.as_deref(),
+            shard,
+        ))?)
+    }
+
+    /// `result`, having discarded `package` when it failed: a failed run leaves nothing staged.
+    fn or_discard<T, E: Into<crate::Error>>(&self, result: std::result::Result<T, E>, package: &Package) -> Result<T> {
+        result.map_err(|e| {
+            let _ = self.runtime.block_on(publish::discard(&self.lake, package));
+            e.into()
+        })
+    }
+
+    /// Extract stage: pulls the run's sources from the APIs into `{package}/raw`.
+    fn extract(&self, apis: &BTreeMap<Api, ApiSpec>, package: &Package) -> Result<ExtractReport> {
+        let raw_root = package.dir.join(layout::RAW);
+        let target = crate::extract::http::Target {
+            raw_root: &raw_root,
+            run_date: self.as_of(),
+            shard: self.job.settings.shard,
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        };
+        let extracted = tracing::info_span!("extract").in_scope(|| {
+            self.runtime.block_on(crate::extract::http::extract(
+                apis,
+                &self.sources,
+                self.registry,
+                &target,
+            ))
+        });
+        Ok(extracted.map_err(crate::extract::Error::from)?)
+    }
+
+    /// Normalize stage: the export files under `input` into `dir`.
+    fn normalize(&self, input: &Path, dir: &Path) -> Result<NormalizeReport> {
+        let t = Instant::now();
+        let report =
+            tracing::info_span!("normalize").in_scope(|| normalize::normalize(&self.job, &self.sources, input, dir))?;
+        let rows: u64 = report.sources.iter().map(|s| s.rows_written).sum();
+        info!(
+            stage = "normalize",
+            rows,
+            rejects = report.rejects.len(),
+            seconds = t.elapsed().as_secs_f64(),
+            "stage done"
+        );
+        Ok(report)
+    }
+
+    /// Reconcile stage: the tables under `tables` (laid out like the lake) into `out`.
+    fn reconcile(&self, tables: &Path, out: &Path) -> Result<ReconcileReport> {
+        let t = Instant::now();
+        let report = tracing::info_span!("reconcile").in_scope(|| reconcile::reconcile(&self.job, tables, out))?;
+        let rows: u64 = report.rows.values().sum();
+        info!(
+            stage = "reconcile",
+            rows,
+            seconds = t.elapsed().as_secs_f64(),
+            "stage done"
+        );
+        Ok(report)
+    }
+
+    /// Publish stage: commits `package` with `manifest`; `replace_day` as [`publish::publish`].
+    fn publish(&self, package: &Package, manifest: &mut RunManifest, replace_day: bool) -> Result<()> {
+        let published = tracing::info_span!("publish").in_scope(|| {
+            self.runtime
+                .block_on(publish::publish(&self.lake, package, manifest, replace_day))
+        });
+        self.or_discard(published, package)
+    }
+}
+
+/// Opens the lake at `url`; a URL that cannot be a lake is a configuration error.
+pub fn open_lake(url: &str) -> Result<Lake> {
+    Lake::open(url).map_err(|e| match e {
+        publish::Error::BadUrl { url, why } => job::Error::Value {
+            setting: "output".into(),
+            value: url,
+            why,
+        }
+        .into(),
+        other => other.into(),
+    })
+}
+
+/// `run`: every stage, committing the day. With `raw` (a replay), the export files are the
+/// raw captures there and no API is called.
+pub fn run(run: &Run, raw: Option<&Path>) -> Result<RunReport> {
+    let apis = run.apis.as_ref().filter(|_| raw.is_none());
+    let files = raw.unwrap_or(&run.job.settings.input).to_path_buf();
+    info!(run_id = run.id, as_of = %run.as_of(), input = %files.display(), apis = apis.is_some(), output = %run.lake.url, "run started");
+    if apis.is_none() && !files.is_dir() {
+        return Err(crate::extract::Error::MissingInput { path: files }.into());
+    }
+    let package = run.package(run.job.settings.shard)?;
+    let mut stages = Vec::new();
+
+    // Extract: an API run fetches into raw files here; export files are read as normalized.
+    let t = Instant::now();
+    let (input, extracted) = match apis {
+        Some(apis) => {
+            let report = run.or_discard(run.extract(apis, &package), &package)?;
+            (package.dir.join(layout::RAW), Some(report))
+        }
+        None => (files, None),
+    };
+    stages.push(record::stage(
+        "extract",
+        t,
+        extracted
+            .as_ref()
+            .map_or(0, |r| r.sources.iter().map(|s| s.responses).sum()),
+    ));
+
+    let t = Instant::now();
+    let normalized = run.or_discard(run.normalize(&input, &package.dir), &package)?;
+    stages.push(record::stage(
+        "normalize",
+        t,
+        normalized.sources.iter().map(|s| s.rows_written).sum(),
+    ));
+
+    // A run of some sources only replaces their tables, and a shard reads some tenants only:
+    // the reconciliations (which need every source, and join across tenants) wait for a
+    // complete day (`opslake reconcile`).
+    let t = Instant::now();
+    let full = run.whole_day();
+    let reconciled = if full {
+        run.or_discard(run.reconcile(&package.dir, &package.dir), &package)?
+    } else {
+        ReconcileReport {
+            warnings: vec![
+                "reconciliations skipped: this run reads some sources or one shard only (the day's other tables are kept); \
+                 run `opslake reconcile` once the day is complete"
+                    .into(),
+            ],
+            ..Default::default()
+        }
+    };
+    stages.push(record::stage("reconcile", t, reconciled.rows.values().sum()));
+
+    let t = Instant::now();
+    let mut tables = normalized.tables.clone();
+    tables.extend(record::recon_tables(&package.dir, run.as_of(), &reconciled));
+    let mut manifest = record::build(run, &normalized, &tables, stages);
+    manifest.input = input.display().to_string();
+    manifest.extract = extracted;
+    manifest.warnings.extend(reconciled.warnings.iter().cloned());
+    run.publish(&package, &mut manifest, full)?;
+    let seconds = t.elapsed().as_secs_f64();
+    manifest.stages.push(StageManifest {
+        name: "publish".into(),
+        seconds,
+        rows: manifest.tables.values().map(|t| t.rows).sum(),
+    });
+    // The record was written at commit; rewrite it with the publish stage's own figures.
+    run.runtime.block_on(run.lake.write(
+        &layout::manifest_path(run.as_of(), &run.id),
+        serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+    ))?;
+    info!(stage = "publish", commit = manifest.commit, seconds, "run committed");
+    Ok(RunReport {
+        manifest,
+        normalize: normalized,
+        reconcile: reconciled,
+    })
+}
+
+/// `reconcile`: re-runs the reconcile stage on a committed day and commits its tables (the
+/// day's other tables stay as they are).
+pub fn reconcile_day(run: &Run) -> Result<(RunManifest, ReconcileReport)> {
+    let lake = &run.lake;
+    let previous = run
+        .runtime
+        .block_on(publish::committed(lake, run.as_of()))?
+        .into_iter()
+        .next_back()
+        .ok_or_else(|| publish::Error::NothingCommitted {
+            run_date: run.as_of(),
+            url: lake.url.clone(),
+        })?;
+    // A reconciliation is of the whole day, whatever shard the job names.
+    let package = run.package(None)?;
+    // A local lake is read in place; a remote one's committed inputs are fetched first.
+    let root = match &lake.local_root {
+        Some(root) => root.clone(),
+        None => {
+            let dir = package.dir.join("_inputs");
+            let fetched = publish::fetch_tables(lake, &previous, reconcile::INPUTS, &dir);
+            run.or_discard(run.runtime.block_on(fetched), &package)?;
+            dir
+        }
+    };
+    let t = Instant::now();
+    let reconciled = run.or_discard(run.reconcile(&root, &package.dir), &package)?;
+    let mut manifest = previous;
+    manifest.run_id = run.id.clone();
+    manifest.started_at = Some(run.started_at);
+    manifest.code_version = publish::manifest::code_version();
+    manifest.warnings = reconciled.warnings.clone();
+    manifest.stages = vec![record::stage("reconcile", t, reconciled.rows.values().sum())];
+    manifest
+        .settings
+        .insert("stuck_after_days".into(), run.job.settings.stuck_after_days.to_string());
+    for (name, t) in record::recon_tables(&package.dir, run.as_of(), &reconciled) {
+        manifest
+            .tables
+            .insert(name.clone(), record::table_manifest(&name, run.as_of(), &t));
+    }
+    if lake.local_root.is_none() {
+        let _ = std::fs::remove_dir_all(package.dir.join("_inputs"));
+    }
+    run.publish(&package, &mut manifest, false)?;
+    Ok((manifest, reconciled))
+}
+
+/// `extract`: pulls every source from the job's APIs and commits only the raw captures of the
+/// day (normalize them later with `opslake normalize --from-raw`).
+pub fn extract_day(run: &Run) -> Result<RunManifest> {
+    let apis = run.apis.as_ref().ok_or(job::Error::NoApis)?;
+    let package = run.package(run.job.settings.shard)?;
+    let t = Instant::now();
+    let report = run.or_discard(run.extract(apis, &package), &package)?;
+    let mut manifest = run
+        .runtime
+        .block_on(publish::committed(&run.lake, run.as_of()))?
+        .into_iter()
+        .next_back()
+        .unwrap_or_default();
+    manifest.run_id = run.id.clone();
+    manifest.job = run.job.settings.name.clone();
+    manifest.run_date = Some(run.as_of());
+    manifest.started_at = Some(run.started_at);
+    manifest.code_version = publish::manifest::code_version();
+    manifest.output = run.lake.url.clone();
+    manifest.stages = vec![record::stage(
+        "extract",
+        t,
+        report.sources.iter().map(|s| s.responses).sum(),
+    )];
+    manifest.extract = Some(report);
+    manifest.shard = run.job.settings.shard.map(|s| s.to_string());
+    run.publish(&package, &mut manifest, false)?;
+    Ok(manifest)
+}
+
+/// `normalize --from-raw`: replays a day from its raw captures in the lake, running every
+/// stage but extraction.
+pub fn replay(run: &Run) -> Result<RunReport> {
+    let work = replay_dir(run)?;
+    let raw = work.join(layout::RAW);
+    let fetched = run.runtime.block_on(publish::fetch_raw(&run.lake, run.as_of(), &raw))?;
+    if fetched == 0 {
+        return Err(publish::Error::NothingCommitted {
+            run_date: run.as_of(),
+            url: format!("{} (no raw captures)", run.lake.url),
+        }
+        .into());
+    }
+    let report = self::run(run, Some(&raw));
+    let _ = std::fs::remove_dir_all(&work);
+    report
+}
+
+fn replay_dir(run: &Run) -> Result<PathBuf> {
+    let dir = run
+        .job
+        .settings
+        .work_dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("opslake-replay-{}", run.id));
+    std::fs::create_dir_all(&dir).map_err(|source| publish::Error::Local {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(dir)
+}
+
+/// `normalize --out DIR`: the normalize stage alone into `dir` (laid out like the lake),
+/// publishing nothing and needing no lake.
+pub fn normalize_into(job: &Job, registry: &[&'static dyn Source], dir: &Path) -> Result<NormalizeReport> {
+    let sources: Vec<&dyn Source> = registry
+        .iter()
+        .copied()
+        .filter(|s| {
+            job.settings
+                .sources
+                .as_ref()
+                .is_none_or(|l| l.iter().any(|n| n == s.name()))
+        })
+        .collect();
+    limit_threads(job.threads);
+    Ok(normalize::normalize(job, &sources, &job.settings.input, dir)?)
+}
+
+/// Sizes polars' thread pool (read once, from this variable, on first use) and the allocator.
+fn limit_threads(threads: usize) {
+    if std::env::var_os("POLARS_MAX_THREADS").is_none() {
+        // SAFETY: called before any thread is started: the runtime and polars' pool are
+        // created after this, and the CLI runs no other thread.
+        unsafe { std::env::set_var("POLARS_MAX_THREADS", threads.to_string()) };
+    }
+    limit_malloc_arenas(threads);
+}
+
+/// glibc gives up to 8 arenas per core, and each keeps the memory its threads freed: the
+/// reconciliation's joins peaked 25% higher that way. One arena per worker thread costs the
+/// normalize stage nothing measurable. An explicit `MALLOC_ARENA_MAX` wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas(threads: usize) {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        let arenas = libc::c_int::try_from(threads.max(1)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only sets an allocator tunable; arenas already created stay valid.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas(_threads: usize) {}
+
+/// The runtime of a run: object store and HTTP calls are async.
+pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.clamp(1, 4))
+        .enable_all()
+        .build()
+        .map_err(|source| {
+            publish::Error::Local {
+                path: PathBuf::from("(the async runtime)"),
+                source,
+            }
+            .into()
+        })
+}

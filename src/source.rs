@@ -1,0 +1,214 @@
+//! What a source is: the [`Source`] trait, and the data it states about itself.
+//!
+//! A source names its export folder (which is also its main table), the tables it fills with
+//! their keys, the envelopes its items come in, its role pivots, its API endpoint, and how one
+//! item becomes rows. The stage engines (`extract`, `normalize`, `reconcile`, `publish`) know
+//! sources only through this trait; the sources themselves live in [`crate::sources`], one file
+//! each, registered in [`crate::sources::SOURCES`].
+//!
+//! This module depends on nothing of the crate but [`crate::schema`], so the engines can
+//! depend on it without depending on each other or on any source.
+
+use std::borrow::Cow;
+
+use crate::schema::Rows;
+use crate::schema::columns::TableSpec;
+use crate::schema::roles::RolePivot;
+
+/// A source of records: an export folder and an API resource.
+pub trait Source: Sync {
+    /// Folder name, API resource and main table.
+    fn name(&self) -> &'static str;
+    /// How the API serves it.
+    fn endpoint(&self) -> Endpoint;
+    /// The tables it fills; the first is the main table, whose key collapses duplicates, and
+    /// every other table carries the main table's key columns.
+    fn tables(&self) -> Vec<TableSpec>;
+    /// The pages and envelopes its items may come in.
+    fn envelopes(&self) -> &'static [Envelope] {
+        &[]
+    }
+    /// Its role pivots (bound to the run's policy once per batch).
+    fn pivots(&self) -> &'static [&'static RolePivot] {
+        &[]
+    }
+    /// Turns one item into rows, or says why it cannot. Rows are pushed only once the whole
+    /// item converted, so a rejected item leaves no partial rows.
+    fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String>;
+}
+
+/// The source called `name` among `sources`.
+pub fn find<'s>(sources: &[&'s dyn Source], name: &str) -> Option<&'s dyn Source> {
+    sources.iter().copied().find(|s| s.name() == name)
+}
+
+/// Which API serves a source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Api {
+    /// Field-service appointments (seed 000).
+    Appointments,
+    /// Customer care (seed 003).
+    CustomerCare,
+    /// Logistics (seed 004).
+    Logistics,
+}
+
+impl Api {
+    /// Every API.
+    pub const ALL: [Api; 3] = [Api::Appointments, Api::CustomerCare, Api::Logistics];
+
+    /// Its name in job files (`[api.customer_care]`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Appointments => "appointments",
+            Api::CustomerCare => "customer_care",
+            Api::Logistics => "logistics",
+        }
+    }
+
+    /// The variable that sets its base URL.
+    pub fn url_env(self) -> &'static str {
+        match self {
+            Api::Appointments => "OPSLAKE_APPOINTMENTS_URL",
+            Api::CustomerCare => "OPSLAKE_CUSTOMER_CARE_URL",
+            Api::Logistics => "OPSLAKE_LOGISTICS_URL",
+        }
+    }
+}
+
+/// The HTTP method of a source's calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`.
+    Get,
+    /// `POST` (the body names the id of a per-id call).
+    Post,
+}
+
+/// How the API hands out a source's records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Paging {
+    /// `page`/`page_size` query parameters; the response carries `current_page`, `total_pages`.
+    PageNumber,
+    /// Follow the link at `link` (a JSON pointer into the page) until there is none, a page
+    /// holds no item of the source's envelopes, or a link comes back.
+    NextLink {
+        /// Where the next page's URL is in a page.
+        link: &'static str,
+    },
+    /// One call per id, the ids taken from the items of another source plus the job's ids; a
+    /// 404 means "none".
+    PerId(IdSource),
+    /// One call returns everything.
+    Single,
+}
+
+/// Where the ids of a per-id source come from: a value in each item of another source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdSource {
+    /// The source whose items give the ids.
+    pub from: &'static str,
+    /// Where the id is in each of its items (a JSON pointer).
+    pub pointer: &'static str,
+}
+
+/// How the API serves a source. The path is the default; a job may override it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The API.
+    pub api: Api,
+    /// The method.
+    pub method: Method,
+    /// The default path: `{tenant}` is the org, `{id}` the id of a per-id call.
+    pub path: &'static str,
+    /// How it pages.
+    pub paging: Paging,
+    /// How a response is kept in the raw files.
+    pub raw: RawContext,
+}
+
+/// How a response is written as a raw line, so that a replay knows what it answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawContext {
+    /// The body as it is.
+    Body,
+    /// The body with a leading field `name: id` (the body must be a JSON object).
+    Field(&'static str),
+    /// `{"request": {"id": id}, "response": body}`.
+    Request,
+}
+
+/// Where a source's items sit inside a page or envelope.
+#[derive(Clone, Copy, Debug)]
+pub struct Envelope {
+    /// Path of object keys to the item array (or single item object).
+    pub items: &'static [&'static str],
+    /// Values the items inherit: a name and the path of object keys to it.
+    pub context: &'static [(&'static str, &'static [&'static str])],
+}
+
+/// Values an item inherits from its envelope (and the page number, where the page has one).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Context<'a> {
+    /// The page's `current_page`, if the envelope is a numbered page.
+    pub page: Option<i64>,
+    values: Vec<(&'static str, Cow<'a, str>)>,
+}
+
+impl<'a> Context<'a> {
+    /// The inherited value called `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_ref())
+    }
+
+    /// Sets the inherited value called `name` (an inner envelope's value wins).
+    pub fn set(&mut self, name: &'static str, value: Cow<'a, str>) {
+        self.values.retain(|(n, _)| *n != name);
+        self.values.push((name, value));
+    }
+}
+
+/// One item of a source, with where it came from. Its bytes live for `'a`.
+pub struct Item<'c, 'a> {
+    /// The item's JSON bytes.
+    pub bytes: &'a [u8],
+    /// Values inherited from its envelope.
+    pub context: &'c Context<'a>,
+    /// The file's name without extensions (an id, when the export names files by id).
+    pub file_stem: &'c str,
+}
+
+/// What the engine needs to collapse duplicates: the key and the update instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemKey<'a> {
+    /// The main table's key, its parts joined by U+001F when composite.
+    pub key: Cow<'a, str>,
+    /// The source's update timestamp (UTC µs), where it has one; the latest wins.
+    pub updated_at: Option<i64>,
+}
+
+impl<'a> ItemKey<'a> {
+    /// A key without an update timestamp (the last read wins).
+    pub fn new(key: impl Into<Cow<'a, str>>) -> Self {
+        ItemKey {
+            key: key.into(),
+            updated_at: None,
+        }
+    }
+
+    /// A key whose duplicates are decided by `updated_at`.
+    pub fn updated(key: impl Into<Cow<'a, str>>, updated_at: Option<i64>) -> Self {
+        ItemKey {
+            key: key.into(),
+            updated_at,
+        }
+    }
+}
+
+/// The separator of a composite key's parts.
+pub const KEY_SEPARATOR: char = '\u{1f}';
+
+/// Joins the parts of a composite key.
+pub fn composite_key<'a>(parts: &[&str]) -> Cow<'a, str> {
+    Cow::Owned(parts.join(&KEY_SEPARATOR.to_string()))
+}
