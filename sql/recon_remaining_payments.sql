@@ -17,7 +17,7 @@
 --         AMOUNT_MISMATCH
 --   fees_state (process_type FINALPAYMENT only, null otherwise): order_amount against
 --   fees_outstanding, MATCH within 0.01 EUR, else AMOUNT_MISMATCH.
--- Amounts are Decimal(18, 4) throughout; the tolerance is compared as a decimal.
+-- Amounts are Decimal(38, 10) throughout; the tolerance is compared as a decimal.
 --
 -- Decisions where DESIGN.md is silent:
 -- * A journey that lists a device twice counts it once; a device of another order in the
@@ -74,14 +74,14 @@ SELECT
         WHEN j.remaining_payment_total IS NULL THEN 'NO_AMOUNT'
         WHEN COALESCE(t.order_devices, 0) = 0 THEN 'ORDER_NOT_FOUND'
         WHEN COALESCE(j.remaining_payment_currency, 'EUR') <> 'EUR' THEN 'CURRENCY_NOT_EUR'
-        WHEN ABS(j.remaining_payment_total - t.order_amount) <= CAST('0.01' AS DECIMAL(18, 4)) THEN 'MATCH'
+        WHEN ABS(j.remaining_payment_total - t.order_amount) <= CAST('0.01' AS DECIMAL(38, 10)) THEN 'MATCH'
         ELSE 'AMOUNT_MISMATCH'
     END AS state,
     CASE
         WHEN COALESCE(e.process_type, '') <> 'FINALPAYMENT' THEN NULL
         WHEN COALESCE(t.order_devices, 0) = 0 THEN NULL
         WHEN COALESCE(t.fee_devices, 0) > 0
-             AND ABS(t.order_amount - t.fees_outstanding) <= CAST('0.01' AS DECIMAL(18, 4)) THEN 'MATCH'
+             AND ABS(t.order_amount - t.fees_outstanding) <= CAST('0.01' AS DECIMAL(38, 10)) THEN 'MATCH'
         ELSE 'AMOUNT_MISMATCH'
     END AS fees_state
 FROM external_order_journeys j

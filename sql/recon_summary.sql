@@ -10,30 +10,30 @@
 -- Ordered by reconciliation and state, as the terminal prints it.
 SELECT 'order_fulfilment' AS reconciliation, state,
        COUNT(*) AS count,
-       CAST(SUM(remaining_payment) AS DECIMAL(38, 4)) AS amount,
+       CAST(SUM(remaining_payment) AS DECIMAL(38, 10)) AS amount,
        CAST(SUM(quantity) AS BIGINT) AS quantity
 FROM recon_order_fulfilment
 GROUP BY state
 UNION ALL
 SELECT 'stock_coverage' AS reconciliation, state, COUNT(*) AS count,
-       CAST(NULL AS DECIMAL(38, 4)) AS amount, CAST(SUM(shortfall) AS BIGINT) AS quantity
+       CAST(NULL AS DECIMAL(38, 10)) AS amount, CAST(SUM(shortfall) AS BIGINT) AS quantity
 FROM recon_stock_coverage
 GROUP BY state
 UNION ALL
 SELECT 'remaining_payments' AS reconciliation, state, COUNT(*) AS count,
-       CAST(SUM(CASE WHEN currency = 'EUR' THEN courier_amount END) AS DECIMAL(38, 4)) AS amount,
+       CAST(SUM(CASE WHEN currency = 'EUR' THEN courier_amount END) AS DECIMAL(38, 10)) AS amount,
        CAST(NULL AS BIGINT) AS quantity
 FROM recon_remaining_payments
 GROUP BY state
 UNION ALL
 SELECT 'remaining_payments_fees' AS reconciliation, fees_state AS state, COUNT(*) AS count,
-       CAST(SUM(fees_outstanding) AS DECIMAL(38, 4)) AS amount, CAST(NULL AS BIGINT) AS quantity
+       CAST(SUM(fees_outstanding) AS DECIMAL(38, 10)) AS amount, CAST(NULL AS BIGINT) AS quantity
 FROM recon_remaining_payments
 WHERE fees_state IS NOT NULL
 GROUP BY fees_state
 UNION ALL
 SELECT 'installation_readiness' AS reconciliation, state, COUNT(*) AS count,
-       CAST(NULL AS DECIMAL(38, 4)) AS amount, CAST(SUM(devices) AS BIGINT) AS quantity
+       CAST(NULL AS DECIMAL(38, 10)) AS amount, CAST(SUM(devices) AS BIGINT) AS quantity
 FROM recon_installation_readiness
 GROUP BY state
 ORDER BY reconciliation, state NULLS LAST

@@ -517,14 +517,84 @@ fn envelopes_pass_their_context_to_items() {
     );
     assert_eq!(
         cell(&d, "subscription_terminal_id", "214748364", "monthly_fee").as_deref(),
-        Some("6.0000")
+        Some("6.0000000000")
     );
     assert_eq!(
         cell(&d, "subscription_terminal_id", "214748364", "last_installment_fee").as_deref(),
-        Some("0.5000")
+        Some("0.5000000000")
     );
     assert_eq!(
         cell(&t.table("memos", DAY), "memo_id", "m1", "customer_num").as_deref(),
         Some("12345")
+    );
+}
+
+#[test]
+fn fees_sent_as_doubles_are_exact_decimals_and_only_values_beyond_38_digits_are_rejected() {
+    let t = TestLake::new();
+    // Literals are written by hand: serde_json's json! would turn them into floats first.
+    t.file(
+        "customer_devices/12345.json",
+        r#"{"devices": [
+            {"subscription_terminal_id": "D1", "fees": {"upfront_fee": 0, "installment_plan": {"monthly_fee": 16.666667, "unpaid_installments": 3, "last_installment_fee": 0.30000000000000004}}},
+            {"subscription_terminal_id": "D2", "fees": {"upfront_fee": 1234567890123456789012.5}}
+        ]}"#,
+    );
+    t.file(
+        "typifications/12345.json",
+        r#"{"typifications": [{"id": "T1", "initial_fee": 0.30000000000000004}, {"id": "T2", "initial_fee": 0.1}]}"#,
+    );
+    t.file(
+        "orders/o.json",
+        r#"{"orders": [
+            {"order": {"order_id": "O1"}, "products": [{"subscription_device_id": "D1", "product_code": "A", "product_unit_price": 100000000000000000000000000000}]},
+            {"order": {"order_id": "O2"}, "products": [{"subscription_device_id": "D2", "product_code": "A", "product_unit_price": 100000000000000000, "remaining_payment": "20.5"}]}
+        ]}"#,
+    );
+    let out = t.run_ok(
+        DAY,
+        &[
+            "--sources",
+            "customer_devices,typifications,orders",
+            "--max-reject-ratio",
+            "0.5",
+        ],
+    );
+    let d = t.table("customer_devices", DAY);
+    let fee = |id: &str, c: &str| cell(&d, "subscription_terminal_id", id, c);
+    assert_eq!(fee("D1", "monthly_fee").as_deref(), Some("16.6666670000"));
+    assert_eq!(fee("D1", "last_installment_fee").as_deref(), Some("0.3000000000"));
+    assert_eq!(
+        fee("D2", "upfront_fee").as_deref(),
+        Some("1234567890123456789012.5000000000")
+    );
+    let ty = t.table("typifications", DAY);
+    assert_eq!(
+        cell(&ty, "typification_id", "T1", "initial_fee").as_deref(),
+        Some("0.3000000000")
+    );
+    assert_eq!(
+        cell(&ty, "typification_id", "T2", "initial_fee").as_deref(),
+        Some("0.1000000000")
+    );
+    // 10^17 fits Decimal(38, 10); 10^29 does not: that order alone is a reject, naming the field.
+    let orders = t.table("orders", DAY);
+    assert_eq!(strings(&orders, "order_id"), vec![Some("O2".to_string())]);
+    assert_eq!(
+        cell(&t.table("order_products", DAY), "order_id", "O2", "product_unit_price").as_deref(),
+        Some("100000000000000000.0000000000")
+    );
+    let r = t.table("_rejects", DAY);
+    assert_eq!(r.height(), 1, "{out}");
+    let reason = strings(&r, "reason")[0].clone().unwrap();
+    assert!(
+        reason.contains("product_unit_price") && reason.contains("does not fit Decimal(38, 10)"),
+        "{reason}"
+    );
+    // Digits past the tenth place are rounded half-even and counted, per source.
+    assert!(
+        out.contains("customer_devices: 1 amounts had more than 10 decimal places")
+            && out.contains("typifications: 1 amounts had more than 10 decimal places"),
+        "{out}"
     );
 }

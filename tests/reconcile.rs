@@ -349,11 +349,11 @@ fn each_reconciliation_gives_every_state_on_hand_built_data() {
     );
     assert_eq!(
         cell(&p, "order_id_external", "X7", "order_amount").as_deref(),
-        Some("32.5000")
+        Some("32.5000000000")
     );
     assert_eq!(
         cell(&p, "order_id_external", "X3", "difference").as_deref(),
-        Some("0.0200")
+        Some("0.0200000000")
     );
     let fees = |id: &str| cell(&p, "order_id_external", id, "fees_state");
     assert_eq!(fees("X8").as_deref(), Some("MATCH"));
@@ -366,7 +366,7 @@ fn each_reconciliation_gives_every_state_on_hand_built_data() {
     assert_eq!(fees("X1"), None, "fees only for FINALPAYMENT");
     assert_eq!(
         cell(&p, "order_id_external", "X8", "fees_outstanding").as_deref(),
-        Some("20.5000")
+        Some("20.5000000000")
     );
 
     let r = states(&t.table("recon_installation_readiness", DAY), &["order_id"]);

@@ -28,12 +28,21 @@ fn write_recon_summary(o: &mut String, r: &ReconcileReport) {
     }
 }
 
-/// Two decimals for the terminal (the tables keep four).
+/// Two decimals for the terminal, rounded half-even (the tables keep ten).
 fn money(text: &str) -> String {
-    match text.split_once('.') {
-        Some((units, frac)) => format!("{units}.{:0<2}", &frac[..frac.len().min(2)]),
-        None => format!("{text}.00"),
-    }
+    let Ok(crate::schema::columns::Money(units)) = crate::schema::lenient::parse_money(text) else {
+        return text.to_string();
+    };
+    // Units are 10^-10: a cent is 10^8 units.
+    let step = 10i128.pow(crate::schema::columns::MONEY_SCALE as u32 - 2);
+    let (quotient, remainder) = (units.div_euclid(step), units.rem_euclid(step));
+    let cents = match (2 * remainder).cmp(&step) {
+        std::cmp::Ordering::Greater => quotient + 1,
+        std::cmp::Ordering::Equal if quotient % 2 != 0 => quotient + 1,
+        _ => quotient,
+    };
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
 }
 
 fn write_extract(o: &mut String, r: Option<&crate::extract::http::ExtractReport>) {
@@ -241,4 +250,20 @@ pub fn normalized(o: &mut String, report: &NormalizeReport, dir: &Path) {
         );
     }
     let _ = writeln!(o, "tables written under {}", dir.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_amounts_round_half_even_to_the_cent() {
+        assert_eq!(money("16.6666670000"), "16.67");
+        assert_eq!(money("20.5000000000"), "20.50");
+        assert_eq!(money("0.0050000000"), "0.00");
+        assert_eq!(money("0.0150000000"), "0.02");
+        assert_eq!(money("-7.2550000001"), "-7.26");
+        assert_eq!(money("-0.0040000000"), "0.00");
+        assert_eq!(money("12"), "12.00");
+    }
 }

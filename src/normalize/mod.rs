@@ -220,6 +220,8 @@ struct SourceState {
     skipped: Vec<String>,
     read: u64,
     rejects: u64,
+    /// Amounts of accepted records rounded to the money scale.
+    rounded: u64,
     /// Every key read, for the end-of-source deduplication.
     ledger: Option<Ledger>,
 }
@@ -359,6 +361,15 @@ pub fn normalize(job: &Job, sources: &[&dyn Source], input: &Path, package: &Pat
                 duplicates: r.duplicates,
             });
         }
+        if st.rounded > 0 {
+            report.warnings.push(format!(
+                "{}: {} amounts had more than {} decimal places and were rounded half-even to {}",
+                r.name,
+                st.rounded,
+                crate::schema::columns::MONEY_SCALE,
+                crate::schema::columns::MONEY_SCALE
+            ));
+        }
         if r.conflicting_duplicates > 0 {
             report.warnings.push(format!(
                 "{}: {} keys were exported more than once with different contents (the latest was kept)",
@@ -485,6 +496,8 @@ struct Parsed<'a> {
     key: std::borrow::Cow<'a, str>,
     updated_at: Option<i64>,
     content: u64,
+    /// Amounts the item rounded to the money scale.
+    rounded: u64,
 }
 
 /// A worker's job: one chunk → rows → Parquet parts.
@@ -519,11 +532,15 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
                 file_stem: &file.stem,
             };
             let mut rows = Rows::new(&mut tables, &bound, &opts.job.pii, &opts.job.time, ordinal);
-            match source.parse(&item, &mut rows) {
+            let outcome = source.parse(&item, &mut rows);
+            // Counted for the records kept only: a reject's amounts are not published.
+            let rounded_here = crate::schema::lenient::take_rounded();
+            match outcome {
                 Ok(key) => parsed.push(Some(Parsed {
                     key: key.key,
                     updated_at: key.updated_at,
                     content: xxhash_rust::xxh3::xxh3_64(bytes),
+                    rounded: rounded_here,
                 })),
                 Err(reason) => {
                     parsed.push(None);
@@ -579,6 +596,7 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
         let record_rejects = rejects.len() - parsed.iter().filter(|p| p.is_none()).count();
         st.read += (parsed.len() + record_rejects) as u64;
         st.rejects += rejects.len() as u64;
+        st.rounded += parsed.iter().flatten().map(|p| p.rounded).sum::<u64>();
         if let Some(ledger) = st.ledger.as_mut() {
             ledger.record(&sightings).map_err(|e| ledger_error(opts, e))?;
         }

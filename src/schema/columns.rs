@@ -10,11 +10,11 @@ use polars::prelude::*;
 
 use super::pii::{Pii, PiiAction, PiiKind};
 
-/// Money is stored as `Decimal(18, 4)`: four places keep tax-exclusive unit prices exact,
-/// and finance compares to the cent.
-pub const MONEY_SCALE: usize = 4;
-/// Precision of money columns.
-pub const MONEY_PRECISION: usize = 18;
+/// Money is stored as `Decimal(38, 10)`: the APIs send fees as doubles (`16.666667`), and ten
+/// places keep every fee they send exact while finance compares to the cent (DESIGN.md 3).
+pub const MONEY_SCALE: usize = 10;
+/// Precision of money columns: 28 digits before the point, 10 after.
+pub const MONEY_PRECISION: usize = 38;
 
 /// The logical type of a published column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub enum ColumnType {
     Bool,
     /// An instant, `Datetime(us, UTC)`.
     Timestamp,
-    /// A decimal amount, `Decimal(18, 4)`.
+    /// A decimal amount, `Decimal(38, 10)`.
     Money,
 }
 

@@ -6,12 +6,11 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::str::FromStr;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
-use super::columns::{MONEY_SCALE, Money};
+use super::columns::{MONEY_PRECISION, MONEY_SCALE, Money};
 
 /// Text sent as a string, a number or a boolean; numbers keep their literal digits.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -207,56 +206,133 @@ impl<'de> Deserialize<'de> for Float {
     }
 }
 
-/// Parses a decimal amount exactly into units of 10^-4; more places than that is an error
-/// rather than a silent rounding.
-pub fn parse_money(text: &str) -> Result<Money, String> {
-    let t = text.trim();
-    let d = rust_decimal::Decimal::from_str(t).map_err(|_| format!("{text:?} is not an amount"))?;
-    let d = d.normalize();
-    if d.scale() as usize > MONEY_SCALE {
-        return Err(format!("{text:?} has more than {MONEY_SCALE} decimal places"));
-    }
-    let factor = 10i128.pow((MONEY_SCALE as u32) - d.scale());
-    let units = d
-        .mantissa()
-        .checked_mul(factor)
-        .ok_or_else(|| format!("{text:?} is too large"))?;
-    if units.unsigned_abs() >= 10u128.pow(super::columns::MONEY_PRECISION as u32) {
-        return Err(format!("{text:?} is too large"));
-    }
-    Ok(Money(units))
+thread_local! {
+    /// Amounts this thread rounded since the engine last asked (see [`take_rounded`]).
+    static ROUNDED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// An amount sent as a JSON number or a numeric string, kept exact (binary floats are read
-/// back through their shortest decimal form, which is the literal that was sent).
+/// How many amounts this thread rounded to [`MONEY_SCALE`] places since the last call, and
+/// resets the count. The normalize engine asks after each item, so rounding is reported per
+/// source without threading a counter through every source's model.
+pub fn take_rounded() -> u64 {
+    ROUNDED.with(|r| r.replace(0))
+}
+
+/// Parses a decimal amount from its text (a JSON number's literal, or a numeric string) into
+/// units of 10^-[`MONEY_SCALE`], exactly, never through a binary float.
+///
+/// Digits past the tenth decimal place are rounded half-even (and counted, see
+/// [`take_rounded`]): the APIs send fees as doubles, and a double's 16th or 17th significant
+/// digit (`0.30000000000000004`) is noise of the binary float that produced it, never a
+/// fraction of a cent anybody charged; rejecting it would send valid fees to `_rejects`, and
+/// half-even rounding does not bias sums. A value that fits no `Decimal(38, 10)` (more than 28
+/// digits before the point) is an error: the record is rejected, the run goes on.
+pub fn parse_money(text: &str) -> Result<Money, String> {
+    let t = text.trim();
+    let bad = || format!("{:?} is not an amount", truncate(text));
+    let (negative, body) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(i) => {
+            let e: i64 = body[i + 1..].parse().map_err(|_| bad())?;
+            (&body[..i], e)
+        }
+        None => (body, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (int_part.is_empty() && frac_part.is_empty()) || !all_digits(int_part) || !all_digits(frac_part) {
+        return Err(bad());
+    }
+    // value = digits * 10^(exponent - fraction length); leading zeros carry no value.
+    let digits: Vec<u8> = int_part
+        .bytes()
+        .chain(frac_part.bytes())
+        .map(|b| b - b'0')
+        .skip_while(|d| *d == 0)
+        .collect();
+    let shift = exponent
+        .checked_sub(frac_part.len() as i64)
+        .and_then(|e| e.checked_add(MONEY_SCALE as i64))
+        .ok_or_else(bad)?;
+    let too_large = || {
+        format!(
+            "{:?} does not fit Decimal({MONEY_PRECISION}, {MONEY_SCALE})",
+            truncate(text)
+        )
+    };
+    let limit = 10i128.pow(MONEY_PRECISION as u32);
+    let (kept, dropped) = if shift >= 0 {
+        (digits.as_slice(), &[][..])
+    } else {
+        let cut = digits.len().saturating_sub(shift.unsigned_abs() as usize);
+        digits.split_at(cut)
+    };
+    let mut units: i128 = 0;
+    for d in kept {
+        units = units
+            .checked_mul(10)
+            .and_then(|u| u.checked_add(*d as i128))
+            .ok_or_else(too_large)?;
+        if units >= limit {
+            return Err(too_large());
+        }
+    }
+    if shift > 0 {
+        let factor = 10i128.checked_pow(u32::try_from(shift).map_err(|_| too_large())?);
+        units = factor.and_then(|f| units.checked_mul(f)).ok_or_else(too_large)?;
+        if units >= limit {
+            return Err(too_large());
+        }
+    }
+    if dropped.iter().any(|d| *d != 0) {
+        ROUNDED.with(|r| r.set(r.get() + 1));
+        // Digits cut past the scale: half-even on the first one, the rest break the tie. When
+        // the value is smaller than the scale altogether, the first dropped digit is the one
+        // just below the last place only if no zeros stand between them.
+        let missing = (shift.unsigned_abs() as usize).saturating_sub(digits.len());
+        let (first, rest) = match (missing, dropped.split_first()) {
+            (0, Some((first, rest))) => (*first, rest),
+            _ => (0, dropped),
+        };
+        let above_half = first > 5 || (first == 5 && rest.iter().any(|d| *d != 0));
+        let tie = first == 5 && rest.iter().all(|d| *d == 0);
+        if above_half || (tie && units % 2 == 1) {
+            units += 1;
+        }
+        if units >= limit {
+            return Err(too_large());
+        }
+    }
+    Ok(Money(if negative { -units } else { units }))
+}
+
+/// An amount sent as a JSON number or a numeric string, read from the JSON text itself (a
+/// number's literal digits, never the binary float serde would make of them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Amount(pub Money);
 
 impl<'de> Deserialize<'de> for Amount {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Amount;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an amount")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Amount, E> {
-                Ok(Amount(Money(v as i128 * 10i128.pow(MONEY_SCALE as u32))))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Amount, E> {
-                Ok(Amount(Money(v as i128 * 10i128.pow(MONEY_SCALE as u32))))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Amount, E> {
-                if !v.is_finite() {
-                    return Err(E::custom(format!("{v} is not an amount")));
-                }
-                parse_money(ryu::Buffer::new().format(v)).map(Amount).map_err(E::custom)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Amount, E> {
-                parse_money(v).map(Amount).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
+        // The raw JSON text of the value: `16.666667`, `"20.50"`, `1e-3`...
+        let raw = <&'de serde_json::value::RawValue>::deserialize(d)?;
+        let text = raw.get();
+        let literal = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            Some(inner) => inner,
+            None => text,
+        };
+        parse_money(literal).map(Amount).map_err(de::Error::custom)
+    }
+}
+
+/// The start of a long value, for messages.
+fn truncate(text: &str) -> &str {
+    match text.char_indices().nth(40) {
+        Some((i, _)) => &text[..i],
+        None => text,
     }
 }
 
@@ -282,7 +358,7 @@ mod tests {
         let p = probe(r#"{"t": 214748364, "i": "80", "m": "20.50", "b": "true"}"#);
         assert_eq!(p.t.unwrap().as_str(), "214748364");
         assert_eq!(p.i, Some(Int32(80)));
-        assert_eq!(p.m, Some(Amount(Money(205000))));
+        assert_eq!(p.m, Some(Amount(Money(205_000_000_000))));
         assert_eq!(p.b, Some(Bool(true)));
     }
 
@@ -297,20 +373,80 @@ mod tests {
         assert!(matches!(p.t.unwrap().0, Cow::Borrowed(_)));
     }
 
-    #[test]
-    fn float_amounts_are_exact() {
-        assert_eq!(probe(r#"{"m": 24.5}"#).m, Some(Amount(Money(245000))));
-        assert_eq!(probe(r#"{"m": 0.1}"#).m, Some(Amount(Money(1000))));
-        assert_eq!(probe(r#"{"m": 16.5289}"#).m, Some(Amount(Money(165289))));
-        assert_eq!(probe(r#"{"m": 6}"#).m, Some(Amount(Money(60000))));
+    /// `units` of 10^-10 as `Some(Amount)`.
+    fn amount(units: i128) -> Option<Amount> {
+        Some(Amount(Money(units)))
     }
 
     #[test]
-    fn wrong_types_are_errors() {
-        assert!(serde_json::from_str::<Probe>(r#"{"i": "abc"}"#).is_err());
-        assert!(serde_json::from_str::<Probe>(r#"{"m": "1.23456"}"#).is_err());
-        assert!(serde_json::from_str::<Probe>(r#"{"b": "maybe"}"#).is_err());
-        assert!(serde_json::from_str::<Probe>(r#"{"i": 3000000000}"#).is_err());
+    fn float_amounts_are_read_from_their_text() {
+        assert_eq!(probe(r#"{"m": 24.5}"#).m, amount(245_000_000_000));
+        assert_eq!(probe(r#"{"m": 0.1}"#).m, amount(1_000_000_000));
+        assert_eq!(probe(r#"{"m": 16.5289}"#).m, amount(165_289_000_000));
+        assert_eq!(probe(r#"{"m": 6}"#).m, amount(60_000_000_000));
+        // The seeds type fees as double: these are valid, to the tenth place.
+        assert_eq!(probe(r#"{"m": 16.666667}"#).m, amount(166_666_670_000));
+        assert_eq!(probe(r#"{"m": "16.6666666667"}"#).m, amount(166_666_666_667));
+        assert_eq!(probe(r#"{"m": 1e-3}"#).m, amount(10_000_000));
+        assert_eq!(probe(r#"{"m": 1.5E3}"#).m, amount(15_000_000_000_000));
+        assert_eq!(probe(r#"{"m": -7.25}"#).m, amount(-72_500_000_000));
+        // A 22-digit integer fits Decimal(38, 10): 28 digits before the point do.
+        assert_eq!(probe(r#"{"m": 1000000000000000000000}"#).m, amount(10i128.pow(31)));
+        // Digits a double cannot hold are kept: the text is read, not the float.
+        assert_eq!(
+            probe(r#"{"m": 1234567890123456789.0123456789}"#).m,
+            amount(12_345_678_901_234_567_890_123_456_789)
+        );
+    }
+
+    #[test]
+    fn digits_past_the_tenth_place_are_rounded_half_even_and_counted() {
+        take_rounded();
+        assert_eq!(probe(r#"{"m": 0.30000000000000004}"#).m, amount(3_000_000_000));
+        assert_eq!(take_rounded(), 1);
+        // Ties go to the even unit; anything above the tie rounds up.
+        assert_eq!(parse_money("0.00000000005"), Ok(Money(0)));
+        assert_eq!(parse_money("0.00000000015"), Ok(Money(2)));
+        assert_eq!(parse_money("0.000000000250000001"), Ok(Money(3)));
+        assert_eq!(parse_money("-0.00000000015"), Ok(Money(-2)));
+        assert_eq!(parse_money("0.000000000049"), Ok(Money(0)));
+        // Far below the last place: zero, never a carry from a distant digit.
+        assert_eq!(parse_money("0.0000000000009"), Ok(Money(0)));
+        assert_eq!(parse_money("1e-400"), Ok(Money(0)));
+        assert_eq!(take_rounded(), 7);
+        // Trailing zeros past the tenth place are not a rounding.
+        assert_eq!(parse_money("2.500000000000"), Ok(Money(25_000_000_000)));
+        assert_eq!(take_rounded(), 0);
+    }
+
+    #[test]
+    fn amounts_that_fit_no_decimal_38_10_are_errors_naming_the_value() {
+        for too_large in [
+            "100000000000000000000000000000",
+            "10000000000000000000000000000",
+            "1e28",
+            "1e400",
+            "-99999999999999999999999999999.5",
+            "9999999999999999999999999999.99999999999",
+        ] {
+            let e = parse_money(too_large).unwrap_err();
+            assert!(e.contains("does not fit Decimal(38, 10)"), "{too_large}: {e}");
+        }
+        // The largest value that fits.
+        assert_eq!(
+            parse_money("9999999999999999999999999999.9999999999"),
+            Ok(Money(10i128.pow(38) - 1))
+        );
+        let e = serde_json::from_str::<Probe>(r#"{"m": 100000000000000000000000000000}"#)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("does not fit"), "{e}");
+        for not_amount in ["", ".", "-", "1,5", "NaN", "1e", "12a", "true"] {
+            assert!(parse_money(not_amount).is_err(), "{not_amount:?}");
+        }
+        assert!(serde_json::from_str::<Probe>(r#"{"m": true}"#).is_err());
+        assert!(serde_json::from_str::<Probe>(r#"{"m": {"total": 1}}"#).is_err());
     }
 
     #[test]
