@@ -598,3 +598,62 @@ fn fees_sent_as_doubles_are_exact_decimals_and_only_values_beyond_38_digits_are_
         "{out}"
     );
 }
+
+#[test]
+fn products_with_expedition_keep_each_product_at_its_latest_current_status() {
+    let t = TestLake::new();
+    let listed = |device: Option<&str>, status: &str, at: &str| {
+        let mut p = json!({"product_code": "RM58AV3N2", "quantity": 1, "remaining_payment": 20.5,
+            "associated_expedition": {"expedition_id": "E1-R0", "current_status": {"id": "1", "value": status, "final": false, "timestamp": at}}});
+        if let Some(d) = device {
+            p["subscription_device_id"] = json!(d);
+        }
+        p
+    };
+    t.file(
+        "products_with_expedition/page-1.json",
+        json!({"page_size": 3, "current_page": 1, "total_pages": 2, "total_elements": 4, "products": [
+            listed(Some("40397"), "DELIVERED", "2023-05-02 11:00:09"),
+            listed(Some("40398"), "IN_TRANSIT", "2023-05-01 09:00:00"),
+            listed(None, "SENT", "2023-05-01 09:00:00"),
+        ]})
+        .to_string(),
+    );
+    // Page 2 lists 40397 again with an older status: the page-1 copy stays.
+    t.file(
+        "products_with_expedition/page-2.json",
+        json!({"page_size": 3, "current_page": 2, "total_pages": 2, "total_elements": 4, "products": [
+            listed(Some("40397"), "IN_TRANSIT", "2023-05-01 11:00:09"),
+        ]})
+        .to_string(),
+    );
+    t.run_ok(
+        DAY,
+        &["--sources", "products_with_expedition", "--max-reject-ratio", "0.5"],
+    );
+    let p = t.table("products_with_expedition", DAY);
+    assert_eq!(p.height(), 2);
+    assert_eq!(
+        cell(&p, "subscription_device_id", "40397", "current_status").as_deref(),
+        Some("DELIVERED")
+    );
+    assert_eq!(
+        cell(&p, "subscription_device_id", "40397", "expedition_id").as_deref(),
+        Some("E1-R0")
+    );
+    // Madrid wall time, stored as UTC.
+    let at = cell(&p, "subscription_device_id", "40398", "current_status_at").unwrap();
+    assert!(at.starts_with("2023-05-01 07:00:00"), "{at}");
+    assert_eq!(
+        cell(&p, "subscription_device_id", "40398", "remaining_payment").as_deref(),
+        Some("20.5000000000")
+    );
+    let r = t.table("_rejects", DAY);
+    assert_eq!(
+        strings(&r, "reason"),
+        vec![Some("missing required key subscription_device_id".to_string())]
+    );
+    let m = &t.manifests(DAY)[0];
+    assert_eq!(m["sources"][0]["duplicates"], 1);
+    assert_eq!(m["sources"][0]["rows_written"], 2);
+}

@@ -24,6 +24,7 @@ const TABLES: &[&str] = &[
     "expeditions",
     "expedition_status_history",
     "expedition_products",
+    "products_with_expedition",
     "stock",
     "pickups",
     "pickup_products",

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::logistics::{PRODUCT_COLUMNS, Product};
+use super::logistics::{PRODUCT_COLUMNS, Product, Status};
 use super::{read_item, required_text, text};
 use crate::schema::Rows;
 use crate::schema::columns::{Row, TableSpec, Timestamp};
@@ -39,21 +39,6 @@ struct Transport<'a> {
 struct Tracking<'a> {
     tracking_link: Option<Text<'a>>,
     return_code: Option<Text<'a>>,
-}
-
-/// A status of an expedition (seed 004 `Status`).
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "'de: 'a"))]
-struct Status<'a> {
-    id: Option<Text<'a>>,
-    value: Option<Text<'a>>,
-    description: Option<Text<'a>>,
-    #[serde(rename = "final")]
-    is_final: Option<Bool>,
-    reshippable: Option<Bool>,
-    reason_code: Option<Text<'a>>,
-    reason_description: Option<Text<'a>>,
-    timestamp: Option<Text<'a>>,
 }
 
 table_row! {

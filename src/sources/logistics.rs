@@ -333,7 +333,41 @@ impl DeliveryColumns {
     }
 }
 
-/// `Product`, `ProductBasic` and `PickupProductBasic`, in one model.
+/// A status of an expedition (seed 004 `Status`).
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+pub struct Status<'a> {
+    /// Status id.
+    pub id: Option<Text<'a>>,
+    /// The status value (`StatusValue`).
+    pub value: Option<Text<'a>>,
+    /// Its description.
+    pub description: Option<Text<'a>>,
+    /// Whether it is a final state of the expedition.
+    #[serde(rename = "final")]
+    pub is_final: Option<Bool>,
+    /// Whether it can be reshipped in a new expedition.
+    pub reshippable: Option<Bool>,
+    /// Reason code.
+    pub reason_code: Option<Text<'a>>,
+    /// Reason description.
+    pub reason_description: Option<Text<'a>>,
+    /// When it happened.
+    pub timestamp: Option<Text<'a>>,
+}
+
+/// `ProductWithExpedition.associated_expedition`: the expedition the logistics system holds a
+/// product in, with its current status.
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+pub struct AssociatedExpedition<'a> {
+    /// The expedition.
+    pub expedition_id: Option<Text<'a>>,
+    /// Its current status, as the logistics system sees it.
+    pub current_status: Option<Status<'a>>,
+}
+
+/// `Product`, `ProductBasic`, `PickupProductBasic` and `ProductWithExpedition`, in one model.
 #[derive(Deserialize, Default)]
 #[serde(bound(deserialize = "'de: 'a"))]
 pub struct Product<'a> {
@@ -355,6 +389,9 @@ pub struct Product<'a> {
     invoiced: Option<Bool>,
     status: Option<Text<'a>>,
     technology: Option<Text<'a>>,
+    /// `ProductWithExpedition` only: its expedition and current status (taken out before the
+    /// product columns are filled).
+    pub associated_expedition: Option<AssociatedExpedition<'a>>,
 }
 
 /// The product columns of `order_products`, `expedition_products` and `pickup_products`.

@@ -15,6 +15,7 @@ pub mod logistics;
 pub mod memos;
 pub mod orders;
 pub mod pickups;
+pub mod products_with_expedition;
 pub mod stock;
 pub mod time_slots;
 pub mod typifications;
@@ -28,6 +29,7 @@ pub const SOURCES: &[&dyn Source] = &[
     &customer_devices::CustomerDevices,
     &orders::Orders,
     &expeditions::Expeditions,
+    &products_with_expedition::ProductsWithExpedition,
     &stock::Stock,
     &pickups::Pickups,
     &external_orders::ExternalOrders,
