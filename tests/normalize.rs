@@ -87,10 +87,8 @@ fn large_files_are_read_in_many_batches_with_the_same_result() {
     t.run_ok(DAY, &["--sources", "stock", "--batch-bytes", "4096"]);
     let df = t.table("stock", DAY);
     assert_eq!(df.height(), 3000);
-    let parts = std::fs::read_dir(t.lake().join("stock/run_date=2025-06-30"))
-        .unwrap()
-        .count();
-    assert!(parts > 10, "expected many parts, got {parts}");
+    // Many read batches still make one right-sized file for the day.
+    assert_eq!(common::table_files(&t.lake(), "stock", DAY).len(), 1);
     let total: i64 = df
         .column("available_quantity")
         .unwrap()

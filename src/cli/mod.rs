@@ -84,6 +84,22 @@ pub enum Command {
     /// What ran: the committed runs recorded in the lake's manifests.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Delete the lake's files that no table version newer than the retention needs.
+    ///
+    /// Replaced days' files, and files a killed run uploaded but never committed, are kept
+    /// until they are older than --retention-hours (7 days by default, as Delta does), so a
+    /// reader of an older version ("the lake as of yesterday's run") keeps working.
+    Vacuum {
+        /// The job settings (the lake is its output).
+        #[command(flatten)]
+        args: JobArgs,
+        /// Keep files replaced or written less than this many hours ago.
+        #[arg(long, default_value_t = 168)]
+        retention_hours: u32,
+        /// List what would be deleted, and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// The fixture API server.
@@ -251,11 +267,24 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             let report = pipeline::normalize_into(&job, SOURCES, &dir)?;
             report::normalized(&mut text, &report, &dir);
         }
+        Command::Vacuum {
+            args,
+            retention_hours,
+            dry_run,
+        } => {
+            let job = resolve(&args, matches, &[])?;
+            let lake = pipeline::open_lake(&job.settings.output)?;
+            let retention = chrono::Duration::hours(i64::from(retention_hours));
+            let deleted = pipeline::runtime(1)?
+                .block_on(crate::publish::vacuum(&lake, retention, dry_run))
+                .map_err(crate::Error::from)?;
+            report::vacuumed(&mut text, &deleted, dry_run);
+        }
         Command::Runs(RunsCommand::List { args }) => {
             let job = resolve(&args, matches, &[])?;
             let lake = pipeline::open_lake(&job.settings.output)?;
             let runs = pipeline::runtime(1)?
-                .block_on(crate::publish::all_runs(&lake))
+                .block_on(pipeline::record::all(&lake))
                 .map_err(crate::Error::from)?;
             report::runs(&mut text, &runs);
         }
@@ -263,7 +292,7 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             let job = resolve(&args, matches, &[])?;
             let lake = pipeline::open_lake(&job.settings.output)?;
             let runs = pipeline::runtime(1)?
-                .block_on(crate::publish::all_runs(&lake))
+                .block_on(pipeline::record::all(&lake))
                 .map_err(crate::Error::from)?;
             let run = runs
                 .iter()

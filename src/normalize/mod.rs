@@ -28,7 +28,9 @@ use serde::Serialize;
 use crate::extract::files::{self, ChunkReader, InputFile};
 use crate::extract::shape;
 use crate::job::Job;
-use crate::publish::{layout, parquet};
+use crate::publish::layout;
+pub use crate::publish::parquet::WrittenFile;
+use crate::publish::parquet::{self, TableFiles};
 use crate::schema::Rows;
 use crate::schema::columns::{Row, TableBuilder, TableSpec};
 use crate::schema::pii::Pii;
@@ -109,25 +111,14 @@ impl Stage<'_> {
         self.job.writes(table, main)
     }
 
-    /// The number of the part a batch is written to.
-    fn part(&self, batch: u32) -> u64 {
-        self.job.settings.shard.map_or(0, layout::shard_part_base) + batch as u64
+    /// The package folder of `table`'s files.
+    fn table_dir(&self, table: &str) -> PathBuf {
+        self.package.join(layout::table_partition(table, self.job.as_of))
     }
 
-    /// Where part `batch` of `table` goes in the package.
-    fn part_path(&self, table: &str, batch: u32) -> PathBuf {
-        self.package
-            .join(layout::part_path(table, self.job.as_of, self.part(batch)))
-    }
-
-    /// Writes `frame` as part `batch` of `table` in the package.
-    fn write_part(&self, table: &str, batch: u32, frame: &mut DataFrame) -> Result<PartReport, Error> {
-        let path = self.part_path(table, batch);
-        let bytes = parquet::write(&path, frame).map_err(|source| Error::Write { path, source })?;
-        Ok(PartReport {
-            rows: frame.height() as u64,
-            bytes,
-        })
+    /// A table's files in the package.
+    fn table_files(&self, spec: &TableSpec) -> TableFiles {
+        TableFiles::new(self.table_dir(spec.name), spec.schema(&self.job.pii))
     }
 }
 
@@ -176,19 +167,10 @@ pub struct SourceReport {
 /// One written table.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct TableReport {
-    /// Rows in all parts.
+    /// Rows in all files.
     pub rows: u64,
-    /// Parts, by number.
-    pub parts: BTreeMap<u64, PartReport>,
-}
-
-/// One Parquet part.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
-pub struct PartReport {
-    /// Rows.
-    pub rows: u64,
-    /// Bytes.
-    pub bytes: u64,
+    /// Its files in the package's partition folder, in order.
+    pub files: Vec<WrittenFile>,
 }
 
 /// The outcome of the normalize stage.
@@ -224,11 +206,19 @@ struct SourceState {
     ledger: Option<Ledger>,
 }
 
+/// Where each batch of each table went: by (table, batch), the file number, its first row in
+/// that file and its rows.
+type BatchPlaces = HashMap<(&'static str, u32), (usize, usize, usize)>;
+
 struct Shared<'s> {
     opts: &'s Stage<'s>,
     specs: Vec<Vec<TableSpec>>,
     sources: Vec<Mutex<SourceState>>,
-    tables: Mutex<BTreeMap<String, TableReport>>,
+    /// Each written table's files, appended to by the workers.
+    files: BTreeMap<&'static str, Mutex<TableFiles>>,
+    /// Where each batch of each table went (duplicates that a later batch replaced are removed
+    /// from there at the end).
+    batch_files: Mutex<BatchPlaces>,
     rejects: Mutex<Vec<Reject>>,
     failure: Mutex<Option<Error>>,
 }
@@ -272,7 +262,17 @@ pub fn normalize(job: &Job, sources: &[&dyn Source], input: &Path, package: &Pat
             .iter()
             .map(|_| Mutex::new(SourceState::default()))
             .collect(),
-        tables: Mutex::new(BTreeMap::new()),
+        files: opts
+            .sources
+            .iter()
+            .flat_map(|s| {
+                let specs = s.tables();
+                let main = specs[0].name;
+                specs.into_iter().filter(move |t| opts.writes(t.name, main))
+            })
+            .map(|spec| (spec.name, Mutex::new(opts.table_files(&spec))))
+            .collect(),
+        batch_files: Mutex::new(HashMap::new()),
         rejects: Mutex::new(Vec::new()),
         failure: Mutex::new(None),
     };
@@ -313,6 +313,21 @@ pub fn normalize(job: &Job, sources: &[&dyn Source], input: &Path, package: &Pat
         return Err(e);
     }
 
+    let mut tables: BTreeMap<String, TableReport> = BTreeMap::new();
+    let batch_files = std::mem::take(&mut *lock(&shared.batch_files));
+    for (name, files) in shared.files {
+        let files = files
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .finish()
+            .map_err(|source| Error::Write {
+                path: opts.table_dir(name),
+                source,
+            })?;
+        let rows = files.iter().map(|f| f.rows).sum();
+        tables.insert(name.to_string(), TableReport { rows, files });
+    }
+
     let mut report = NormalizeReport::default();
     for (i, source) in opts.sources.iter().enumerate() {
         let mut st = lock(&shared.sources[i]);
@@ -320,17 +335,8 @@ pub fn normalize(job: &Job, sources: &[&dyn Source], input: &Path, package: &Pat
             Some(ledger) => ledger.resolve().map_err(|e| ledger_error(opts, e))?,
             None => Default::default(),
         };
-        rewrite_losers(&shared, i, &dedupe.losers)?;
-        let specs = &shared.specs[i];
-        let mut tables = lock(&shared.tables);
-        for spec in specs.iter().filter(|t| opts.writes(t.name, specs[0].name)) {
-            let t = tables.entry(spec.name.to_string()).or_default();
-            if t.parts.is_empty() {
-                let mut empty = DataFrame::empty_with_schema(&spec.schema(&opts.job.pii));
-                t.parts.insert(opts.part(0), opts.write_part(spec.name, 0, &mut empty)?);
-            }
-        }
-        let written = tables.get(specs[0].name).map_or(0, |t| t.rows);
+        remove_losers(opts, &shared.specs[i], &dedupe.losers, &batch_files, &mut tables)?;
+        let written = tables.get(shared.specs[i][0].name).map_or(0, |t| t.rows);
         let r = SourceReport {
             name: source.name().to_string(),
             files: st
@@ -379,8 +385,8 @@ pub fn normalize(job: &Job, sources: &[&dyn Source], input: &Path, package: &Pat
 
     let mut rejects = std::mem::take(&mut *lock(&shared.rejects));
     rejects.sort_by(|a, b| (&a.source, &a.file, a.offset).cmp(&(&b.source, &b.file, b.offset)));
-    write_rejects(opts, &rejects, &mut lock(&shared.tables))?;
-    report.tables = std::mem::take(&mut *lock(&shared.tables));
+    tables.insert("_rejects".into(), write_rejects(opts, &rejects)?);
+    report.tables = tables;
 
     let read: u64 = report.sources.iter().map(|s| s.records_read).sum();
     let rejected: u64 = report.sources.iter().map(|s| s.rejects).sum();
@@ -591,56 +597,69 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
         if !opts.writes(name, main) {
             continue;
         }
-        let mut frame = t.finish(&dropped).map_err(|source| Error::Frame {
+        let frame = t.finish(&dropped).map_err(|source| Error::Frame {
             table: name.to_string(),
             source,
         })?;
         if frame.height() == 0 {
             continue;
         }
-        let part = opts.write_part(name, job.batch, &mut frame)?;
-        let mut tables = lock(&shared.tables);
-        let report = tables.entry(name.to_string()).or_default();
-        report.rows += part.rows;
-        report.parts.insert(opts.part(job.batch), part);
+        let Some(files) = shared.files.get(name) else { continue };
+        let (number, start) = lock(files).write(&frame).map_err(|source| Error::Write {
+            path: opts.table_dir(name),
+            source,
+        })?;
+        lock(&shared.batch_files).insert((name, job.batch), (number, start, frame.height()));
     }
     Ok(())
 }
 
-/// Removes, from parts already written, the rows of keys that a later batch replaced.
-fn rewrite_losers(shared: &Shared<'_>, source: usize, losers: &HashMap<u32, HashSet<u128>>) -> Result<(), Error> {
-    let opts = shared.opts;
-    let specs = &shared.specs[source];
+/// Removes, from the files already written, the rows of keys that a later batch replaced
+/// (`losers`: the replaced keys by the batch that read them).
+fn remove_losers(
+    opts: &Stage<'_>,
+    specs: &[TableSpec],
+    losers: &HashMap<u32, HashSet<u128>>,
+    batch_files: &BatchPlaces,
+    tables: &mut BTreeMap<String, TableReport>,
+) -> Result<(), Error> {
     let main_key = specs[0].key;
-    for (&batch, keys) in losers {
-        for spec in specs {
-            let path = opts.part_path(spec.name, batch);
-            if !path.exists() {
-                continue;
+    for spec in specs {
+        let Some(table) = tables.get_mut(spec.name) else {
+            continue;
+        };
+        // The batches of each file of the table that lost keys.
+        let mut by_file: BTreeMap<usize, Vec<BatchRows<'_>>> = BTreeMap::new();
+        for (batch, keys) in losers {
+            if let Some(&(n, start, len)) = batch_files.get(&(spec.name, *batch)) {
+                by_file.entry(n).or_default().push(BatchRows { start, len, keys });
             }
-            let frame = parquet::read(&path).map_err(|source| Error::Write {
+        }
+        for (n, batches) in by_file {
+            let Some(file) = table.files.get_mut(n) else { continue };
+            let path = opts.table_dir(spec.name).join(&file.name);
+            let io = |source| Error::Write {
                 path: path.clone(),
                 source,
-            })?;
-            let mut kept = drop_keys(&frame, main_key, keys).map_err(|source| Error::Frame {
+            };
+            let frame = parquet::read(&path).map_err(io)?;
+            let mut kept = drop_losers(&frame, main_key, &batches).map_err(|source| Error::Frame {
                 table: spec.name.to_string(),
                 source,
             })?;
-            let removed = (frame.height() - kept.height()) as u64;
-            let part = opts.write_part(spec.name, batch, &mut kept)?;
-            let mut tables = lock(&shared.tables);
-            if let Some(t) = tables.get_mut(spec.name) {
-                t.rows -= removed;
-                t.parts.insert(opts.part(batch), part);
-            }
+            let bytes = parquet::write(&path, &mut kept).map_err(io)?;
+            table.rows -= (frame.height() - kept.height()) as u64;
+            file.rows = kept.height() as u64;
+            file.bytes = bytes;
         }
     }
     Ok(())
 }
 
-/// The rows of `frame` whose key (its `key` columns joined like [`crate::source::composite_key`])
-/// does not hash ([`dedupe::key_hash`]) into `keys`.
-pub fn drop_keys(frame: &DataFrame, key: &[&str], keys: &HashSet<u128>) -> PolarsResult<DataFrame> {
+/// The rows of `frame` except those of the batches in `losers` whose key (its `key` columns
+/// joined like [`crate::source::composite_key`]) hashes ([`dedupe::key_hash`]) into that
+/// batch's set. Each batch occupies the rows `start..start + len` of the frame.
+fn drop_losers(frame: &DataFrame, key: &[&str], losers: &[BatchRows<'_>]) -> PolarsResult<DataFrame> {
     // Instants are keyed by their microseconds, as the sources join them.
     let columns = key
         .iter()
@@ -653,39 +672,53 @@ pub fn drop_keys(frame: &DataFrame, key: &[&str], keys: &HashSet<u128>) -> Polar
         })
         .collect::<PolarsResult<Vec<_>>>()?;
     let strings = columns.iter().map(|c| c.str()).collect::<PolarsResult<Vec<_>>>()?;
-    let mask: BooleanChunked = (0..frame.height())
-        .map(|i| {
+    let mut keep = vec![true; frame.height()];
+    for batch in losers {
+        for (i, kept) in keep.iter_mut().enumerate().skip(batch.start).take(batch.len) {
             let k = strings
                 .iter()
                 .map(|s| s.get(i).unwrap_or_default())
                 .collect::<Vec<_>>()
                 .join("\u{1f}");
-            !keys.contains(&dedupe::key_hash(&k))
-        })
-        .collect();
-    frame.filter(&mask)
+            if batch.keys.contains(&dedupe::key_hash(&k)) {
+                *kept = false;
+            }
+        }
+    }
+    frame.filter(&keep.into_iter().collect::<BooleanChunked>())
 }
 
-fn write_rejects(
-    opts: &Stage<'_>,
-    rejects: &[Reject],
-    tables: &mut BTreeMap<String, TableReport>,
-) -> Result<(), Error> {
+/// The rows of one batch in a table's file, and the keys it lost.
+struct BatchRows<'k> {
+    start: usize,
+    len: usize,
+    keys: &'k HashSet<u128>,
+}
+
+fn write_rejects(opts: &Stage<'_>, rejects: &[Reject]) -> Result<TableReport, Error> {
     let spec = RejectRow::spec();
-    let mut builder = TableBuilder::new(spec, &opts.job.pii, rejects.len());
+    let mut builder = TableBuilder::new(spec.clone(), &opts.job.pii, rejects.len());
     for (i, r) in rejects.iter().enumerate() {
         RejectRow::from(r).write(&mut builder, &opts.job.pii);
         builder.end_row(i as u32);
     }
-    let mut frame = builder.finish(&[]).map_err(|source| Error::Frame {
+    let frame = builder.finish(&[]).map_err(|source| Error::Frame {
         table: "_rejects".into(),
         source,
     })?;
-    let part = opts.write_part("_rejects", 0, &mut frame)?;
-    let report = tables.entry("_rejects".to_string()).or_default();
-    report.rows = part.rows;
-    report.parts.insert(opts.part(0), part);
-    Ok(())
+    let mut files = opts.table_files(&spec);
+    let io = |source| Error::Write {
+        path: opts.table_dir(spec.name),
+        source,
+    };
+    if frame.height() > 0 {
+        files.write(&frame).map_err(io)?;
+    }
+    let files = files.finish().map_err(io)?;
+    Ok(TableReport {
+        rows: frame.height() as u64,
+        files,
+    })
 }
 
 /// The package folder of a run under `work_dir`.
