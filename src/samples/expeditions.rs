@@ -1,16 +1,19 @@
 //! Expeditions: whether an order ships, how its status history ends, re-expeditions, and the
 //! fulfilment each product must then reconcile to.
 
+use std::sync::LazyLock;
+
 use chrono::{Duration, NaiveDateTime};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use super::catalogue::Product;
-use super::values::{cents, iso, madrid, pick};
+use super::values::{cents, iso, madrid};
 use super::writers::TenantWriters;
 use super::{PartResult, STUCK_DAYS};
 
+/// The usual path of an expedition through the warehouse and the courier (all IN_PROGRESS).
 const IN_PROGRESS_PATH: &[&str] = &[
     "ORDER_RECEIVED",
     "PICKING",
@@ -19,16 +22,50 @@ const IN_PROGRESS_PATH: &[&str] = &[
     "IN_TRANSIT",
     "IN_DELIVERY",
 ];
-const DELIVERED: &[&str] = &["DELIVERED", "DELIVERED_CUSTODIAN", "DELIVERED_IN_DELIVERY_POINT"];
-const RETURNED: &[&str] = &["RETURNED", "RETURNED_TO_OL", "RETURNED_TO_WAREHOUSE", "NOT_DELIVERED"];
-const CANCELLED: &[&str] = &["CANCELLED", "ABANDONED", "EXPIRED", "REJECTED"];
-const INCIDENCE: &[&str] = &[
-    "INCIDENCE",
-    "DELIVERY_INCIDENCE",
-    "ABSENT_INCIDENCE",
-    "TRANSPORT_INCIDENCE",
-    "FAIL_CONTACT",
-];
+
+/// The status categories the reconciliation reads (`sql/status_categories.csv`): the generator
+/// draws final statuses from the same file, so it can neither send a status the file does not
+/// know nor miss one the file adds to a category.
+const STATUS_CATEGORIES: &str = include_str!("../../sql/status_categories.csv");
+
+/// The statuses an expedition can end with, per final category.
+struct FinalStatuses {
+    delivered: Vec<&'static str>,
+    returned: Vec<&'static str>,
+    cancelled: Vec<&'static str>,
+    incidence: Vec<&'static str>,
+}
+
+static FINAL_STATUSES: LazyLock<FinalStatuses> = LazyLock::new(|| FinalStatuses {
+    delivered: statuses_of("DELIVERED"),
+    returned: statuses_of("RETURNED"),
+    cancelled: statuses_of("CANCELLED"),
+    incidence: statuses_of("INCIDENCE"),
+});
+
+/// The statuses of `category` in the category file: those named after the category first
+/// (`RETURNED`, `RETURNED_TO_OL`, ...), then the others, each in file order. The order decides
+/// which status a random draw gives, so it is fixed by the file alone; this one is also the
+/// order the generator's own lists had, so delivered, returned and cancelled expeditions draw
+/// the statuses they drew before it read the file.
+fn statuses_of(category: &str) -> Vec<&'static str> {
+    let (named, others): (Vec<&'static str>, Vec<&'static str>) = STATUS_CATEGORIES
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(','))
+        .filter(|(_, c)| c.trim() == category)
+        .map(|(status, _)| status.trim())
+        .partition(|status| status.starts_with(category));
+    named.into_iter().chain(others).collect()
+}
+
+/// One of `statuses`, or none when the category file lists none.
+fn draw(rng: &mut ChaCha8Rng, statuses: &[&'static str]) -> Option<&'static str> {
+    if statuses.is_empty() {
+        return None;
+    }
+    Some(statuses[rng.random_range(0..statuses.len())])
+}
 
 /// The expected fulfilment category of an expedition's outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,11 +212,12 @@ fn expedition(
         statuses.push((s, at));
         at += gap;
     }
+    let finals = &*FINAL_STATUSES;
     let final_status = match outcome {
-        Outcome::Delivered => Some(*pick(rng, DELIVERED)),
-        Outcome::Returned => Some(*pick(rng, RETURNED)),
-        Outcome::Cancelled => Some(*pick(rng, CANCELLED)),
-        Outcome::Incidence => Some(*pick(rng, INCIDENCE)),
+        Outcome::Delivered => draw(rng, &finals.delivered),
+        Outcome::Returned => draw(rng, &finals.returned),
+        Outcome::Cancelled => draw(rng, &finals.cancelled),
+        Outcome::Incidence => draw(rng, &finals.incidence),
         Outcome::InProgress | Outcome::Stuck | Outcome::NoHistory => None,
     };
     match final_status {
@@ -233,4 +271,51 @@ fn expedition(
         "products": items
     });
     (v, last_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn category_of(status: &str) -> Option<&'static str> {
+        STATUS_CATEGORIES
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(','))
+            .find(|(s, _)| s.trim() == status)
+            .map(|(_, c)| c.trim())
+    }
+
+    #[test]
+    fn final_statuses_come_from_the_category_file_category_named_first() {
+        let f = &*FINAL_STATUSES;
+        assert_eq!(
+            f.delivered,
+            ["DELIVERED", "DELIVERED_CUSTODIAN", "DELIVERED_IN_DELIVERY_POINT"]
+        );
+        assert_eq!(
+            f.returned,
+            ["RETURNED", "RETURNED_TO_OL", "RETURNED_TO_WAREHOUSE", "NOT_DELIVERED"]
+        );
+        assert_eq!(f.cancelled, ["CANCELLED", "ABANDONED", "EXPIRED", "REJECTED"]);
+        assert_eq!(f.incidence.len(), 11);
+        assert_eq!(f.incidence[0], "INCIDENCE");
+        for (list, category) in [
+            (&f.delivered, "DELIVERED"),
+            (&f.returned, "RETURNED"),
+            (&f.cancelled, "CANCELLED"),
+            (&f.incidence, "INCIDENCE"),
+        ] {
+            for s in list {
+                assert_eq!(category_of(s), Some(category), "{s}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_path_before_the_end_is_in_progress_in_the_category_file() {
+        for s in IN_PROGRESS_PATH {
+            assert_eq!(category_of(s), Some("IN_PROGRESS"), "{s}");
+        }
+    }
 }
