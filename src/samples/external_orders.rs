@@ -123,5 +123,5 @@ pub(super) fn external_order(
             "language": "ES", "updated": false
         }
     });
-    w.external_order(&v)
+    w.external_order(v)
 }

@@ -1,8 +1,11 @@
 //! Files: where a tenant's records go and how they are written (NDJSON lines, pages, single
-//! files, gzip and zstd).
+//! files, gzip and zstd), in each [`Layout`].
 //!
 //! The builders hand over records by kind ([`TenantWriters::order`], ...); this module alone
-//! decides file names and shapes, so the same records can be laid out in other ways.
+//! decides file names and shapes, so every layout holds the same records. Parts of the
+//! universe are written in parallel: the default and small layouts name their files after the
+//! part, the large one writes a hidden piece per part and [`join_pieces`] concatenates them
+//! (gzip members and zstd frames may follow one another in a file; the readers take them all).
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -12,7 +15,14 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::Stats;
+use super::{Layout, Stats};
+
+/// Items per page file in the small layout (a page of the APIs' usual size).
+const SMALL_PAGE: usize = 50;
+/// Per-id answers (an appointment, a search, a customer's devices or typifications) per file in
+/// the small layout: a file per answer would be some 2.5 files per order, and the small layout
+/// aims at about half a file per order.
+const SMALL_ANSWERS: usize = 6;
 
 /// An open export file, compressed as its name says (`.gz`, `.zst`).
 enum Encoded {
@@ -22,12 +32,12 @@ enum Encoded {
 }
 
 impl Encoded {
-    fn create(path: &Path) -> io::Result<Encoded> {
+    /// Creates `path`; `name` (the file name it will have) says the compression.
+    fn create(path: &Path, name: &str) -> io::Result<Encoded> {
         if let Some(d) = path.parent() {
             fs::create_dir_all(d)?;
         }
         let file = BufWriter::with_capacity(1 << 20, File::create(path)?);
-        let name = path.to_string_lossy();
         Ok(if name.ends_with(".gz") {
             Encoded::Gzip(flate2::write::GzEncoder::new(file, flate2::Compression::fast()))
         } else if name.ends_with(".zst") {
@@ -62,32 +72,107 @@ impl Encoded {
     }
 }
 
-/// One NDJSON file, created at once (an export lists its files even when they are empty).
+/// Where a stream of lines goes.
+enum Target {
+    /// One file, created at once (an export lists its files even when they are empty).
+    One,
+    /// Files of `per_file` lines, `{stem}-{n:05}.{ext}` from 1, created as lines come.
+    Numbered {
+        dir: PathBuf,
+        stem: String,
+        ext: &'static str,
+        per_file: usize,
+    },
+}
+
+/// A stream of NDJSON lines.
 struct Lines {
-    out: Encoded,
+    target: Target,
+    out: Option<Encoded>,
+    /// Lines in the open file.
+    in_file: usize,
+    /// Files opened.
+    files: usize,
 }
 
 impl Lines {
-    fn create(path: &Path) -> io::Result<Lines> {
+    /// One file at `path`.
+    fn one(path: &Path) -> io::Result<Lines> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Lines::one_named(path, &name)
+    }
+
+    /// One file at `path`, to be renamed `name` (which says the compression).
+    fn one_named(path: &Path, name: &str) -> io::Result<Lines> {
         Ok(Lines {
-            out: Encoded::create(path)?,
+            target: Target::One,
+            out: Some(Encoded::create(path, name)?),
+            in_file: 0,
+            files: 1,
         })
     }
 
+    /// Numbered files of `per_file` lines in `dir`.
+    fn numbered(dir: PathBuf, stem: String, ext: &'static str, per_file: usize) -> Lines {
+        Lines {
+            target: Target::Numbered {
+                dir,
+                stem,
+                ext,
+                per_file,
+            },
+            out: None,
+            in_file: 0,
+            files: 0,
+        }
+    }
+
     fn line(&mut self, v: &Value) -> io::Result<()> {
-        let w = self.out.writer();
+        if let Target::Numbered {
+            dir,
+            stem,
+            ext,
+            per_file,
+        } = &self.target
+        {
+            if self.in_file == *per_file {
+                if let Some(out) = self.out.take() {
+                    out.close()?;
+                }
+            }
+            if self.out.is_none() {
+                self.files += 1;
+                self.in_file = 0;
+                let name = format!("{stem}-{:05}.{ext}", self.files);
+                self.out = Some(Encoded::create(&dir.join(&name), &name)?);
+            }
+        }
+        let Some(out) = self.out.as_mut() else {
+            return Err(io::Error::other("a closed export file was written to"));
+        };
+        let w = out.writer();
         serde_json::to_writer(&mut *w, v)?;
-        w.write_all(b"\n")
+        w.write_all(b"\n")?;
+        self.in_file += 1;
+        Ok(())
     }
 
     fn close(self) -> io::Result<()> {
-        self.out.close()
+        match self.out {
+            Some(out) => out.close(),
+            None => Ok(()),
+        }
     }
 }
 
 /// How a page wraps its items.
 #[derive(Clone, Copy)]
 enum PageShape {
+    /// No page: each item on its own line.
+    Bare,
     /// Seed 003's `MemosPag`: `{"data": {"memos": [...]}, "next_request": "..."}`.
     Memos,
     /// Seed 004's numbered page: `{"page_size", "current_page", "total_elements", key: [...]}`.
@@ -115,6 +200,9 @@ impl Pager {
     }
 
     fn push(&mut self, v: Value) -> io::Result<()> {
+        if let PageShape::Bare = self.shape {
+            return self.lines.line(&v);
+        }
         self.items.push(v);
         if self.items.len() == self.size {
             self.flush()?;
@@ -129,6 +217,7 @@ impl Pager {
         self.page += 1;
         let items = std::mem::take(&mut self.items);
         let page = match self.shape {
+            PageShape::Bare => return Ok(()),
             PageShape::Memos => json!({
                 "data": {"memos": items},
                 "next_request": format!("http://localhost:8081/memos/?limit={}&offset={}", self.size, self.page * self.size)
@@ -158,11 +247,85 @@ pub(super) fn write_json(path: &Path, v: &Value) -> io::Result<()> {
     fs::write(path, serde_json::to_vec_pretty(v)?)
 }
 
-/// The files of one tenant written by one part of the universe: `{root}/{source}/{tenant}/`.
-pub(super) struct TenantWriters {
+/// A part's piece of a large-layout file, concatenated into the file once every part is done.
+pub(super) struct Piece {
+    /// The file.
+    file: PathBuf,
+    /// This part's piece of it (hidden, named after the part).
+    piece: PathBuf,
+}
+
+/// The folder of one tenant's files of every source, for one part, in one layout.
+struct Place {
     root: PathBuf,
     tenant: &'static str,
     part: usize,
+    layout: Layout,
+    /// The large layout's pieces.
+    pieces: Vec<Piece>,
+}
+
+impl Place {
+    fn dir(&self, source: &str) -> PathBuf {
+        self.root.join(source).join(self.tenant)
+    }
+
+    /// The NDJSON lines of `source`: `{stem}-{part}.{ext}` (default), per-id answers in small
+    /// uncompressed files, as an API answers (small), or this part's piece of `{stem}.{ext}`
+    /// (large).
+    fn lines(&mut self, source: &str, stem: &str, ext: &'static str) -> io::Result<Lines> {
+        let dir = self.dir(source);
+        let part = self.part;
+        match self.layout {
+            Layout::Default => Lines::one(&dir.join(format!("{stem}-{part:03}.{ext}"))),
+            Layout::Small => Ok(Lines::numbered(
+                dir,
+                format!("{stem}-{part:03}"),
+                "ndjson",
+                SMALL_ANSWERS,
+            )),
+            Layout::Large => {
+                let name = format!("{stem}.{ext}");
+                // Hidden, so that the readers skip a piece a failed run left behind.
+                let piece = dir.join(format!(".{name}.{part:03}"));
+                let lines = Lines::one_named(&piece, &name)?;
+                self.pieces.push(Piece {
+                    file: dir.join(name),
+                    piece,
+                });
+                Ok(lines)
+            }
+        }
+    }
+
+    /// The pages of `source`: `size` items a line in the default and large layouts' file, a
+    /// page of [`SMALL_PAGE`] per file in the small layout.
+    fn pages(
+        &mut self,
+        source: &str,
+        stem: &str,
+        ext: &'static str,
+        shape: PageShape,
+        size: usize,
+    ) -> io::Result<Pager> {
+        match self.layout {
+            Layout::Small => {
+                let lines = Lines::numbered(self.dir(source), format!("{stem}-{:03}", self.part), "json", 1);
+                Ok(Pager::new(lines, shape, SMALL_PAGE))
+            }
+            Layout::Default | Layout::Large => Ok(Pager::new(self.lines(source, stem, ext)?, shape, size)),
+        }
+    }
+
+    /// A file of its own: `{root}/{source}/{tenant}/{file}`.
+    fn alone(&self, source: &str, file: &str) -> PathBuf {
+        self.dir(source).join(file)
+    }
+}
+
+/// The files of one tenant written by one part of the universe: `{root}/{source}/{tenant}/`.
+pub(super) struct TenantWriters {
+    place: Place,
     appointments: Lines,
     /// Appointments exported again later the same day, written last in a file of their own.
     again: Vec<Value>,
@@ -172,39 +335,49 @@ pub(super) struct TenantWriters {
     devices: Lines,
     orders: Pager,
     expeditions: Pager,
-    external: Lines,
+    external: Pager,
     pickups: Vec<Value>,
 }
 
 impl TenantWriters {
-    fn create(root: &Path, tenant: &'static str, part: usize) -> io::Result<TenantWriters> {
-        let file = |source: &str, stem: &str, ext: &str| {
-            Lines::create(&root.join(source).join(tenant).join(format!("{stem}-{part:03}.{ext}")))
-        };
-        Ok(TenantWriters {
+    fn create(root: &Path, tenant: &'static str, part: usize, layout: Layout) -> io::Result<TenantWriters> {
+        let mut p = Place {
             root: root.to_path_buf(),
             tenant,
             part,
-            appointments: file("appointments", "appointments", "ndjson.gz")?,
+            layout,
+            pieces: Vec::new(),
+        };
+        let external_shape = match layout {
+            // The operator's records come bare, but an API page of them is an envelope.
+            Layout::Small => PageShape::Numbered("external_orders"),
+            Layout::Default | Layout::Large => PageShape::Bare,
+        };
+        Ok(TenantWriters {
+            appointments: p.lines("appointments", "appointments", "ndjson.gz")?,
             again: Vec::new(),
-            searches: file("time_slots", "searches", "ndjson")?,
-            memos: Pager::new(file("memos", "memos", "ndjson")?, PageShape::Memos, 50),
-            typifications: file("typifications", "typifications", "ndjson")?,
-            devices: file("customer_devices", "devices", "ndjson")?,
-            orders: Pager::new(file("orders", "orders", "ndjson")?, PageShape::Numbered("orders"), 100),
-            expeditions: Pager::new(
-                file("expeditions", "expeditions", "ndjson.zst")?,
+            searches: p.lines("time_slots", "searches", "ndjson")?,
+            memos: p.pages("memos", "memos", "ndjson", PageShape::Memos, 50)?,
+            typifications: p.lines("typifications", "typifications", "ndjson")?,
+            devices: p.lines("customer_devices", "devices", "ndjson")?,
+            orders: p.pages("orders", "orders", "ndjson", PageShape::Numbered("orders"), 100)?,
+            expeditions: p.pages(
+                "expeditions",
+                "expeditions",
+                "ndjson.zst",
                 PageShape::Numbered("expeditions"),
                 100,
-            ),
-            external: file("external_orders", "external", "ndjson.gz")?,
+            )?,
+            external: p.pages("external_orders", "external", "ndjson.gz", external_shape, SMALL_PAGE)?,
             pickups: Vec::new(),
+            place: p,
         })
     }
 
-    /// A file of its own: `{root}/{source}/{tenant}/{file}`.
-    fn alone(&self, source: &str, file: &str) -> PathBuf {
-        self.root.join(source).join(self.tenant).join(file)
+    /// Whether records flagged to go alone, or again, get their own files (the default layout's
+    /// variety of shapes; the others put every record of a source in the same kind of file).
+    fn shapes_vary(&self) -> bool {
+        self.place.layout == Layout::Default
     }
 
     /// An appointment.
@@ -212,22 +385,29 @@ impl TenantWriters {
         self.appointments.line(a)
     }
 
-    /// An appointment exported alone, as the GET of one appointment returns it.
+    /// An appointment the default layout exports alone, as the GET of one appointment returns it.
     pub(super) fn appointment_alone(&mut self, id: &str, a: &Value) -> io::Result<()> {
-        write_json(&self.alone("appointments", &format!("appointment-{id}.json")), a)
+        if !self.shapes_vary() {
+            return self.appointment(a);
+        }
+        write_json(&self.place.alone("appointments", &format!("appointment-{id}.json")), a)
     }
 
-    /// An appointment exported again later the same day (the newer copy of a duplicate).
+    /// An appointment exported again later the same day (the newer copy of a duplicate; the
+    /// default layout writes these last, in a file of their own).
     pub(super) fn appointment_again(&mut self, a: Value) -> io::Result<()> {
+        if !self.shapes_vary() {
+            return self.appointment(&a);
+        }
         self.again.push(a);
         Ok(())
     }
 
-    /// The searchTimeSlot response for appointment `id`; `alone`: as a response alone in a file
-    /// named after the appointment, else with its request.
+    /// The searchTimeSlot response for appointment `id`; `alone`: the default layout writes it
+    /// as a response alone in a file named after the appointment, else with its request.
     pub(super) fn search(&mut self, id: &str, response: Value, alone: bool) -> io::Result<()> {
-        if alone {
-            write_json(&self.alone("time_slots", &format!("{id}.json")), &response)
+        if alone && self.shapes_vary() {
+            write_json(&self.place.alone("time_slots", &format!("{id}.json")), &response)
         } else {
             self.searches
                 .line(&json!({"request": {"id": id, "requestedTimeSlot": []}, "response": response}))
@@ -239,12 +419,12 @@ impl TenantWriters {
         self.memos.push(m)
     }
 
-    /// A customer's typifications; `alone`: in a file named after the customer, as the API
-    /// returns them.
+    /// A customer's typifications; `alone`: the default layout writes them in a file named
+    /// after the customer, as the API returns them.
     pub(super) fn typifications(&mut self, customer: u64, list: Vec<Value>, alone: bool) -> io::Result<()> {
-        if alone {
+        if alone && self.shapes_vary() {
             write_json(
-                &self.alone("typifications", &format!("{customer}.json")),
+                &self.place.alone("typifications", &format!("{customer}.json")),
                 &json!({ "typifications": list }),
             )
         } else {
@@ -253,11 +433,12 @@ impl TenantWriters {
         }
     }
 
-    /// A customer's devices; `alone`: in a file named after the customer, as the API returns them.
+    /// A customer's devices; `alone`: the default layout writes them in a file named after the
+    /// customer, as the API returns them.
     pub(super) fn devices(&mut self, customer: u64, list: Vec<Value>, alone: bool) -> io::Result<()> {
-        if alone {
+        if alone && self.shapes_vary() {
             write_json(
-                &self.alone("customer_devices", &format!("{customer}.json")),
+                &self.place.alone("customer_devices", &format!("{customer}.json")),
                 &json!({ "devices": list }),
             )
         } else {
@@ -265,10 +446,10 @@ impl TenantWriters {
         }
     }
 
-    /// An order; `alone`: exported alone, as the GET of one order returns it.
+    /// An order; `alone`: the default layout exports it alone, as the GET of one order returns it.
     pub(super) fn order(&mut self, o: Value, alone: bool) -> io::Result<()> {
-        if alone {
-            write_json(&self.alone("orders", "single-order.json"), &o)
+        if alone && self.shapes_vary() {
+            write_json(&self.place.alone("orders", "single-order.json"), &o)
         } else {
             self.orders.push(o)
         }
@@ -280,8 +461,8 @@ impl TenantWriters {
     }
 
     /// The logistics operator's record of an order.
-    pub(super) fn external_order(&mut self, e: &Value) -> io::Result<()> {
-        self.external.line(e)
+    pub(super) fn external_order(&mut self, e: Value) -> io::Result<()> {
+        self.external.push(e)
     }
 
     /// A pickup (written with the tenant's other pickups once every part is done).
@@ -289,50 +470,53 @@ impl TenantWriters {
         self.pickups.push(p);
     }
 
-    /// Ends every file; returns the pickups.
-    fn close(self) -> io::Result<Vec<Value>> {
+    /// Ends every file; returns the pickups and the large layout's pieces.
+    fn close(self) -> io::Result<(Vec<Value>, Vec<Piece>)> {
         self.memos.close()?;
         self.orders.close()?;
         self.expeditions.close()?;
+        self.external.close()?;
         if !self.again.is_empty() {
-            let mut again = Lines::create(
-                &self
-                    .root
-                    .join("appointments")
-                    .join(self.tenant)
-                    .join(format!("appointments-redelivered-{:03}.ndjson", self.part)),
-            )?;
+            let mut again = Lines::one(&self.place.alone(
+                "appointments",
+                &format!("appointments-redelivered-{:03}.ndjson", self.place.part),
+            ))?;
             for a in &self.again {
                 again.line(a)?;
             }
             again.close()?;
         }
-        for lines in [
-            self.appointments,
-            self.searches,
-            self.typifications,
-            self.devices,
-            self.external,
-        ] {
+        for lines in [self.appointments, self.searches, self.typifications, self.devices] {
             lines.close()?;
         }
-        Ok(self.pickups)
+        Ok((self.pickups, self.place.pieces))
     }
+}
+
+/// What a part's files leave to do once every part is written.
+#[derive(Default)]
+pub(super) struct PartLeftovers {
+    /// Pickups by tenant, in order.
+    pub pickups: Vec<(&'static str, Value)>,
+    /// The large layout's pieces.
+    pub pieces: Vec<Piece>,
 }
 
 /// The files one part of the universe writes, per tenant (created as tenants turn up).
 pub(super) struct PartWriters {
     root: PathBuf,
     part: usize,
+    layout: Layout,
     tenants: BTreeMap<&'static str, TenantWriters>,
 }
 
 impl PartWriters {
-    /// Writers for part `part` under `root`.
-    pub(super) fn new(root: &Path, part: usize) -> PartWriters {
+    /// Writers for part `part` under `root`, in `layout`.
+    pub(super) fn new(root: &Path, part: usize, layout: Layout) -> PartWriters {
         PartWriters {
             root: root.to_path_buf(),
             part,
+            layout,
             tenants: BTreeMap::new(),
         }
     }
@@ -341,32 +525,73 @@ impl PartWriters {
     pub(super) fn tenant(&mut self, tenant: &'static str) -> io::Result<&mut TenantWriters> {
         Ok(match self.tenants.entry(tenant) {
             Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(TenantWriters::create(&self.root, tenant, self.part)?),
+            Entry::Vacant(e) => e.insert(TenantWriters::create(&self.root, tenant, self.part, self.layout)?),
         })
     }
 
-    /// Ends every file; returns the pickups by tenant.
-    pub(super) fn close(self) -> io::Result<Vec<(&'static str, Value)>> {
-        let mut pickups = Vec::new();
+    /// Ends every file.
+    pub(super) fn close(self) -> io::Result<PartLeftovers> {
+        let mut left = PartLeftovers::default();
         for (tenant, w) in self.tenants {
-            pickups.extend(w.close()?.into_iter().map(|p| (tenant, p)));
+            let (pickups, pieces) = w.close()?;
+            left.pickups.extend(pickups.into_iter().map(|p| (tenant, p)));
+            left.pieces.extend(pieces);
         }
-        Ok(pickups)
+        Ok(left)
     }
 }
 
-/// Writes each tenant's pickups, in part then order, as one JSON array.
-pub(super) fn write_pickups(root: &Path, pickups: BTreeMap<&'static str, Vec<Value>>) -> io::Result<()> {
-    for (tenant, list) in pickups {
-        write_json(
-            &root.join("pickups").join(tenant).join("pickups.json"),
-            &Value::Array(list),
-        )?;
+/// Concatenates the large layout's pieces into their files, in part order, and removes them.
+pub(super) fn join_pieces(pieces: Vec<Piece>) -> io::Result<()> {
+    let mut by_file: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
+    for Piece { file, piece } in pieces {
+        by_file.entry(file).or_default().push(piece);
+    }
+    for (file, mut pieces) in by_file {
+        // Piece names end in the part number.
+        pieces.sort();
+        if let [only] = pieces.as_slice() {
+            fs::rename(only, &file)?;
+            continue;
+        }
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&file)?);
+        for piece in &pieces {
+            io::copy(&mut File::open(piece)?, &mut out)?;
+        }
+        out.flush()?;
+        for piece in &pieces {
+            fs::remove_file(piece)?;
+        }
     }
     Ok(())
 }
 
-/// Writes the stock exports: the CSV and the last warehouse's JSON.
+/// Writes each tenant's pickups, in part then order: one JSON array per tenant, or pages of
+/// [`SMALL_PAGE`] in files of their own in the small layout.
+pub(super) fn write_pickups(
+    root: &Path,
+    layout: Layout,
+    pickups: BTreeMap<&'static str, Vec<Value>>,
+) -> io::Result<()> {
+    for (tenant, list) in pickups {
+        let dir = root.join("pickups").join(tenant);
+        match layout {
+            Layout::Small => {
+                let lines = Lines::numbered(dir, "pickups".into(), "json", 1);
+                let mut pages = Pager::new(lines, PageShape::Numbered("pickups"), SMALL_PAGE);
+                for p in list {
+                    pages.push(p)?;
+                }
+                pages.close()?;
+            }
+            Layout::Default | Layout::Large => write_json(&dir.join("pickups.json"), &Value::Array(list))?,
+        }
+    }
+    Ok(())
+}
+
+/// Writes the stock exports (the same in every layout: two small files): the CSV and the last
+/// warehouse's JSON.
 pub(super) fn write_stock(root: &Path, csv: &str, warehouse: &Value) -> io::Result<()> {
     let dir = root.join("stock");
     fs::create_dir_all(&dir)?;
