@@ -612,3 +612,72 @@ pub(super) fn count(dir: &Path, stats: &mut Stats) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    fn decoded(path: &Path) -> Vec<Value> {
+        let file = File::open(path).unwrap();
+        let mut reader: Box<dyn Read> = match path.extension().and_then(|e| e.to_str()) {
+            // As the readers open them (extract::files::open).
+            Some("gz") => Box::new(flate2::read::MultiGzDecoder::new(file)),
+            Some("zst") => Box::new(zstd::stream::read::Decoder::new(file).unwrap()),
+            _ => Box::new(file),
+        };
+        let mut text = String::new();
+        reader.read_to_string(&mut text).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    #[test]
+    fn large_pieces_concatenate_into_one_file_that_reads_every_part_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        for ext in ["ndjson", "ndjson.gz", "ndjson.zst"] {
+            let name = format!("x.{ext}");
+            let mut pieces = Vec::new();
+            // Written out of order, as parallel parts finish.
+            for part in [2, 0, 1] {
+                let piece = dir.path().join(format!(".{name}.{part:03}"));
+                let mut lines = Lines::one_named(&piece, &name).unwrap();
+                for k in 0..2 {
+                    lines.line(&json!({"part": part, "k": k})).unwrap();
+                }
+                lines.close().unwrap();
+                pieces.push(Piece {
+                    file: dir.path().join(&name),
+                    piece,
+                });
+            }
+            join_pieces(pieces).unwrap();
+            let got: Vec<(u64, u64)> = decoded(&dir.path().join(&name))
+                .iter()
+                .map(|v| (v["part"].as_u64().unwrap(), v["k"].as_u64().unwrap()))
+                .collect();
+            assert_eq!(got, [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)], "{ext}");
+        }
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "pieces left behind: {left:?}");
+    }
+
+    #[test]
+    fn numbered_lines_start_a_new_file_every_per_file_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lines = Lines::numbered(dir.path().to_path_buf(), "devices-000".into(), "ndjson", 3);
+        for k in 0..7 {
+            lines.line(&json!({ "k": k })).unwrap();
+        }
+        lines.close().unwrap();
+        let sizes: Vec<usize> = (1..=3)
+            .map(|n| decoded(&dir.path().join(format!("devices-000-{n:05}.ndjson"))).len())
+            .collect();
+        assert_eq!(sizes, [3, 3, 1]);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
+    }
+}
