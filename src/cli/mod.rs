@@ -197,6 +197,10 @@ pub enum SamplesCommand {
         /// appointment of a work order, so this universe reads the same through the fixtures.
         #[arg(long)]
         no_superseded: bool,
+        /// File layout: the same records as many small files (a per-page / per-id API export,
+        /// about half a file per order) or as one file per source and tenant.
+        #[arg(long, value_enum, default_value_t = crate::samples::Layout::Default)]
+        files: crate::samples::Layout,
     },
 }
 
@@ -347,13 +351,14 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             seed,
             out,
             no_superseded,
+            files,
         }) => {
             let universe = crate::samples::Universe {
                 orders,
                 seed,
                 superseded: !no_superseded,
             };
-            let stats = crate::samples::generate(&universe, &out)
+            let stats = crate::samples::generate_as(&universe, files, &out)
                 .with_context(|| format!("cannot write samples into {}", out.display()))?;
             println!(
                 "wrote {} files ({} bytes) for {orders} orders under {}",
