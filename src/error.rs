@@ -85,9 +85,11 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) => exit::CONFIG,
-            Error::Extract(e) if e.is_config() => exit::CONFIG,
-            Error::Extract(_) => exit::SOURCE_UNREACHABLE,
+            Error::Extract(e) | Error::Normalize(crate::normalize::Error::Extract(e)) if e.is_config() => exit::CONFIG,
+            Error::Extract(_) | Error::Normalize(crate::normalize::Error::Extract(_)) => exit::SOURCE_UNREACHABLE,
             Error::Normalize(crate::normalize::Error::TooManyRejects { .. }) => exit::REJECTS_ABOVE_RATIO,
+            // The package is the first half of publishing: a full disk there is a publish failure.
+            Error::Normalize(crate::normalize::Error::Write { .. }) => exit::PUBLISH,
             Error::Normalize(_) | Error::Reconcile(_) => exit::INTERNAL,
             Error::Publish(crate::publish::Error::RunAlreadyCommitted { .. }) => exit::CONFLICT,
             Error::Publish(_) => exit::PUBLISH,

@@ -25,6 +25,14 @@ pub const EMBEDDED: &str = include_str!("../jobs/daily.toml");
 /// Input bytes per normalize batch unless the job says otherwise (see `normalize`).
 pub const DEFAULT_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
+/// The largest record unless the job says otherwise: far above any real record (an appointment
+/// is ~2 KB, a page of 200 orders ~1 MB), low enough that one hostile line cannot exhaust memory.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
+
+/// How many times its stored size a `.gz`/`.zst` export may inflate to unless the job says
+/// otherwise: JSON exports compress 5-30 times, so 250 is only reached by a decompression bomb.
+pub const DEFAULT_MAX_DECOMPRESSION_RATIO: u64 = 250;
+
 /// Configuration errors.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -119,6 +127,14 @@ pub struct Settings {
     /// Input bytes per normalize batch (at least 1024).
     #[arg(long, env = "OPSLAKE_BATCH_BYTES", default_value_t = DEFAULT_BATCH_BYTES)]
     pub batch_bytes: usize,
+    /// Largest record in bytes (a line, a JSON value, a CSV row); a longer one is rejected
+    /// without being held in memory (at least 1024).
+    #[arg(long, env = "OPSLAKE_MAX_RECORD_BYTES", default_value_t = DEFAULT_MAX_RECORD_BYTES)]
+    pub max_record_bytes: usize,
+    /// How many times its stored size a .gz or .zst export may inflate to (0: no bound); the
+    /// rest of a file past it is one reject.
+    #[arg(long, env = "OPSLAKE_MAX_DECOMPRESSION_RATIO", default_value_t = DEFAULT_MAX_DECOMPRESSION_RATIO)]
+    pub max_decompression_ratio: u64,
     /// Local folder for the run's package when the lake is remote.
     #[arg(long, env = "OPSLAKE_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
@@ -390,6 +406,10 @@ impl Job {
             let value = settings.batch_bytes.to_string();
             return Err(bad("batch_bytes", value, "must be at least 1024"));
         }
+        if settings.max_record_bytes < 1024 {
+            let value = settings.max_record_bytes.to_string();
+            return Err(bad("max_record_bytes", value, "must be at least 1024"));
+        }
         for name in settings.api.keys() {
             if !crate::source::Api::ALL.iter().any(|a| a.name() == name) {
                 return Err(Error::UnknownName {
@@ -431,6 +451,14 @@ impl Job {
             development_key,
             settings,
         })
+    }
+
+    /// The bounds on what one input file may make a run hold or do.
+    pub fn limits(&self) -> crate::extract::files::Limits {
+        crate::extract::files::Limits {
+            max_record_bytes: self.settings.max_record_bytes,
+            max_decompression_ratio: self.settings.max_decompression_ratio,
+        }
     }
 
     /// Whether `table` (of a source whose main table is `main`) is written.

@@ -426,19 +426,20 @@ fn read_all(shared: &Shared<'_>, tx: crossbeam_channel::Sender<Work>) {
             if shared.failed() {
                 return;
             }
-            let (stream, checksum) = match files::open(file) {
+            tracing::debug!(source = source.name(), file = %file.name, bytes = file.bytes, "reading");
+            let limits = opts.job.limits();
+            let (stream, checksum) = match files::open_with(file, &limits) {
                 Ok(x) => x,
-                Err(e) => {
-                    shared.reject(si, unreadable(source.name(), file, 0, 1, &e, opts));
-                    continue;
-                }
+                Err(e) => return shared.fail(unreadable_file(file, e)),
             };
-            let mut reader = ChunkReader::new(stream, file.format, opts.job.settings.batch_bytes);
+            let mut reader = ChunkReader::new(stream, file.format, opts.job.settings.batch_bytes)
+                .max_record_bytes(limits.max_record_bytes)
+                .csv_columns(source.csv_columns());
             let mut records = 0u64;
             loop {
                 match reader.next_chunk() {
                     Ok(Some(chunk)) => {
-                        records += chunk.spans.len() as u64;
+                        records += chunk.records() as u64;
                         let job = Work {
                             source: si,
                             file: fi,
@@ -451,11 +452,14 @@ fn read_all(shared: &Shared<'_>, tx: crossbeam_channel::Sender<Work>) {
                         }
                     }
                     Ok(None) => break,
+                    // The disk or the file system failed: the run cannot read its input.
+                    Err(e) if files::is_unreadable(&e) => return shared.fail(unreadable_file(file, e)),
                     Err(e) => {
-                        // The rest of the file is unreadable (a corrupt archive): one reject
-                        // stands for it, and the records before it are kept.
+                        // The rest of the file cannot be read (a corrupt archive, a
+                        // decompression bomb): one reject stands for it, and the records
+                        // before it are kept.
                         records += 1;
-                        shared.reject(si, unreadable(source.name(), file, 0, 0, &e, opts));
+                        shared.reject(si, corrupt_rest(source.name(), file, &e, opts));
                         break;
                     }
                 }
@@ -467,14 +471,23 @@ fn read_all(shared: &Shared<'_>, tx: crossbeam_channel::Sender<Work>) {
     }
 }
 
-fn unreadable(source: &str, file: &InputFile, offset: u64, line: u64, e: &std::io::Error, opts: &Stage<'_>) -> Reject {
+/// A file that cannot be opened or read: the run fails naming it (exit 3).
+fn unreadable_file(file: &InputFile, source: std::io::Error) -> Error {
+    Error::Extract(crate::extract::Error::Read {
+        path: file.path.clone(),
+        source,
+    })
+}
+
+/// The reject that stands for the rest of a file that cannot be decompressed.
+fn corrupt_rest(source: &str, file: &InputFile, e: &std::io::Error, opts: &Stage<'_>) -> Reject {
     Reject::new(
         source,
         &file.name,
-        line,
+        0,
         None,
-        offset,
-        format!("unreadable file: {e}"),
+        0,
+        files::describe(e),
         b"",
         &opts.job.pii,
         opts.job.settings.rejects_raw,
@@ -556,6 +569,32 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
             ));
         }
     }
+
+    // Records the reader refused (too long, a CSV row that does not fit its header).
+    for p in &job.chunk.problems {
+        rejects.push(match p.sha256 {
+            Some(sha256) => Reject::unread(
+                source.name(),
+                &file.name,
+                p.span.line,
+                p.span.offset,
+                p.reason.clone(),
+                sha256,
+            ),
+            None => Reject::new(
+                source.name(),
+                &file.name,
+                p.span.line,
+                None,
+                p.span.offset,
+                p.reason.clone(),
+                &data[p.span.start..p.span.end],
+                &opts.job.pii,
+                opts.job.settings.rejects_raw,
+            ),
+        });
+    }
+    rejects.sort_by_key(|r| r.offset);
 
     // Duplicates inside the chunk are settled here; those across chunks at the end.
     let mut sightings: Vec<Sighting> = parsed

@@ -65,6 +65,23 @@ impl Reject {
     }
 }
 
+impl Reject {
+    /// A reject of a record whose bytes were not kept (longer than `max_record_bytes`): its
+    /// digest was taken as it streamed past, and it has no raw text.
+    pub fn unread(source: &str, file: &str, line: u64, offset: u64, reason: String, sha256: [u8; 32]) -> Self {
+        Reject {
+            source: source.to_string(),
+            file: file.to_string(),
+            line,
+            page: None,
+            offset,
+            reason,
+            raw_sha256: hex::encode(sha256),
+            raw: None,
+        }
+    }
+}
+
 table_row! {
     /// A row of `_rejects`.
     pub struct RejectRow<'a> in "_rejects" key ["source", "file", "byte_offset"] {
