@@ -238,3 +238,43 @@ fn an_unreadable_file_fails_the_run_for_a_user_without_permission() {
         "{first}"
     );
 }
+
+#[test]
+fn rejects_of_many_batches_and_files_are_written_in_file_and_offset_order() {
+    let t = TestLake::new();
+    for f in ["c", "a", "b"] {
+        let mut lines = Vec::new();
+        for i in 0..60 {
+            lines.push(match i % 3 {
+                0 => format!("{{\"warehouse_id\": \"{f}\", \"product_id\": \"P{i}\", \"available_quantity\": \"x\"}}"),
+                _ => stock(f, &format!("P{i}"), i).to_string(),
+            });
+        }
+        t.file(&format!("stock/{f}.ndjson"), lines.join("\n"));
+    }
+    t.run_ok(
+        DAY,
+        &[
+            "--sources",
+            "stock",
+            "--batch-bytes",
+            "1024",
+            "--threads",
+            "2",
+            "--max-reject-ratio",
+            "0.5",
+        ],
+    );
+    let r = t.table("_rejects", DAY);
+    assert_eq!(r.height(), 60);
+    let got: Vec<(String, u64)> = strings(&r, "file")
+        .into_iter()
+        .zip(strings(&r, "line"))
+        .map(|(f, l)| (f.unwrap(), l.unwrap().parse().unwrap()))
+        .collect();
+    let mut sorted = got.clone();
+    sorted.sort();
+    assert_eq!(got, sorted);
+    assert_eq!(got[0], ("stock/a.ndjson".to_string(), 1));
+    assert_eq!(t.table("stock", DAY).height(), 120);
+}

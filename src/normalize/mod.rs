@@ -35,7 +35,7 @@ use crate::schema::pii::Pii;
 use crate::schema::roles::{BoundPivot, RolePivot};
 use crate::source::{Item, Source};
 use dedupe::{Ledger, ReadPosition, Sighting};
-use rejects::{Reject, RejectRow};
+use rejects::{Reject, RejectRow, Spill, SpillKey};
 
 /// Failures of the normalize stage as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -198,7 +198,7 @@ pub struct NormalizeReport {
     pub sources: Vec<SourceReport>,
     /// Per table (including `_rejects`).
     pub tables: BTreeMap<String, TableReport>,
-    /// All rejects.
+    /// The first rejects in file order (at most [`EXAMPLES`]); all of them are in `_rejects`.
     #[serde(skip)]
     pub rejects: Vec<Reject>,
     /// Warnings for the manifest and summary.
@@ -228,8 +228,10 @@ struct Shared<'s> {
     opts: &'s Stage<'s>,
     specs: Vec<Vec<TableSpec>>,
     sources: Vec<Mutex<SourceState>>,
+    /// Each source's rank by name: `_rejects` is in source name, file, offset order.
+    rank: Vec<usize>,
     tables: Mutex<BTreeMap<String, TableReport>>,
-    rejects: Mutex<Vec<Reject>>,
+    rejects: Mutex<Spill>,
     failure: Mutex<Option<Error>>,
 }
 
@@ -242,14 +244,23 @@ impl Shared<'_> {
     fn failed(&self) -> bool {
         self.failure.lock().map(|f| f.is_some()).unwrap_or(true)
     }
-    fn reject(&self, source: usize, r: Reject) {
+    /// Records the reject that stands for the rest of file `file` of `source`.
+    fn reject(&self, source: usize, file: usize, r: Reject) {
         if let Ok(mut s) = self.sources[source].lock() {
             s.rejects += 1;
             s.read += 1;
         }
-        if let Ok(mut v) = self.rejects.lock() {
-            v.push(r);
+        if let Err(e) = self.spill((self.rank[source], file, u32::MAX), &[r]) {
+            self.fail(e);
         }
+    }
+
+    /// Appends rejects to the spill file.
+    fn spill(&self, key: SpillKey, rejects: &[Reject]) -> Result<(), Error> {
+        let encoded = Spill::encode(rejects).map_err(|e| spill_error(self.opts, e))?;
+        lock(&self.rejects)
+            .append(key, &encoded)
+            .map_err(|e| spill_error(self.opts, e))
     }
 }
 
@@ -264,6 +275,13 @@ pub fn normalize(job: &Job, sources: &[&dyn Source], input: &Path, package: &Pat
     };
     let opts = &stage;
     let started = Instant::now();
+    std::fs::create_dir_all(opts.package).map_err(|e| ledger_error(opts, e))?;
+    let mut names: Vec<(&str, usize)> = opts.sources.iter().enumerate().map(|(i, s)| (s.name(), i)).collect();
+    names.sort();
+    let mut rank = vec![0; names.len()];
+    for (r, (_, i)) in names.into_iter().enumerate() {
+        rank[i] = r;
+    }
     let shared = Shared {
         opts,
         specs: opts.sources.iter().map(|s| s.tables()).collect(),
@@ -272,8 +290,9 @@ pub fn normalize(job: &Job, sources: &[&dyn Source], input: &Path, package: &Pat
             .iter()
             .map(|_| Mutex::new(SourceState::default()))
             .collect(),
+        rank,
         tables: Mutex::new(BTreeMap::new()),
-        rejects: Mutex::new(Vec::new()),
+        rejects: Mutex::new(Spill::new(opts.package).map_err(|e| spill_error(opts, e))?),
         failure: Mutex::new(None),
     };
     for (i, s) in opts.sources.iter().enumerate() {
@@ -285,7 +304,6 @@ pub fn normalize(job: &Job, sources: &[&dyn Source], input: &Path, package: &Pat
             .map(|f| (f, None, 0))
             .collect();
         st.skipped = skipped;
-        std::fs::create_dir_all(opts.package).map_err(|e| ledger_error(opts, e))?;
         st.ledger = Some(Ledger::new(opts.package).map_err(|e| ledger_error(opts, e))?);
     }
 
@@ -377,20 +395,20 @@ pub fn normalize(job: &Job, sources: &[&dyn Source], input: &Path, package: &Pat
         report.sources.push(r);
     }
 
-    let mut rejects = std::mem::take(&mut *lock(&shared.rejects));
-    rejects.sort_by(|a, b| (&a.source, &a.file, a.offset).cmp(&(&b.source, &b.file, b.offset)));
-    write_rejects(opts, &rejects, &mut lock(&shared.tables))?;
+    let spill = shared
+        .rejects
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    report.rejects = write_rejects(opts, spill, &mut lock(&shared.tables))?;
     report.tables = std::mem::take(&mut *lock(&shared.tables));
 
     let read: u64 = report.sources.iter().map(|s| s.records_read).sum();
     let rejected: u64 = report.sources.iter().map(|s| s.rejects).sum();
-    report.rejects = rejects;
     report.duration = started.elapsed();
     if read > 0 && rejected as f64 > opts.job.settings.max_reject_ratio * read as f64 {
         let examples = report
             .rejects
             .iter()
-            .take(5)
             .map(|r| format!("  {} line {}: {}", r.file, r.line, r.reason))
             .collect::<Vec<_>>()
             .join("\n");
@@ -403,6 +421,13 @@ pub fn normalize(job: &Job, sources: &[&dyn Source], input: &Path, package: &Pat
         });
     }
     Ok(report)
+}
+
+fn spill_error(opts: &Stage<'_>, source: std::io::Error) -> Error {
+    Error::Write {
+        path: opts.package.join("(rejects, a temporary file)"),
+        source,
+    }
 }
 
 fn ledger_error(opts: &Stage<'_>, source: std::io::Error) -> Error {
@@ -459,7 +484,7 @@ fn read_all(shared: &Shared<'_>, tx: crossbeam_channel::Sender<Work>) {
                         // decompression bomb): one reject stands for it, and the records
                         // before it are kept.
                         records += 1;
-                        shared.reject(si, corrupt_rest(source.name(), file, &e, opts));
+                        shared.reject(si, fi, corrupt_rest(source.name(), file, &e, opts));
                         break;
                     }
                 }
@@ -623,7 +648,7 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
         }
     }
     if !rejects.is_empty() {
-        lock(&shared.rejects).extend(rejects);
+        shared.spill((shared.rank[job.source], job.file, job.batch), &rejects)?;
     }
     for t in tables {
         let name = t.spec().name;
@@ -705,26 +730,63 @@ pub fn drop_keys(frame: &DataFrame, key: &[&str], keys: &HashSet<u128>) -> Polar
     frame.filter(&mask)
 }
 
+/// Rejects kept as examples in the report and the error of a run above the ratio.
+pub const EXAMPLES: usize = 5;
+
+/// A `_rejects` part holds at most this many rows, or this many bytes of text (reasons and raw
+/// text): its builder is what the table costs in memory, whatever the number of rejects.
+const REJECT_PART_ROWS: usize = 1_000_000;
+const REJECT_PART_BYTES: usize = 64 << 20;
+
+/// Writes the spilled rejects into `_rejects` parts, in order; returns the first few.
 fn write_rejects(
     opts: &Stage<'_>,
-    rejects: &[Reject],
+    spill: Spill,
     tables: &mut BTreeMap<String, TableReport>,
-) -> Result<(), Error> {
-    let spec = RejectRow::spec();
-    let mut builder = TableBuilder::new(spec, &opts.job.pii, rejects.len());
-    for (i, r) in rejects.iter().enumerate() {
-        RejectRow::from(r).write(&mut builder, &opts.job.pii);
-        builder.end_row(i as u32);
-    }
-    let mut frame = builder.finish(&[]).map_err(|source| Error::Frame {
-        table: "_rejects".into(),
-        source,
-    })?;
-    let part = opts.write_part("_rejects", 0, &mut frame)?;
+) -> Result<Vec<Reject>, Error> {
+    let pii = &opts.job.pii;
+    let new_builder = || TableBuilder::new(RejectRow::spec(), pii, 1024);
     let report = tables.entry("_rejects".to_string()).or_default();
-    report.rows = part.rows;
-    report.parts.insert(opts.part(0), part);
-    Ok(())
+    let mut builder = new_builder();
+    let (mut rows, mut bytes, mut part) = (0usize, 0usize, 0u32);
+    let mut examples = Vec::new();
+    let mut failed = None;
+    let flush = |builder: TableBuilder, part: u32, report: &mut TableReport| -> Result<(), Error> {
+        let mut frame = builder.finish(&[]).map_err(|source| Error::Frame {
+            table: "_rejects".into(),
+            source,
+        })?;
+        let written = opts.write_part("_rejects", part, &mut frame)?;
+        report.rows += written.rows;
+        report.parts.insert(opts.part(part), written);
+        Ok(())
+    };
+    let read = spill.for_each(&mut |r| {
+        bytes += r.reason.len() + r.raw.as_ref().map_or(0, String::len) + r.file.len() + 160;
+        RejectRow::from(&r).write(&mut builder, pii);
+        builder.end_row(rows as u32);
+        rows += 1;
+        if examples.len() < EXAMPLES {
+            examples.push(r);
+        }
+        if rows >= REJECT_PART_ROWS || bytes >= REJECT_PART_BYTES {
+            if let Err(e) = flush(std::mem::replace(&mut builder, new_builder()), part, report) {
+                failed = Some(e);
+                return Err(std::io::Error::other("stopped"));
+            }
+            (rows, bytes, part) = (0, 0, part + 1);
+        }
+        Ok(())
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    read.map_err(|e| spill_error(opts, e))?;
+    // The last part, which is the only one (and empty) on a day without rejects.
+    if rows > 0 || part == 0 {
+        flush(builder, part, report)?;
+    }
+    Ok(examples)
 }
 
 /// The package folder of a run under `work_dir`.

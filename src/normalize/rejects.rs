@@ -4,10 +4,16 @@
 //! raw bytes, and the raw text redacted by the personal-data policy: where it parses as JSON
 //! every personal field and role value is hashed or dropped; where it does not, the text is
 //! kept only if the job says `rejects_raw = "keep"` (the file and offset still point at it).
+//!
+//! Rejects are not held in memory until the end of the run: each batch's are appended to a
+//! [`Spill`] file as they come and read back in file order when `_rejects` is written, so two
+//! million bad lines cost disk, not memory.
 
 use std::borrow::Cow;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -18,7 +24,7 @@ use crate::table_row;
 pub const MAX_RAW_BYTES: usize = 64 * 1024;
 
 /// One rejected record.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Reject {
     /// Source (export folder).
     pub source: String,
@@ -79,6 +85,65 @@ impl Reject {
             raw_sha256: hex::encode(sha256),
             raw: None,
         }
+    }
+}
+
+/// Where a batch of rejects goes in `_rejects`: sources by name, then files in read order,
+/// then batches in read order (a file's own trailing reject after its batches).
+pub type SpillKey = (usize, usize, u32);
+
+/// Rejects on disk: an anonymous temporary file (removed by the OS even after a crash) of
+/// JSON lines, appended a batch at a time, and an index of the batches.
+pub struct Spill {
+    file: std::fs::File,
+    len: u64,
+    batches: Vec<(SpillKey, u64, u64)>,
+}
+
+impl Spill {
+    /// An empty spill in `dir`.
+    pub fn new(dir: &Path) -> io::Result<Self> {
+        Ok(Spill {
+            file: tempfile::tempfile_in(dir)?,
+            len: 0,
+            batches: Vec::new(),
+        })
+    }
+
+    /// Serializes `rejects` for [`Spill::append`] (outside any lock).
+    pub fn encode(rejects: &[Reject]) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for r in rejects {
+            serde_json::to_writer(&mut out, r)?;
+            out.push(b'\n');
+        }
+        Ok(out)
+    }
+
+    /// Appends one batch of rejects, encoded by [`Spill::encode`], under `key`.
+    pub fn append(&mut self, key: SpillKey, encoded: &[u8]) -> io::Result<()> {
+        if encoded.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(encoded)?;
+        self.batches.push((key, self.len, encoded.len() as u64));
+        self.len += encoded.len() as u64;
+        Ok(())
+    }
+
+    /// Calls `each` on every reject, in key order, a batch in memory at a time.
+    pub fn for_each(mut self, each: &mut dyn FnMut(Reject) -> io::Result<()>) -> io::Result<()> {
+        self.batches.sort_by_key(|b| b.0);
+        let mut buf = Vec::new();
+        for (_, offset, len) in std::mem::take(&mut self.batches) {
+            self.file.seek(SeekFrom::Start(offset))?;
+            buf.clear();
+            (&mut self.file).take(len).read_to_end(&mut buf)?;
+            for line in buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                each(serde_json::from_slice(line)?)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -314,6 +379,32 @@ mod tests {
         let raw = format!("\"{}\"", "a".repeat(MAX_RAW_BYTES * 2));
         let out = redact(raw.as_bytes(), &pii(), RejectsRaw::Redact).unwrap();
         assert!(out.len() < MAX_RAW_BYTES + 32);
+    }
+
+    #[test]
+    fn spilled_rejects_come_back_in_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spill = Spill::new(dir.path()).unwrap();
+        let r = |file: &str, offset: u64| Reject::unread("stock", file, 1, offset, "why\nnot".into(), [7; 32]);
+        for (key, rejects) in [
+            ((1, 0, 0), vec![r("b", 1)]),
+            ((0, 1, u32::MAX), vec![r("a2", 9)]),
+            ((0, 1, 3), vec![r("a2", 1), r("a2", 5)]),
+            ((0, 0, 0), vec![]),
+            ((0, 0, 1), vec![r("a1", 2)]),
+        ] {
+            spill.append(key, &Spill::encode(&rejects).unwrap()).unwrap();
+        }
+        let mut got = Vec::new();
+        spill
+            .for_each(&mut |r| {
+                got.push((r.file, r.offset, r.reason));
+                Ok(())
+            })
+            .unwrap();
+        let order: Vec<_> = got.iter().map(|g| (g.0.as_str(), g.1)).collect();
+        assert_eq!(order, [("a1", 2), ("a2", 1), ("a2", 5), ("a2", 9), ("b", 1)]);
+        assert_eq!(got[0].2, "why\nnot");
     }
 
     #[test]

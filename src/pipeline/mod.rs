@@ -176,7 +176,7 @@ impl Run {
         info!(
             stage = "normalize",
             rows,
-            rejects = report.rejects.len(),
+            rejects = report.sources.iter().map(|s| s.rejects).sum::<u64>(),
             seconds = t.elapsed().as_secs_f64(),
             "stage done"
         );
