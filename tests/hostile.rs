@@ -278,3 +278,72 @@ fn rejects_of_many_batches_and_files_are_written_in_file_and_offset_order() {
     assert_eq!(got[0], ("stock/a.ndjson".to_string(), 1));
     assert_eq!(t.table("stock", DAY).height(), 120);
 }
+
+#[test]
+fn numbers_beyond_their_column_type_are_rejects_naming_the_field() {
+    let t = TestLake::new();
+    t.file(
+        "stock/s.ndjson",
+        [
+            stock("1", "A", 1).to_string(),
+            r#"{"warehouse_id": "1", "product_id": "B", "available_quantity": 1234567890123456789012}"#.into(),
+            r#"{"warehouse_id": "1", "product_id": "C", "available_quantity": "1e30"}"#.into(),
+            r#"{"warehouse_id": "1", "product_id": "D", "available_quantity": 9223372036854775808}"#.into(),
+            stock("1", "E", 5).to_string(),
+        ]
+        .join("\n"),
+    );
+    t.file(
+        "customer_devices/1.json",
+        json!({"devices": [
+            {"subscription_terminal_id": "T1", "fees": {"installment_plan": {"unpaid_installments": 3}}},
+            {"subscription_terminal_id": "T2", "fees": {"installment_plan": {"unpaid_installments": 3000000000u64}}}
+        ]})
+        .to_string(),
+    );
+    t.file(
+        "appointments/a.ndjson",
+        json!({"id": "A1", "relatedParty": [{"id": "99999999999", "role": "scoring_level"}]}).to_string(),
+    );
+    let out = t.run(
+        DAY,
+        &[
+            "--sources",
+            "stock,customer_devices,appointments",
+            "--max-reject-ratio",
+            "1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let df = t.table("stock", DAY);
+    assert_eq!(
+        strings(&df, "product_code"),
+        vec![Some("A".into()), Some("E".into())],
+        "no saturated or wrapped quantity is published"
+    );
+    assert_eq!(t.table("customer_devices", DAY).height(), 1);
+    assert_eq!(t.table("appointments", DAY).height(), 0);
+    let r = t.table("_rejects", DAY);
+    let reasons: Vec<String> = strings(&r, "reason").into_iter().flatten().collect();
+    assert_eq!(reasons.len(), 5, "{reasons:?}");
+    assert!(
+        reasons[0].contains("scoring_level") && reasons[0].contains("32-bit integer"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].contains("unpaid_installments"), "{reasons:?}");
+    for r in &reasons[2..] {
+        assert!(r.contains("available_quantity") && r.contains("64-bit integer"), "{r}");
+    }
+    for value in [
+        "99999999999",
+        "3000000000",
+        "1234567890123456789012",
+        "1e30",
+        "9223372036854775808",
+    ] {
+        assert!(
+            !reasons.iter().any(|r| r.contains(value)),
+            "{value} quoted in {reasons:?}"
+        );
+    }
+}

@@ -544,6 +544,8 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
     let bound: Vec<(&'static RolePivot, BoundPivot<'_>)> =
         source.pivots().iter().map(|p| (*p, p.bind(&opts.job.pii))).collect();
     let mut parsed: Vec<Option<Parsed<'_>>> = Vec::with_capacity(capacity);
+    // Where each item is: its bytes in `data`, line, page and offset (for a later reject).
+    let mut origins: Vec<(std::ops::Range<usize>, u64, Option<i64>, u64)> = Vec::with_capacity(capacity);
     let mut rejects = Vec::new();
     let data = &job.chunk.data;
 
@@ -557,6 +559,9 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
                 file_stem: &file.stem,
             };
             let mut rows = Rows::new(&mut tables, &bound, &opts.job.pii, &opts.job.time, ordinal);
+            let start = bytes.as_ptr() as usize - data.as_ptr() as usize;
+            let offset = span.offset + (bytes.as_ptr() as usize - record.as_ptr() as usize) as u64;
+            origins.push((start..start + bytes.len(), span.line, ctx.page, offset));
             match source.parse(&item, &mut rows) {
                 Ok(key) => parsed.push(Some(Parsed {
                     key: key.key,
@@ -565,7 +570,6 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
                 })),
                 Err(reason) => {
                     parsed.push(None);
-                    let offset = span.offset + (bytes.as_ptr() as usize - record.as_ptr() as usize) as u64;
                     rejects.push(Reject::new(
                         source.name(),
                         &file.name,
@@ -589,6 +593,31 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
                 span.offset,
                 reason,
                 record,
+                &opts.job.pii,
+                opts.job.settings.rejects_raw,
+            ));
+        }
+    }
+
+    // A value the source accepted but its column's type cannot hold (a decimal wider than the
+    // column): the record is a reject, never a failed table.
+    let mut misfits: Vec<u32> = Vec::new();
+    for t in tables.iter().filter(|t| opts.writes(t.spec().name, main)) {
+        for (ordinal, reason) in t.misfits() {
+            let i = ordinal as usize;
+            if parsed.get_mut(i).and_then(Option::take).is_none() {
+                continue;
+            }
+            misfits.push(ordinal);
+            let (range, line, page, offset) = origins[i].clone();
+            rejects.push(Reject::new(
+                source.name(),
+                &file.name,
+                line,
+                page,
+                offset,
+                reason,
+                &data[range],
                 &opts.job.pii,
                 opts.job.settings.rejects_raw,
             ));
@@ -637,7 +666,12 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
             })
         })
         .collect();
-    let dropped = dedupe::settle_chunk(&mut sightings);
+    let mut dropped = dedupe::settle_chunk(&mut sightings);
+    if !misfits.is_empty() {
+        dropped.extend(misfits);
+        dropped.sort_unstable();
+        dropped.dedup();
+    }
     {
         let mut st = lock(&shared.sources[job.source]);
         let record_rejects = rejects.len() - parsed.iter().filter(|p| p.is_none()).count();
