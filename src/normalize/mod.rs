@@ -35,7 +35,7 @@ use crate::schema::pii::Pii;
 use crate::schema::roles::{BoundPivot, RolePivot};
 use crate::source::{Item, Source};
 use dedupe::{Ledger, ReadPosition, Sighting};
-use rejects::{Reject, RejectRow, Spill, SpillKey};
+use rejects::{Redactor, Reject, RejectRow, Spill, SpillKey};
 
 /// Failures of the normalize stage as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +101,8 @@ struct Stage<'s> {
     sources: &'s [&'s dyn Source],
     input: &'s Path,
     package: &'s Path,
+    /// Rejects' raw text and reasons under the strict policy.
+    redactor: Redactor,
 }
 
 impl Stage<'_> {
@@ -272,6 +274,7 @@ pub fn normalize(job: &Job, sources: &[&dyn Source], input: &Path, package: &Pat
         sources,
         input,
         package,
+        redactor: Redactor::new(&job.pii, job.settings.rejects_raw, sources),
     };
     let opts = &stage;
     let started = Instant::now();
@@ -506,17 +509,7 @@ fn unreadable_file(file: &InputFile, source: std::io::Error) -> Error {
 
 /// The reject that stands for the rest of a file that cannot be decompressed.
 fn corrupt_rest(source: &str, file: &InputFile, e: &std::io::Error, opts: &Stage<'_>) -> Reject {
-    Reject::new(
-        source,
-        &file.name,
-        0,
-        None,
-        0,
-        files::describe(e),
-        b"",
-        &opts.job.pii,
-        opts.job.settings.rejects_raw,
-    )
+    Reject::new(source, &file.name, 0, None, 0, files::describe(e), b"", &opts.redactor)
 }
 
 struct Parsed<'a> {
@@ -578,8 +571,7 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
                         offset,
                         reason,
                         bytes,
-                        &opts.job.pii,
-                        opts.job.settings.rejects_raw,
+                        &opts.redactor,
                     ));
                 }
             }
@@ -593,8 +585,7 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
                 span.offset,
                 reason,
                 record,
-                &opts.job.pii,
-                opts.job.settings.rejects_raw,
+                &opts.redactor,
             ));
         }
     }
@@ -618,8 +609,7 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
                 offset,
                 reason,
                 &data[range],
-                &opts.job.pii,
-                opts.job.settings.rejects_raw,
+                &opts.redactor,
             ));
         }
     }
@@ -643,8 +633,7 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
                 p.span.offset,
                 p.reason.clone(),
                 &data[p.span.start..p.span.end],
-                &opts.job.pii,
-                opts.job.settings.rejects_raw,
+                &opts.redactor,
             ),
         });
     }

@@ -229,10 +229,8 @@ impl BoundPivot<'_> {
                     }
                 }
                 (None, Some(v)) => {
-                    let mut buf = [0u8; 64];
-                    let kind = normalize_role(&role, &mut buf)
-                        .and_then(|n| std::str::from_utf8(n).ok())
-                        .and_then(PiiKind::guess);
+                    // An unknown role is personal by its name, or by its value's form.
+                    let kind = PiiKind::of_name(&role).or_else(|| PiiKind::of_value(v));
                     self.pii
                         .apply(self.pivot.table, &role, kind, v)
                         .map(|c| Cow::Owned(c.into_owned()))
@@ -384,6 +382,48 @@ mod tests {
         assert_eq!(long[2].value.as_deref(), Some(p.hash(PiiKind::Phone, "600").as_str()));
         // The wide cell keeps the raw value: the column builder applies the policy.
         assert_eq!(cells[5], Cell::Text("test@pe.es".into()));
+    }
+
+    #[test]
+    fn unknown_roles_holding_personal_data_are_hashed_or_dropped() {
+        let p = pii();
+        let (mut cells, mut long) = (Vec::new(), Vec::new());
+        let input = pairs(&[
+            ("telefono", "611222333"),
+            ("apellidos", "Fernández López"),
+            ("iban", "ES91 2100 0418 4502 0005 1332"),
+            ("ref2", "ana.b@correo.es"),
+            ("otro", "+34 611 222 333"),
+            ("doc", "X1234567L"),
+            ("category", "installation"),
+        ]);
+        PIVOT
+            .bind(&p)
+            .apply(input, &TimeParser::default(), &mut cells, &mut long)
+            .unwrap();
+        let values: Vec<Option<&str>> = long.iter().map(|l| l.value.as_deref()).collect();
+        assert_eq!(values[0], Some(p.hash(PiiKind::Phone, "611222333").as_str()));
+        assert_eq!(values[1], None, "surnames are dropped");
+        assert_eq!(
+            values[2],
+            Some(p.hash(PiiKind::BankAccount, "ES91 2100 0418 4502 0005 1332").as_str())
+        );
+        assert_eq!(values[3], Some(p.hash(PiiKind::Email, "ana.b@correo.es").as_str()));
+        assert_eq!(values[4], Some(p.hash(PiiKind::Phone, "+34 611 222 333").as_str()));
+        assert_eq!(values[5], Some(p.hash(PiiKind::Document, "X1234567L").as_str()));
+        assert_eq!(values[6], Some("installation"));
+        let dropping = Pii::drop_all();
+        let (mut cells, mut long) = (Vec::new(), Vec::new());
+        PIVOT
+            .bind(&dropping)
+            .apply(
+                pairs(&[("ref2", "ana.b@correo.es")]),
+                &TimeParser::default(),
+                &mut cells,
+                &mut long,
+            )
+            .unwrap();
+        assert_eq!(long[0].value, None, "drop mode drops what would be hashed");
     }
 
     #[test]
