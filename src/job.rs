@@ -79,6 +79,26 @@ pub enum Error {
     /// The command needs APIs and the job has none.
     #[error("this command extracts from APIs and the job has no [api.*] section: use --job jobs/api.toml")]
     NoApis,
+    /// A command needs a committed day and the lake has none for it.
+    #[error(
+        "nothing committed for {run_date} in {url}{what}: pick a day that `opslake runs list` shows, or run that day first"
+    )]
+    NothingCommitted {
+        /// The day asked for.
+        run_date: NaiveDate,
+        /// The lake.
+        url: String,
+        /// What was looked for, when more precise than a commit (" (no raw captures)").
+        what: &'static str,
+    },
+    /// `runs show` of a run the lake has no record of.
+    #[error("no committed run {run_id} in {url}: see `opslake runs list`")]
+    UnknownRun {
+        /// The id asked for.
+        run_id: String,
+        /// The lake.
+        url: String,
+    },
     /// A name (source, table, reconciliation, API section) is not one opslake knows.
     #[error("unknown {what} {name:?}; known: {known}")]
     UnknownName {

@@ -312,9 +312,10 @@ pub fn reconcile_day(run: &Run) -> Result<(RunManifest, ReconcileReport)> {
         .block_on(publish::committed(lake, run.as_of()))?
         .into_iter()
         .next_back()
-        .ok_or_else(|| publish::Error::NothingCommitted {
+        .ok_or_else(|| job::Error::NothingCommitted {
             run_date: run.as_of(),
             url: lake.url.clone(),
+            what: "",
         })?;
     // A reconciliation is of the whole day, whatever shard the job names.
     let package = run.package(None)?;
@@ -388,9 +389,11 @@ pub fn replay(run: &Run) -> Result<RunReport> {
     let raw = work.join(layout::RAW);
     let fetched = run.runtime.block_on(publish::fetch_raw(&run.lake, run.as_of(), &raw))?;
     if fetched == 0 {
-        return Err(publish::Error::NothingCommitted {
+        let _ = std::fs::remove_dir_all(&work);
+        return Err(job::Error::NothingCommitted {
             run_date: run.as_of(),
-            url: format!("{} (no raw captures)", run.lake.url),
+            url: run.lake.url.clone(),
+            what: " (no raw captures)",
         }
         .into());
     }
