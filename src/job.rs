@@ -65,7 +65,8 @@ pub enum Error {
     /// Hashing personal data needs a key and none was given.
     #[error(
         "no PII key: set OPSLAKE_PII_KEY or OPSLAKE_PII_KEY_FILE (or pii_key_file in the job file), \
-         or set pii = \"drop\" to publish no personal data at all"
+         or set pii = \"drop\" to publish no personal data at all; the public development key is \
+         only used for the samples, or for test data in a job file with allow_development_key = true"
     )]
     MissingPiiKey,
     /// The key file cannot be read.
@@ -180,7 +181,8 @@ pub struct Settings {
     /// Orgs every API is extracted for, comma-separated, unless its section names its own.
     #[arg(long, value_delimiter = ',', env = "OPSLAKE_TENANTS")]
     pub tenants: Option<Vec<String>>,
-    /// Job file only: with no key set, hash with the public development key (samples only).
+    /// Job file only: with no key set, hash with the public development key whatever the
+    /// input (test data only; without it the key is used for the samples alone).
     #[arg(skip)]
     #[serde(default)]
     pub allow_development_key: bool,
@@ -454,7 +456,11 @@ impl Job {
             PiiMode::Hash => Some(match (env("OPSLAKE_PII_KEY"), &settings.pii_key_file) {
                 (Some(k), _) if !k.is_empty() => PiiKey::secret(k.into_bytes()),
                 (_, Some(path)) => read_key_file(path)?,
-                _ if settings.allow_development_key => {
+                // The public key is for invented data only: the samples themselves (an API
+                // job reads no export file), or what a job file declares as test data.
+                _ if settings.allow_development_key
+                    || (settings.api.is_empty() && crate::extract::files::is_samples(&settings.input)) =>
+                {
                     development_key = true;
                     PiiKey::development()
                 }
@@ -584,9 +590,18 @@ pub(crate) mod tests {
 
     #[test]
     fn without_a_key_the_run_refuses_unless_pii_is_dropped() {
-        assert!(matches!(resolve("", &[], &no_env), Err(Error::MissingPiiKey)));
-        assert!(resolve("pii = \"drop\"", &[], &no_env).is_ok());
-        assert!(resolve("", &["--pii", "drop"], &no_env).is_ok());
+        // Any input but the samples (the default input is the samples folder).
+        let other = "input = \"src\"";
+        assert!(matches!(resolve(other, &[], &no_env), Err(Error::MissingPiiKey)));
+        assert!(resolve(&format!("{other}\npii = \"drop\""), &[], &no_env).is_ok());
+        assert!(resolve(other, &["--pii", "drop"], &no_env).is_ok());
+        let allowed = resolve(&format!("{other}\nallow_development_key = true"), &[], &no_env).unwrap();
+        assert!(allowed.development_key);
+        let api = "[api.logistics]\nbase_url = \"http://127.0.0.1:1\"";
+        assert!(
+            matches!(resolve(api, &[], &no_env), Err(Error::MissingPiiKey)),
+            "an API job reads no sample, whatever its input folder"
+        );
     }
 
     #[test]

@@ -616,3 +616,47 @@ fn a_published_lake_holds_no_raw_personal_value_from_hostile_inputs() {
         assert!(!err.contains(raw), "{raw} in stderr: {err}");
     }
 }
+
+#[test]
+fn the_development_key_is_refused_unless_the_input_is_the_samples_or_the_job_allows_it() {
+    let t = TestLake::new();
+    // One of the samples' own files, alone: not the samples.
+    t.file(
+        "stock/seed-stock.json",
+        std::fs::read(repo().join("samples/stock/seed-stock.json")).unwrap(),
+    );
+    let embedded = |t: &TestLake| {
+        t.cmd()
+            .env_remove("OPSLAKE_PII_KEY")
+            .args(["run", "--sources", "stock", "--as-of", DAY, "--input"])
+            .arg(t.input())
+            .arg("--output")
+            .arg(t.lake())
+            .output()
+            .unwrap()
+    };
+    let out = embedded(&t);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("error: no PII key") && l.contains("development key")),
+        "{err}"
+    );
+    assert!(!t.lake().join("stock").exists(), "nothing published");
+
+    // A job file that says the input is test data may use it.
+    t.file(
+        "job.toml",
+        "input = \"input\"\noutput = \"lake\"\nallow_development_key = true\n",
+    );
+    let out = t
+        .cmd()
+        .env_remove("OPSLAKE_PII_KEY")
+        .args(["run", "--job", "input/job.toml", "--sources", "stock", "--as-of", DAY])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m = &t.manifests(DAY)[0];
+    assert!(m["pii"]["key"].as_str().unwrap().contains("DEVELOPMENT"), "{m}");
+}

@@ -251,6 +251,10 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             // A replay reads the day's raw captures: it needs no API, only the lake.
             args.settings.as_of = AsOf::Day(day);
             let mut job = resolve(&args, matches, &["as_of"])?;
+            // Raw captures are real data, whatever the job's input folder holds.
+            if job.development_key && !job.settings.allow_development_key {
+                return Err(crate::Error::from(crate::job::Error::MissingPiiKey).into());
+            }
             job.settings.api.clear();
             let run = start(job)?;
             let report = pipeline::replay(&run)?;

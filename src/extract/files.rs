@@ -195,6 +195,64 @@ pub fn list(root: &Path, folder: &str) -> Result<(Vec<InputFile>, Vec<String>), 
     Ok((files, skipped))
 }
 
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/samples.rs"));
+}
+
+/// Whether `root` holds exactly the samples this binary was built with: the same export
+/// files (by path relative to `root`) with the same SHA-256, no more, no fewer (other files,
+/// such as a README, do not count). Only then may the public development key hash its
+/// personal data: the samples' personal data is invented, and checking the content rather
+/// than the folder's name means no real export can pass for them.
+pub fn is_samples(root: &Path) -> bool {
+    let expected = embedded::SAMPLES;
+    if expected.is_empty() || !root.is_dir() {
+        return false;
+    }
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return false;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = std::fs::metadata(&path) else {
+                return false;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            if meta.is_dir() {
+                stack.push(path);
+            } else if classify(&name).is_some() {
+                // More files, or a larger one, than the samples have: not them.
+                if found.len() >= expected.len() || meta.len() > 16 << 20 {
+                    return false;
+                }
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap_or(&path)
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let Ok(bytes) = std::fs::read(&path) else {
+                    return false;
+                };
+                found.push((rel, hex::encode(Sha256::digest(&bytes))));
+            }
+        }
+    }
+    found.sort();
+    found.len() == expected.len()
+        && found
+            .iter()
+            .zip(expected)
+            .all(|((name, digest), (want_name, want_digest))| name == want_name && digest == want_digest)
+}
+
 /// The tenant of a file named relative to the input root: the first folder below the source
 /// folder (`orders/masmovil/page-1.json`), past a `run_date=` folder of raw captures
 /// (`orders/run_date=2025-06-30/masmovil/part-00000.ndjson.zst`).
@@ -1385,6 +1443,38 @@ mod tests {
         );
         assert_eq!(got[0].1, 2);
         assert!(got[1].0.contains("\"available_quantity\":null"));
+    }
+
+    #[test]
+    fn only_the_samples_themselves_are_the_samples() {
+        let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+        assert!(is_samples(&samples));
+        let copy = tempfile::tempdir().unwrap();
+        let mut stack = vec![samples.clone()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let p = e.unwrap().path();
+                let to = copy.path().join(p.strip_prefix(&samples).unwrap());
+                if p.is_dir() {
+                    std::fs::create_dir_all(&to).unwrap();
+                    stack.push(p);
+                } else {
+                    std::fs::copy(&p, &to).unwrap();
+                }
+            }
+        }
+        assert!(is_samples(copy.path()), "a copy elsewhere is still the samples");
+        std::fs::write(copy.path().join("stock/notes.txt"), "x").unwrap();
+        assert!(is_samples(copy.path()), "files that are not exports do not count");
+        std::fs::write(copy.path().join("stock/extra.json"), "{}").unwrap();
+        assert!(!is_samples(copy.path()), "one more export");
+        std::fs::remove_file(copy.path().join("stock/extra.json")).unwrap();
+        let csv = copy.path().join("stock/stock.csv");
+        let mut text = std::fs::read(&csv).unwrap();
+        text.push(b'\n');
+        std::fs::write(&csv, text).unwrap();
+        assert!(!is_samples(copy.path()), "a changed export");
+        assert!(!is_samples(&samples.join("stock")));
     }
 
     #[test]
