@@ -1498,4 +1498,182 @@ mod tests {
         assert_eq!(classify("stock.csv.zst").map(|c| c.0), Some(Format::Csv));
         assert!(classify("README.md").is_none());
     }
+
+    mod properties {
+        //! Property tests: the reader never panics, never loops, keeps spans inside its
+        //! chunk, and cuts the same records whatever the chunk size, the encoding or where
+        //! the file ends. `PROPTEST_CASES` runs more cases than CI's default.
+        use super::*;
+        use proptest::prelude::*;
+
+        fn config(ci: u32) -> ProptestConfig {
+            let cases = std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(ci);
+            ProptestConfig {
+                cases,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            }
+        }
+
+        /// Everything a reader yields: records, then problems.
+        #[allow(clippy::type_complexity)]
+        fn all(
+            format: Format,
+            bytes: &[u8],
+            batch: usize,
+            max: usize,
+        ) -> (Vec<(String, u64, u64)>, Vec<(u64, u64, String)>) {
+            let mut r = ChunkReader::new(Box::new(io::Cursor::new(bytes.to_vec())), format, batch)
+                .max_record_bytes(max)
+                .csv_columns(&["a"]);
+            let (mut out, mut problems) = (Vec::new(), Vec::new());
+            let mut chunks = 0;
+            while let Some(c) = r.next_chunk().unwrap() {
+                chunks += 1;
+                assert!(chunks <= bytes.len() + 4, "the reader does not end");
+                for s in &c.spans {
+                    assert!(s.start <= s.end && s.end <= c.data.len());
+                    out.push((
+                        String::from_utf8_lossy(&c.data[s.start..s.end]).into_owned(),
+                        s.line,
+                        s.offset,
+                    ));
+                }
+                for p in &c.problems {
+                    assert!(p.span.start <= p.span.end && p.span.end <= c.data.len());
+                    problems.push((p.span.line, p.span.offset, p.reason.clone()));
+                }
+            }
+            (out, problems)
+        }
+
+        fn format() -> impl Strategy<Value = Format> {
+            prop_oneof![Just(Format::Json), Just(Format::Ndjson), Just(Format::Csv)]
+        }
+
+        /// Text with what makes readers stumble: quotes, escapes, brackets, separators,
+        /// newlines, multi-byte characters.
+        fn text() -> impl Strategy<Value = String> {
+            proptest::collection::vec(
+                prop_oneof![
+                    Just("\"".to_string()),
+                    Just("\\".to_string()),
+                    Just("{".to_string()),
+                    Just("]".to_string()),
+                    Just(",".to_string()),
+                    Just("\n".to_string()),
+                    Just("\r\n".to_string()),
+                    Just("é€😀".to_string()),
+                    "[a-z0-9 ]{0,8}",
+                ],
+                0..8,
+            )
+            .prop_map(|parts| parts.concat())
+        }
+
+        fn records() -> impl Strategy<Value = Vec<serde_json::Value>> {
+            proptest::collection::vec(
+                (text(), text(), any::<i64>())
+                    .prop_map(|(a, b, n)| serde_json::json!({"a": a, "b": [b, n], "c": {"d": n}})),
+                0..12,
+            )
+        }
+
+        proptest! {
+            #![proptest_config(config(64))]
+
+            #[test]
+            fn any_bytes_are_read_to_their_end_without_panicking(
+                bytes in proptest::collection::vec(any::<u8>(), 0..3000),
+                format in format(),
+                batch in 1024usize..3000,
+                max in 1024usize..4096,
+            ) {
+                all(format, &bytes, batch, max);
+            }
+
+            #[test]
+            fn json_records_do_not_depend_on_chunk_size_encoding_or_line_ends(
+                values in records(),
+                shape in 0..3u8,
+                bom in any::<bool>(),
+                crlf in any::<bool>(),
+                utf16 in any::<bool>(),
+                batch in 1024usize..4096,
+            ) {
+                let want: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+                let nl = if crlf { "\r\n" } else { "\n" };
+                let (format, text) = match shape {
+                    0 => (Format::Ndjson, want.iter().map(|w| format!("{w}{nl}")).collect::<String>()),
+                    1 => (Format::Json, format!("[{nl}{}{nl}]", want.join(&format!(",{nl}")))),
+                    _ => (Format::Json, want.join(nl)),
+                };
+                let mut bytes = if bom && !utf16 { vec![0xEF, 0xBB, 0xBF] } else { Vec::new() };
+                if utf16 {
+                    for u in std::iter::once(0xFEFF).chain(text.encode_utf16()) {
+                        bytes.extend_from_slice(&u.to_le_bytes());
+                    }
+                } else {
+                    bytes.extend_from_slice(text.as_bytes());
+                }
+                let (small, problems) = all(format, &bytes, batch, 1 << 20);
+                prop_assert!(problems.is_empty());
+                let got: Vec<String> = small.iter().map(|r| r.0.clone()).collect();
+                prop_assert_eq!(&got, &want);
+                let (large, _) = all(format, &bytes, 1 << 20, 1 << 20);
+                prop_assert_eq!(small, large);
+            }
+
+            #[test]
+            fn a_file_cut_anywhere_keeps_every_record_before_the_cut(
+                values in records(),
+                format in prop_oneof![Just(Format::Ndjson), Just(Format::Json)],
+                cut in any::<proptest::sample::Index>(),
+            ) {
+                let lines: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+                let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+                let at = cut.index(text.len() + 1);
+                let (got, _) = all(format, &text.as_bytes()[..at], 1024, 1 << 20);
+                // Every record whole before the cut, then at most one piece of the next.
+                let mut end = 0;
+                let complete = lines.iter().take_while(|l| { end += l.len() + 1; end - 1 <= at }).count();
+                prop_assert!(got.len() == complete || got.len() == complete + 1, "{} of {}", got.len(), complete);
+                for (g, w) in got.iter().zip(&lines).take(complete) {
+                    prop_assert_eq!(&g.0, w);
+                }
+            }
+
+            #[test]
+            fn csv_rows_keep_their_fields_whatever_the_quoting(
+                rows in proptest::collection::vec((text(), text()), 0..10),
+                crlf in any::<bool>(),
+                batch in 1024usize..2048,
+            ) {
+                let nl = if crlf { "\r\n" } else { "\n" };
+                let quote = |f: &str| format!("\"{}\"", f.replace('"', "\"\""));
+                let mut text = format!("a,b{nl}");
+                for (a, b) in &rows {
+                    text.push_str(&format!("{},{}{nl}", quote(a), quote(b)));
+                }
+                let (got, problems) = all(Format::Csv, text.as_bytes(), batch, 1 << 20);
+                prop_assert!(problems.is_empty(), "{:?}", problems);
+                let want: Vec<(String, String)> = rows
+                    .iter()
+                    .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+                    .collect();
+                let parsed: Vec<(String, String)> = got
+                    .iter()
+                    .map(|g| {
+                        let v: serde_json::Value = serde_json::from_str(&g.0).unwrap();
+                        let f = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+                        (f("a"), f("b"))
+                    })
+                    .collect();
+                prop_assert_eq!(parsed, want);
+            }
+        }
+    }
 }

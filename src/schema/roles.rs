@@ -458,4 +458,104 @@ mod tests {
         );
         assert!(!err.contains("high"), "the value is never quoted: {err}");
     }
+
+    mod properties {
+        //! Property tests of the pivots: any pairs, in any spelling, never panic, fill exactly
+        //! one cell per wide column and one long row per pair, and no personal value (by the
+        //! role's name or the value's form) reaches a long row unhashed.
+        use super::*;
+        use proptest::prelude::*;
+
+        fn config() -> ProptestConfig {
+            let cases = std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(128);
+            ProptestConfig {
+                cases,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            }
+        }
+
+        fn role() -> impl Strategy<Value = String> {
+            prop_oneof![
+                proptest::sample::select(vec![
+                    "scoring_level",
+                    "scoringLevel",
+                    "SELL-CHANNEL",
+                    "is_new_appointment",
+                    "validForAppointment",
+                    "email",
+                    "firstName",
+                    "telefono",
+                    "apellidos",
+                    "dni",
+                    "iban",
+                    "correo",
+                    "category",
+                    "",
+                ])
+                .prop_map(str::to_string),
+                "[A-Za-z_ -]{0,12}",
+                ".{0,80}",
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = Option<String>> {
+            proptest::option::of(prop_oneof![
+                proptest::sample::select(vec![
+                    "1",
+                    "-7",
+                    "99999999999",
+                    "true",
+                    "maybe",
+                    "2023-10-03T15:00:00 - 2023-10-03T18:00:00",
+                    "2023-13-45",
+                    "ana@correo.es",
+                    "+34 611 222 333",
+                    "12345678Z",
+                    "ES91 2100 0418 4502 0005 1332",
+                    "",
+                ])
+                .prop_map(str::to_string),
+                ".{0,40}",
+            ])
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_pairs_pivot_without_panicking_and_without_raw_personal_values(
+                input in proptest::collection::vec((role(), value()), 0..20),
+            ) {
+                let p = pii();
+                let bound = PIVOT.bind(&p);
+                let (mut cells, mut long) = (Vec::new(), Vec::new());
+                let pairs: Vec<(Cow<'_, str>, Option<Cow<'_, str>>)> = input
+                    .iter()
+                    .map(|(r, v)| (Cow::Borrowed(r.as_str()), v.as_deref().map(Cow::Borrowed)))
+                    .collect();
+                match bound.apply(pairs, &TimeParser::default(), &mut cells, &mut long) {
+                    Ok(()) => {
+                        prop_assert_eq!(cells.len(), PIVOT.column_specs().len());
+                        prop_assert_eq!(long.len(), input.len());
+                        for (l, (r, v)) in long.iter().zip(&input) {
+                            let Some(v) = v else { continue };
+                            let known_personal = bound.find(r).and_then(|i| ROLES[i].pii).is_some();
+                            let unknown_personal = bound.find(r).is_none()
+                                && (PiiKind::of_name(r).is_some_and(|k| k.default_action() != PiiAction::Keep)
+                                    || PiiKind::of_value(v).is_some());
+                            if known_personal || unknown_personal {
+                                prop_assert_ne!(l.value.as_deref(), Some(v.as_str()), "{} = {} kept raw", r, v);
+                            }
+                        }
+                    }
+                    // A typed role with a value of another type: the reason names the role.
+                    Err(why) => prop_assert!(why.starts_with("relatedParty role"), "{}", why),
+                }
+            }
+        }
+    }
 }
