@@ -7,17 +7,19 @@ use common::*;
 
 const DAY: &str = "2025-06-30";
 
-/// A slow run still normalizing when a quick run of the same day commits. Today the quick
-/// run's commit deletes the slow run's staging folder as debris (it is based on an older
-/// commit), so the slow run fails writing a part: exit 5 (1 before issue 15), not 6. Whether a
-/// run is still normalizing cannot be told from the staging folder alone; the Delta Lake
-/// commit (data files first, one conditional log entry) removes the cause, after which this
-/// test is expected to pass.
+/// A slow run still normalizing when a quick run of the same day commits: the slow run must
+/// exit 6 and leave the quick run's commit whole. On the file-based commit protocol of today
+/// the quick run's commit also cleans the day's staging of runs based on an older commit, so
+/// whether the slow run meets a missing staging folder (a write error: exit 5 since issue 15,
+/// 1 before) or a lost claim (6) depends on timing; it exited 6 in the runs made for issue 15.
+/// Ignored by default: it takes minutes on a debug build (`cargo test --test race --
+/// --ignored`); to be enabled with the Delta Lake commit, where a loser fails only at its
+/// conditional log entry.
 #[test]
-#[ignore = "needs the Delta commit protocol: a loser's staging is removed under it today"]
+#[ignore = "minutes long and timing-dependent until the Delta commit: run with --ignored"]
 fn a_run_overtaken_while_normalizing_exits_6_and_leaves_the_winner_whole() {
     let slow = TestLake::new();
-    slow.generate(2000, 7);
+    slow.generate(600, 7);
     let quick = TestLake::new();
     quick.file(
         "stock/s.json",
