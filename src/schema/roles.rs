@@ -254,7 +254,7 @@ impl BoundPivot<'_> {
     // The value stays a `Cow` so that a borrowed one is kept without copying.
     #[allow(clippy::ptr_arg)]
     fn fill<'a>(&self, r: &Role, v: &Cow<'a, str>, time: &TimeParser, out: &mut [Cell<'a>]) -> Result<(), String> {
-        let why = |e: String| format!("{} role {:?}: {e}", self.pivot.list, r.column);
+        let why = |e: String| format!("{} role {}: {e}", self.pivot.list, r.column);
         match r.ty {
             RoleType::Text => out[0] = Cell::Text(v.clone()),
             RoleType::Int32 => {
