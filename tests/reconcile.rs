@@ -517,13 +517,13 @@ fn reconcile_alone_republishes_only_its_tables_atomically() {
         "a reconcile record names only the recon tables it replaced: {tables:?}"
     );
     assert_eq!(m[1]["stages"][0]["name"], "reconcile");
-    // A day never published cannot be reconciled.
+    // A day never published cannot be reconciled: the day named is wrong (exit 2, issue 15).
     let mut c = t.cmd();
     c.args(["reconcile", "--run-date", "2025-01-01", "--output"])
         .arg(t.lake());
     let out = c.output().unwrap();
-    assert_eq!(out.status.code(), Some(5));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no committed run for 2025-01-01"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing committed for 2025-01-01"));
 }
 
 #[test]

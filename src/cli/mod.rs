@@ -27,6 +27,11 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "OPSLAKE_LOG_FORMAT")]
     pub log_format: LogFormat,
 
+    /// Which logs to write: RUST_LOG-style directives ("info", "opslake=debug,warn").
+    /// Without it or OPSLAKE_LOG, RUST_LOG is honoured, else "info".
+    #[arg(long, global = true, env = "OPSLAKE_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -224,6 +229,12 @@ fn resolve(args: &JobArgs, matches: &ArgMatches, also_given: &[&str]) -> anyhow:
         .map_err(crate::Error::from)?)
 }
 
+/// `args` for a command that reads no personal data (the run records): it needs no PII key.
+fn no_personal_data(mut args: JobArgs) -> JobArgs {
+    args.settings.pii = crate::schema::pii::PiiMode::Drop;
+    args
+}
+
 /// Starts a run of `job` (every check that needs no work first).
 fn start(job: Job) -> anyhow::Result<Run> {
     let run = Run::start(job, SOURCES)?;
@@ -260,6 +271,10 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             // A replay reads the day's raw captures: it needs no API, only the lake.
             args.settings.as_of = AsOf::Day(day);
             let mut job = resolve(&args, matches, &["as_of"])?;
+            // Raw captures are real data, whatever the job's input folder holds.
+            if job.development_key && !job.settings.allow_development_key {
+                return Err(crate::Error::from(crate::job::Error::MissingPiiKey).into());
+            }
             job.settings.api.clear();
             let run = start(job)?;
             let report = pipeline::replay(&run)?;
@@ -285,7 +300,7 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             report::vacuumed(&mut text, &deleted, dry_run);
         }
         Command::Runs(RunsCommand::List { args }) => {
-            let job = resolve(&args, matches, &[])?;
+            let job = resolve(&no_personal_data(args), matches, &["pii"])?;
             let lake = pipeline::open_lake(&job.settings.output)?;
             let runs = pipeline::runtime(1)?
                 .block_on(pipeline::record::all(&lake))
@@ -293,15 +308,18 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             report::runs(&mut text, &runs);
         }
         Command::Runs(RunsCommand::Show { run_id, args }) => {
-            let job = resolve(&args, matches, &[])?;
+            let job = resolve(&no_personal_data(args), matches, &["pii"])?;
             let lake = pipeline::open_lake(&job.settings.output)?;
             let runs = pipeline::runtime(1)?
                 .block_on(pipeline::record::all(&lake))
                 .map_err(crate::Error::from)?;
-            let run = runs
-                .iter()
-                .find(|r| r.run_id == run_id)
-                .with_context(|| format!("no committed run {run_id} in {}: see `opslake runs list`", lake.url))?;
+            let Some(run) = runs.iter().find(|r| r.run_id == run_id) else {
+                return Err(crate::Error::from(crate::job::Error::UnknownRun {
+                    run_id,
+                    url: lake.url.clone(),
+                })
+                .into());
+            };
             report::run_details(&mut text, run);
         }
         Command::Fixtures(FixturesCommand::Serve {

@@ -83,6 +83,7 @@ impl Run {
     /// reconciliations, the API sections, the lake's URL), opens the lake once and starts the
     /// runtime. `registry` is every source ([`crate::sources::SOURCES`]).
     pub fn start(job: Job, registry: &'static [&'static dyn Source]) -> Result<Run> {
+        check_development_key(&job)?;
         let s = &job.settings;
         let names: Vec<&str> = registry.iter().map(|s| s.name()).collect();
         job::check_names("source", s.sources.as_deref(), &names)?;
@@ -179,7 +180,7 @@ impl Run {
         info!(
             stage = "normalize",
             rows,
-            rejects = report.rejects.len(),
+            rejects = report.sources.iter().map(|s| s.rejects).sum::<u64>(),
             seconds = t.elapsed().as_secs_f64(),
             "stage done"
         );
@@ -296,6 +297,18 @@ fn package_inputs(package: &Package, tables: &BTreeMap<String, TableReport>) -> 
         .into_iter()
         .map(|u| (u.table, u.files))
         .collect()
+}
+
+/// The public development key hashes invented data only: the embedded samples (an API job
+/// reads no export file), or what a job file declares as test data (`allow_development_key`).
+/// Any other input without a key is refused before any work.
+pub fn check_development_key(job: &Job) -> std::result::Result<(), job::Error> {
+    let s = &job.settings;
+    let samples = || s.api.is_empty() && crate::extract::files::is_samples(&s.input);
+    if job.development_key && !s.allow_development_key && !samples() {
+        return Err(job::Error::MissingPiiKey);
+    }
+    Ok(())
 }
 
 /// Opens the lake at `url`; a URL that cannot be a lake is a configuration error.
@@ -512,9 +525,10 @@ fn reconcile_committed(run: &Run, record_id: &str) -> Result<(RunManifest, Recon
     let (inputs, versions) = run.or_discard(run.committed_inputs(reconcile::INPUTS, &fetched), &package)?;
     if inputs.is_empty() {
         let _ = run.runtime.block_on(publish::discard(&package));
-        return Err(publish::Error::NothingCommitted {
+        return Err(job::Error::NothingCommitted {
             run_date: run.as_of(),
             url: run.lake.url.clone(),
+            what: "",
         }
         .into());
     }
@@ -573,9 +587,10 @@ pub fn extract_day(run: &Run) -> Result<RunManifest> {
 pub fn replay(run: &Run) -> Result<RunReport> {
     let records = run.runtime.block_on(record::day(&run.lake, run.as_of()))?;
     let Some(latest) = records.iter().rev().find(|r| !r.raw.is_empty()) else {
-        return Err(publish::Error::NothingCommitted {
+        return Err(job::Error::NothingCommitted {
             run_date: run.as_of(),
-            url: format!("{} (no raw captures)", run.lake.url),
+            url: run.lake.url.clone(),
+            what: " (no raw captures)",
         }
         .into());
     };
@@ -616,6 +631,7 @@ fn replay_dir(run: &Run) -> Result<PathBuf> {
 /// `normalize --out DIR`: the normalize stage alone into `dir` (laid out like the lake),
 /// publishing nothing and needing no lake.
 pub fn normalize_into(job: &Job, registry: &[&'static dyn Source], dir: &Path) -> Result<NormalizeReport> {
+    check_development_key(job)?;
     let sources: Vec<&dyn Source> = registry
         .iter()
         .copied()
@@ -668,4 +684,32 @@ pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
             }
             .into()
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::tests::job_from_toml;
+
+    fn check(toml: &str) -> std::result::Result<(), job::Error> {
+        check_development_key(&job_from_toml(toml, &|_| None).unwrap())
+    }
+
+    #[test]
+    fn without_a_key_the_run_refuses_unless_pii_is_dropped() {
+        // Any input but the samples (the default input is the samples folder).
+        let other = "input = \"src\"";
+        assert!(matches!(check(other), Err(job::Error::MissingPiiKey)));
+        assert!(check(&format!("{other}\npii = \"drop\"")).is_ok());
+        assert!(check(&format!("{other}\nallow_development_key = true")).is_ok());
+        assert!(
+            check("input = \"samples\"").is_ok(),
+            "the samples may use the development key"
+        );
+        let api = "[api.logistics]\nbase_url = \"http://127.0.0.1:1\"";
+        assert!(
+            matches!(check(api), Err(job::Error::MissingPiiKey)),
+            "an API job reads no sample, whatever its input folder"
+        );
+    }
 }

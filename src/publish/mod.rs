@@ -75,14 +75,6 @@ pub enum Error {
         /// The run that won, if known.
         other: String,
     },
-    /// No run of the day was committed yet.
-    #[error("no committed run for {run_date} in {url}: run `opslake run --as-of {run_date}` first")]
-    NothingCommitted {
-        /// The day.
-        run_date: NaiveDate,
-        /// The lake.
-        url: String,
-    },
     /// A record, claim or share in the lake is not what opslake writes.
     #[error("unreadable {path}: {why}")]
     BadRecord {
