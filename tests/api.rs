@@ -137,12 +137,16 @@ fn an_api_run_publishes_the_same_tables_as_the_files_it_serves() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let files = file_run(&t);
     assert_same_tables(&t.lake(), &files.lake());
-    // Raw responses are kept, compressed, per source and tenant.
-    let raw = t
-        .lake()
-        .join(format!("raw/orders/run_date={DAY}/yoigo/part-00000.ndjson.zst"));
-    assert!(raw.is_file(), "{}", raw.display());
+    // Raw responses are kept, compressed, per source, run and tenant, listed in the record.
     let m = &t.manifests(DAY)[0];
+    let raw = m["raw"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .find(|p| p.starts_with(&format!("raw/orders/run_date={DAY}/")) && p.ends_with("/yoigo/part-00000.ndjson.zst"))
+        .unwrap_or_else(|| panic!("{}", m["raw"]));
+    assert!(t.lake().join(raw).is_file(), "{raw}");
     let extract = &m["extract"];
     assert!(extract["apis"]["logistics"]["requests"].as_u64().unwrap() > 4);
     assert!(

@@ -27,6 +27,18 @@ pub enum Error {
     /// An API section of the job is wrong (checked before the run starts).
     #[error(transparent)]
     ApiConfig(#[from] http::Error),
+    /// A folder (or a special file) is named like an export file.
+    #[error("{path} is not a file: an export file was expected there; move it out of the input or rename it")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A source's folder is a file.
+    #[error("{path} is not a folder: a source's exports go in a folder of that name")]
+    NotAFolder {
+        /// The path.
+        path: PathBuf,
+    },
     /// A folder or file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -44,7 +56,7 @@ impl Error {
             Error::MissingInput { .. } => true,
             Error::Api(e) => e.is_config(),
             Error::ApiConfig(e) => e.is_config(),
-            Error::Read { .. } => false,
+            Error::Read { .. } | Error::NotAFile { .. } | Error::NotAFolder { .. } => false,
         }
     }
 }

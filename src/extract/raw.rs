@@ -1,6 +1,6 @@
 //! Raw API responses, kept so a run can be normalized again without the APIs.
 //!
-//! Each response is one line of `raw/{source}/run_date=D/{tenant}/part-NNNNN.ndjson.zst` (the
+//! Each response is one line of `{raw root}/{source}/{tenant}/part-NNNNN.ndjson.zst` (the
 //! same layout as an export folder with tenant sub-folders, so the normalizer reads it as
 //! one). A per-id response that does not name its id is written with it: devices and
 //! typifications gain a leading `"customer_num"` field, a searchTimeSlot response is wrapped
@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::source::RawContext;
@@ -115,15 +115,6 @@ impl RawWriter {
             o.encoder.finish()?.flush()?;
         }
         Ok(())
-    }
-}
-
-/// The folder of one source's and tenant's raw files under a raw root.
-pub fn dir(raw_root: &Path, source: &str, run_date: chrono::NaiveDate, tenant: Option<&str>) -> PathBuf {
-    let d = raw_root.join(source).join(crate::publish::layout::partition(run_date));
-    match tenant {
-        Some(t) => d.join(t),
-        None => d,
     }
 }
 

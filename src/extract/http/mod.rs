@@ -1,7 +1,7 @@
 //! Extraction from the three APIs into raw files (DESIGN.md 2.2).
 //!
 //! ```text
-//!  wave 1: page-number, next-link and single-call sources ──▶ raw/{source}/run_date=D/{tenant}/
+//!  wave 1: page-number, next-link and single-call sources ──▶ {raw root}/{source}/{tenant}/
 //!  wave 2: per-id sources, ids read from wave 1's raw files (work orders, customers)
 //!  wave 3: per-id sources of wave 2 (time slots of the appointments found) ...
 //! ```
@@ -26,6 +26,7 @@ use serde::Serialize;
 use crate::extract::raw::{self, RawWriter};
 use crate::extract::shape;
 use crate::job::{Job, Shard};
+use crate::publish::layout;
 use crate::source::{self, Api, Method as SourceMethod, Paging, Source};
 use auth::ApiKey;
 pub use client::{ApiClient, ClientSettings, ClientStats, Error};
@@ -316,7 +317,7 @@ async fn fetch_source(
                 SourceMethod::Post => Method::POST,
             },
             path: path.replace("{tenant}", tenant.as_deref().unwrap_or("")),
-            writer: RawWriter::new(raw::dir(target.raw_root, name, target.run_date, tenant.as_deref())),
+            writer: RawWriter::new(layout::raw_dir(target.raw_root, name, tenant.as_deref())),
             raw_root: target.raw_root,
             bar: bar.as_ref(),
         };
@@ -332,7 +333,7 @@ async fn fetch_source(
                         why: format!("its ids come from source {}, which is not registered", from.from),
                     });
                 };
-                let dir = raw::dir(target.raw_root, from.from, target.run_date, tenant.as_deref());
+                let dir = layout::raw_dir(target.raw_root, from.from, tenant.as_deref());
                 let mut ids = ids_in(&dir, ids_source.envelopes(), from.pointer)?;
                 ids.extend(spec.ids.iter().cloned());
                 let (safe, unsafe_ids): (Vec<String>, Vec<String>) = ids
