@@ -11,6 +11,15 @@
 --                                                 :stuck_after_days days before :as_of
 --         | IN_PROGRESS
 -- days_since_last_status = whole days from the last status to :as_of.
+-- logistics_status_agrees: does the logistics system's own view (products_with_expedition:
+-- the product's current expedition and that expedition's current status) agree with the
+-- one derived here from the histories? TRUE when it names the same expedition and the same
+-- status value as the chosen expedition's last status; FALSE otherwise (also when the
+-- histories hold no expedition for the device); NULL when the logistics system does not
+-- list the product (or no products_with_expedition was read).
+--
+-- DISCARDED order products (order_products.status) are published but are not demand: they have
+-- no row here, so neither stock coverage nor installation readiness counts them.
 --
 -- Decisions where DESIGN.md is silent:
 -- * A product without subscription_device_id cannot be matched: NO_EXPEDITION (it is still
@@ -82,7 +91,16 @@ SELECT
         WHEN k.category IN ('DELIVERED', 'RETURNED', 'CANCELLED', 'INCIDENCE') THEN k.category
         WHEN c.last_status_at < :as_of - INTERVAL ':stuck_after_days days' THEN 'STUCK'
         ELSE 'IN_PROGRESS'
-    END AS state
+    END AS state,
+    w.expedition_id AS logistics_expedition_id,
+    w.current_status AS logistics_status,
+    CASE
+        WHEN w.subscription_device_id IS NULL THEN NULL
+        WHEN c.expedition_id IS NULL THEN FALSE
+        ELSE COALESCE(w.expedition_id, '') = c.expedition_id AND COALESCE(w.current_status, '') = COALESCE(c.last_status, '')
+    END AS logistics_status_agrees
 FROM order_products o
 LEFT JOIN chosen c ON c.subscription_device_id = o.subscription_device_id
 LEFT JOIN status_categories k ON k.status = c.last_status
+LEFT JOIN products_with_expedition w ON w.subscription_device_id = o.subscription_device_id
+WHERE COALESCE(o.status, '') <> 'DISCARDED'

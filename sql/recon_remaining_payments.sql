@@ -1,12 +1,17 @@
 -- recon_remaining_payments (finance): one row per external-order journey
--- (order_id_external, journey_index).
+-- (order_id_external, reexpedition, journey_index).
 --
--- Rule (DESIGN.md 4.3).
+-- Rule (DESIGN.md 4.3). Each re-expedition (R0, R1, ...) is its own record with its own
+-- journeys and courier amounts: the key always carries reexpedition.
+--   A journey device matches one order product (never DISCARDED): the product with its
+--   subscription_device_id in the order whose order_id_crm is the device's
+--   subscription.order_id; when no such order holds it, in the latest order that holds it.
+--   Each device counts once: a device found in several orders (an original order and a
+--   BREAKDOWN_DELIVERY one) is never summed twice.
 --   courier_amount   = transport.delivery_details.remaining_payment.total of the journey
---   order_amount     = sum of remaining_payment of the order products whose
---                      subscription_device_id is among the journey's devices
---   fees_outstanding = sum over those devices (customer_devices.subscription_terminal_id) of
---                      monthly_fee * unpaid_installments + last_installment_fee, from the
+--   order_amount     = sum of remaining_payment of the matched products
+--   fees_outstanding = sum over the matched devices (customer_devices.subscription_terminal_id)
+--                      of monthly_fee * unpaid_installments + last_installment_fee, from the
 --                      installment plan, else the final installment plan
 --   state, the first that applies:
 --         NO_AMOUNT         the courier total is absent or null
@@ -15,28 +20,56 @@
 --                           or summed with, euros)
 --         MATCH             |courier_amount - order_amount| <= 0.01 EUR
 --         AMOUNT_MISMATCH
---   fees_state (process_type FINALPAYMENT only, null otherwise): order_amount against
---   fees_outstanding, MATCH within 0.01 EUR, else AMOUNT_MISMATCH.
+--   fees_state (process_type FINALPAYMENT only, null otherwise), the first that applies:
+--         NO_FEES_RECORD    a matched device has no customer_devices record (an unknown fee is
+--                           never reported as a mismatch)
+--         MATCH             |order_amount - fees_outstanding| <= 0.01 EUR
+--         AMOUNT_MISMATCH
 -- Amounts are Decimal(38, 10) throughout; the tolerance is compared as a decimal.
 --
 -- Decisions where DESIGN.md is silent:
+-- * Orders carry no date (seed 004's NewOrderData has none), so "the latest order" is the one
+--   with the greatest order_id; several orders with the device's order_id_crm: the greatest too.
 -- * A journey that lists a device twice counts it once; a device of another order in the
 --   journey counts for the journey (the courier collects for what it carries).
 -- * An order product with no remaining_payment owes 0.
 -- * A missing currency is EUR (the seed's only currency; the field is optional).
--- * fees_state is AMOUNT_MISMATCH when no device of the journey has fee data (nothing shows
---   the amount is owed), and null when the order amount is unknown (ORDER_NOT_FOUND).
+-- * fees_state is null when the order amount is unknown (ORDER_NOT_FOUND).
 -- * A device's plan is the installment plan when any of its three figures is present.
 WITH journey_devices AS (
-    SELECT DISTINCT order_id_external, journey_index, subscription_device_id
+    SELECT order_id_external, reexpedition, journey_index, subscription_device_id,
+           MAX(subscription_order_id) AS subscription_order_id
     FROM external_order_devices
     WHERE subscription_device_id IS NOT NULL
+    GROUP BY order_id_external, reexpedition, journey_index, subscription_device_id
 ),
-product_amounts AS (
-    SELECT subscription_device_id, SUM(COALESCE(remaining_payment, 0)) AS remaining_payment
-    FROM order_products
-    WHERE subscription_device_id IS NOT NULL
-    GROUP BY subscription_device_id
+-- Demand only: a DISCARDED product is published in order_products but owes nothing here.
+products AS (
+    SELECT p.order_id, p.subscription_device_id, COALESCE(p.remaining_payment, 0) AS remaining_payment,
+           o.order_id_crm
+    FROM order_products p
+    LEFT JOIN orders o ON o.order_id = p.order_id
+    WHERE p.subscription_device_id IS NOT NULL AND COALESCE(p.status, '') <> 'DISCARDED'
+),
+-- The order the device names (its subscription.order_id is the order's order_id_crm).
+named AS (
+    SELECT d.order_id_external, d.reexpedition, d.journey_index, d.subscription_device_id,
+           MAX(p.order_id) AS order_id
+    FROM journey_devices d
+    JOIN products p ON p.subscription_device_id = d.subscription_device_id AND p.order_id_crm = d.subscription_order_id
+    GROUP BY d.order_id_external, d.reexpedition, d.journey_index, d.subscription_device_id
+),
+-- Else the latest order holding the device.
+latest AS (
+    SELECT subscription_device_id, MAX(order_id) AS order_id FROM products GROUP BY subscription_device_id
+),
+matched AS (
+    SELECT d.order_id_external, d.reexpedition, d.journey_index, d.subscription_device_id,
+           COALESCE(n.order_id, l.order_id) AS order_id
+    FROM journey_devices d
+    LEFT JOIN named n ON n.order_id_external = d.order_id_external AND n.reexpedition = d.reexpedition
+        AND n.journey_index = d.journey_index AND n.subscription_device_id = d.subscription_device_id
+    LEFT JOIN latest l ON l.subscription_device_id = d.subscription_device_id
 ),
 device_fees AS (
     SELECT subscription_terminal_id AS subscription_device_id,
@@ -48,19 +81,20 @@ device_fees AS (
     FROM customer_devices
 ),
 journey_totals AS (
-    SELECT d.order_id_external, d.journey_index,
+    SELECT m.order_id_external, m.reexpedition, m.journey_index,
            COUNT(*) AS devices,
-           COUNT(p.subscription_device_id) AS order_devices,
+           COUNT(m.order_id) AS order_devices,
            SUM(p.remaining_payment) AS order_amount,
-           COUNT(f.subscription_device_id) AS fee_devices,
-           SUM(f.fees_outstanding) AS fees_outstanding
-    FROM journey_devices d
-    LEFT JOIN product_amounts p ON p.subscription_device_id = d.subscription_device_id
-    LEFT JOIN device_fees f ON f.subscription_device_id = d.subscription_device_id
-    GROUP BY d.order_id_external, d.journey_index
+           COUNT(CASE WHEN m.order_id IS NOT NULL THEN f.subscription_device_id END) AS fee_devices,
+           SUM(CASE WHEN m.order_id IS NOT NULL THEN f.fees_outstanding END) AS fees_outstanding
+    FROM matched m
+    LEFT JOIN products p ON p.order_id = m.order_id AND p.subscription_device_id = m.subscription_device_id
+    LEFT JOIN device_fees f ON f.subscription_device_id = m.subscription_device_id
+    GROUP BY m.order_id_external, m.reexpedition, m.journey_index
 )
 SELECT
     j.order_id_external,
+    j.reexpedition,
     j.journey_index,
     e.process_type,
     j.remaining_payment_total AS courier_amount,
@@ -80,10 +114,11 @@ SELECT
     CASE
         WHEN COALESCE(e.process_type, '') <> 'FINALPAYMENT' THEN NULL
         WHEN COALESCE(t.order_devices, 0) = 0 THEN NULL
-        WHEN COALESCE(t.fee_devices, 0) > 0
-             AND ABS(t.order_amount - t.fees_outstanding) <= CAST('0.01' AS DECIMAL(38, 10)) THEN 'MATCH'
+        WHEN t.fee_devices < t.order_devices THEN 'NO_FEES_RECORD'
+        WHEN ABS(t.order_amount - t.fees_outstanding) <= CAST('0.01' AS DECIMAL(38, 10)) THEN 'MATCH'
         ELSE 'AMOUNT_MISMATCH'
     END AS fees_state
 FROM external_order_journeys j
-LEFT JOIN external_orders e ON e.order_id_external = j.order_id_external
-LEFT JOIN journey_totals t ON t.order_id_external = j.order_id_external AND t.journey_index = j.journey_index
+LEFT JOIN external_orders e ON e.order_id_external = j.order_id_external AND e.reexpedition = j.reexpedition
+LEFT JOIN journey_totals t ON t.order_id_external = j.order_id_external AND t.reexpedition = j.reexpedition
+    AND t.journey_index = j.journey_index

@@ -6,6 +6,7 @@
 --   remaining_payments    its states   journeys courier amount (EUR only)      -
 --   remaining_payments_fees fees_state journeys fees outstanding               -
 --   installation_readiness its states  orders   -                              devices
+--   device_terms          its states   devices  -                              -
 -- Amounts of CURRENCY_NOT_EUR journeys are left out: they are never summed with euros.
 -- Ordered by reconciliation and state, as the terminal prints it.
 SELECT 'order_fulfilment' AS reconciliation, state,
@@ -35,5 +36,10 @@ UNION ALL
 SELECT 'installation_readiness' AS reconciliation, state, COUNT(*) AS count,
        CAST(NULL AS DECIMAL(38, 10)) AS amount, CAST(SUM(devices) AS BIGINT) AS quantity
 FROM recon_installation_readiness
+GROUP BY state
+UNION ALL
+SELECT 'device_terms' AS reconciliation, state, COUNT(*) AS count,
+       CAST(NULL AS DECIMAL(38, 10)) AS amount, CAST(NULL AS BIGINT) AS quantity
+FROM recon_device_terms
 GROUP BY state
 ORDER BY reconciliation, state NULLS LAST

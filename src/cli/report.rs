@@ -27,6 +27,41 @@ fn write_recon_summary(o: &mut String, r: &ReconcileReport) {
             s.quantity.map(|q| q.to_string()).unwrap_or_default()
         );
     }
+    write_exceptions(o, r);
+}
+
+/// The top of `recon_exceptions`: what is new today, what has been open longest, and the money
+/// at stake per state (what finance opens the day with).
+fn write_exceptions(o: &mut String, r: &ReconcileReport) {
+    let Some(e) = &r.exceptions else { return };
+    let counts: Vec<String> = e
+        .by_change
+        .iter()
+        .map(|(c, n)| format!("{n} {}", c.to_lowercase()))
+        .collect();
+    let counts = if counts.is_empty() {
+        "none".to_string()
+    } else {
+        counts.join(", ")
+    };
+    let _ = writeln!(o, "\nexceptions: {counts}");
+    if !e.oldest.is_empty() {
+        let _ = writeln!(o, "oldest open:");
+        for (recon, key, state, days) in &e.oldest {
+            let _ = writeln!(o, "  {recon:<26} {state:<18} {days:>4} days  {key}");
+        }
+    }
+    if !e.at_stake.is_empty() {
+        let _ = writeln!(
+            o,
+            "{:<26} {:<18} {:>10} {:>16}",
+            "open by state", "state", "count", "at stake (EUR)"
+        );
+        for (recon, state, n, amount) in &e.at_stake {
+            let amount = amount.as_deref().map(money).unwrap_or_default();
+            let _ = writeln!(o, "{recon:<26} {state:<18} {n:>10} {amount:>16}");
+        }
+    }
 }
 
 /// Two decimals for the terminal, rounded half-even (the tables keep ten).

@@ -258,6 +258,31 @@ impl Run {
         Ok(())
     }
 
+    /// The `recon_exceptions` of the previous committed day (the latest day before the run
+    /// date whose run records name that table), local (fetched under `dir`); nothing on the
+    /// first day. Found through the records and the table's log, never by listing folders,
+    /// and only that one day is read: the ageing carries forward, no history is scanned.
+    fn previous_exceptions(&self, dir: &Path) -> Result<reconcile::Inputs> {
+        self.runtime.block_on(async {
+            let mut inputs = reconcile::Inputs::new();
+            let days = publish::days(&self.lake).await?;
+            for day in days.into_iter().rev().filter(|d| *d < self.as_of()) {
+                let records = record::day(&self.lake, day).await?;
+                if !records.iter().any(|r| r.tables.contains_key(reconcile::EXCEPTIONS)) {
+                    continue;
+                }
+                if let Some((_, files)) = publish::table_files(&self.lake, reconcile::EXCEPTIONS, day, None).await? {
+                    if !files.is_empty() {
+                        let local = publish::fetch(&self.lake, &files, dir).await?;
+                        inputs.insert(reconcile::PREVIOUS_EXCEPTIONS.to_string(), local);
+                    }
+                }
+                break;
+            }
+            Ok(inputs)
+        })
+    }
+
     /// The day's latest committed files of `tables`, local (fetched under `dir` from a remote
     /// lake); a table with no files for the day is left out.
     fn committed_inputs(&self, tables: &[&str], dir: &Path) -> Result<(reconcile::Inputs, BTreeMap<String, u64>)> {
@@ -371,8 +396,12 @@ pub fn run(run: &Run, raw: Option<&Path>) -> Result<RunReport> {
     let t = Instant::now();
     let every = run.every_source();
     let reconciled = if every {
-        let inputs = package_inputs(&package, &normalized.tables);
-        run.or_discard(run.reconcile(&inputs, &package.dir), &package)?
+        let mut inputs = package_inputs(&package, &normalized.tables);
+        let previous = package.dir.join("_previous");
+        inputs.extend(run.or_discard(run.previous_exceptions(&previous), &package)?);
+        let reconciled = run.or_discard(run.reconcile(&inputs, &package.dir), &package)?;
+        let _ = std::fs::remove_dir_all(&previous);
+        reconciled
     } else {
         let merged = run.or_discard(merge_rejects(run, &package, &normalized), &package)?;
         normalized.tables.insert("_rejects".into(), merged);
@@ -522,7 +551,7 @@ fn reconcile_committed(run: &Run, record_id: &str) -> Result<(RunManifest, Recon
     let package = run.package()?;
     let t = Instant::now();
     let fetched = package.dir.join("_committed");
-    let (inputs, versions) = run.or_discard(run.committed_inputs(reconcile::INPUTS, &fetched), &package)?;
+    let (mut inputs, versions) = run.or_discard(run.committed_inputs(reconcile::INPUTS, &fetched), &package)?;
     if inputs.is_empty() {
         let _ = run.runtime.block_on(publish::discard(&package));
         return Err(job::Error::NothingCommitted {
@@ -532,6 +561,7 @@ fn reconcile_committed(run: &Run, record_id: &str) -> Result<(RunManifest, Recon
         }
         .into());
     }
+    inputs.extend(run.or_discard(run.previous_exceptions(&fetched), &package)?);
     let reconciled = run.or_discard(run.reconcile(&inputs, &package.dir), &package)?;
     let _ = std::fs::remove_dir_all(&fetched);
     let mut manifest = record::build(

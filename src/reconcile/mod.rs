@@ -5,13 +5,18 @@
 //!  package tables ──▶ recon_order_fulfilment ──▶ recon_stock_coverage
 //!  (scanned lazily)        │                 └─▶ recon_installation_readiness
 //!                          └─ recon_remaining_payments ──▶ recon_summary
+//!                             recon_device_terms ──────────┘
+//!  previous committed day's recon_exceptions ──▶ recon_exceptions (with today's four)
 //! ```
 //! Each reconciliation is one `sql/recon_<name>.sql` plus one line in [`RECONCILIATIONS`], run
 //! in that order; every result is registered as a table for the ones after it and written
 //! into the package, so the `recon_*` tables are committed with the tables they come from.
 //! Parameters are spliced in as literals (polars SQL has no bind parameters): `:as_of` is the
 //! end of the `as_of` day in the source time zone as a UTC timestamp, `:stuck_after_days` a
-//! whole number. Each statement runs in a fresh `SQLContext`.
+//! whole number, `:run_date` the run date as a `DATE` and `:run_day` its days since
+//! 1970-01-01. Each statement runs in a fresh `SQLContext`. An input a day may lack
+//! ([`OPTIONAL_INPUTS`]: a source not every deployment has, the first day's missing
+//! yesterday) is registered empty with the columns the SQL reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -85,6 +90,21 @@ pub const RECONCILIATIONS: &[Reconciliation] = &[
         reads: &["recon_order_fulfilment"],
     },
     Reconciliation {
+        name: "recon_device_terms",
+        sql: include_str!("../../sql/recon_device_terms.sql"),
+        reads: &[],
+    },
+    Reconciliation {
+        name: "recon_exceptions",
+        sql: include_str!("../../sql/recon_exceptions.sql"),
+        reads: &[
+            "recon_order_fulfilment",
+            "recon_stock_coverage",
+            "recon_remaining_payments",
+            "recon_installation_readiness",
+        ],
+    },
+    Reconciliation {
         name: "recon_summary",
         sql: include_str!("../../sql/recon_summary.sql"),
         reads: &[
@@ -92,6 +112,7 @@ pub const RECONCILIATIONS: &[Reconciliation] = &[
             "recon_stock_coverage",
             "recon_remaining_payments",
             "recon_installation_readiness",
+            "recon_device_terms",
         ],
     },
 ];
@@ -112,7 +133,65 @@ pub const INPUTS: &[&str] = &[
     "external_order_devices",
     "customer_devices",
     "appointments",
+    "products_with_expedition",
 ];
+
+/// The table `recon_exceptions` ages from one committed day to the next.
+pub const EXCEPTIONS: &str = "recon_exceptions";
+
+/// The input name under which the previous committed day's `recon_exceptions` is read.
+pub const PREVIOUS_EXCEPTIONS: &str = "previous_exceptions";
+
+/// Column types of the optional inputs' empty stand-ins.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Text,
+    Date,
+    Money,
+}
+
+/// Inputs a day may lack, with the columns the SQL reads from them: a lake that never had
+/// products-with-expedition still reconciles (its comparison column is then null), and the
+/// first day has no previous exceptions.
+pub const OPTIONAL_INPUTS: &[&str] = &["products_with_expedition", PREVIOUS_EXCEPTIONS];
+
+fn optional_columns(table: &str) -> &'static [(&'static str, Kind)] {
+    match table {
+        "products_with_expedition" => &[
+            ("subscription_device_id", Kind::Text),
+            ("expedition_id", Kind::Text),
+            ("current_status", Kind::Text),
+        ],
+        PREVIOUS_EXCEPTIONS => &[
+            ("reconciliation", Kind::Text),
+            ("key", Kind::Text),
+            ("state", Kind::Text),
+            ("change", Kind::Text),
+            ("first_seen", Kind::Date),
+            ("amount", Kind::Money),
+        ],
+        _ => &[],
+    }
+}
+
+/// An empty stand-in for an optional input.
+fn empty(table: &str) -> PolarsResult<LazyFrame> {
+    let columns = optional_columns(table)
+        .iter()
+        .map(|(name, kind)| {
+            let dtype = match kind {
+                Kind::Text => DataType::String,
+                Kind::Date => DataType::Date,
+                Kind::Money => DataType::Decimal(
+                    crate::schema::columns::MONEY_PRECISION,
+                    crate::schema::columns::MONEY_SCALE,
+                ),
+            };
+            Column::full_null((*name).into(), 0, &dtype)
+        })
+        .collect();
+    Ok(DataFrame::new(0, columns)?.lazy())
+}
 
 /// The parameters bound into the SQL.
 #[derive(Debug, Clone, Copy)]
@@ -123,6 +202,11 @@ pub struct Params {
     pub as_of_end: i64,
     /// Days without a status change before an in-progress expedition is stuck.
     pub stuck_after_days: u32,
+}
+
+/// Days from 1970-01-01 to `day` (polars' physical `Date`).
+fn epoch_day(day: NaiveDate) -> i64 {
+    (day - NaiveDate::default()).num_days()
 }
 
 impl Params {
@@ -142,8 +226,11 @@ impl Params {
             .unwrap_or_default()
             .format("%Y-%m-%d %H:%M:%S%.6f+0000");
         let as_of = format!("TIMESTAMP('{instant}', '%Y-%m-%d %H:%M:%S%.6f%z')");
+        let run_date = format!("CAST('{}' AS DATE)", self.as_of.format("%Y-%m-%d"));
         sql.replace(":as_of", &as_of)
             .replace(":stuck_after_days", &self.stuck_after_days.to_string())
+            .replace(":run_date", &run_date)
+            .replace(":run_day", &epoch_day(self.as_of).to_string())
     }
 }
 
@@ -156,7 +243,24 @@ pub struct ReconcileReport {
     pub summary: Vec<SummaryRow>,
     /// Warnings (status values missing from the category file).
     pub warnings: Vec<String>,
+    /// The top of `recon_exceptions`, when it ran.
+    pub exceptions: Option<ExceptionsTop>,
 }
+
+/// What the terminal shows of `recon_exceptions`: the morning's work list at a glance.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ExceptionsTop {
+    /// Rows per change: NEW, OPEN, CHANGED, RESOLVED.
+    pub by_change: Vec<(String, u64)>,
+    /// The oldest open exceptions (most days open first, then by reconciliation and key):
+    /// reconciliation, key, state, days open.
+    pub oldest: Vec<(String, String, String, i64)>,
+    /// Open exceptions per reconciliation and state, with the money at stake (exact text).
+    pub at_stake: Vec<(String, String, u64, Option<String>)>,
+}
+
+/// How many of the oldest open exceptions the terminal lists.
+pub const OLDEST_SHOWN: usize = 5;
 
 /// One row of `recon_summary`.
 #[derive(Debug, Clone, PartialEq)]
@@ -238,8 +342,13 @@ pub fn reconcile(job: &Job, inputs: &Inputs, out: &Path) -> Result<ReconcileRepo
     let params = &params;
     let selected = job.settings.reconciliations.as_deref();
     let mut tables: BTreeMap<String, LazyFrame> = BTreeMap::new();
-    for t in INPUTS {
-        tables.insert(t.to_string(), scan(t, inputs.get(*t))?);
+    for t in INPUTS.iter().chain([&PREVIOUS_EXCEPTIONS]) {
+        let present = inputs.get(*t).is_some_and(|f| !f.is_empty());
+        let frame = match present || !OPTIONAL_INPUTS.contains(t) {
+            true => scan(t, inputs.get(*t))?,
+            false => empty(t).map_err(|source| Error::Query { name: "scan", source })?,
+        };
+        tables.insert(t.to_string(), frame);
     }
     let categories = status_categories().map_err(|source| Error::Query {
         name: "status_categories",
@@ -272,6 +381,9 @@ pub fn reconcile(job: &Job, inputs: &Inputs, out: &Path) -> Result<ReconcileRepo
         if r.name == "recon_summary" {
             let frame = result.clone().collect().map_err(query)?;
             report.summary = summary_rows(&frame).map_err(query)?;
+        }
+        if r.name == EXCEPTIONS {
+            report.exceptions = Some(exceptions_top(&result).map_err(query)?);
         }
         tables.insert(r.name.to_string(), result);
     }
@@ -333,6 +445,83 @@ fn unknown_statuses(tables: &BTreeMap<String, LazyFrame>, categories: &DataFrame
         "{} status values ({total} statuses) are not in sql/status_categories.csv and count as IN_PROGRESS: {list}",
         unknown.len()
     )])
+}
+
+/// The terminal's view of `recon_exceptions` (three small queries over the table).
+fn exceptions_top(exceptions: &LazyFrame) -> PolarsResult<ExceptionsTop> {
+    let run = |sql: &str| -> PolarsResult<DataFrame> {
+        let mut ctx = SQLContext::new();
+        ctx.register("e", exceptions.clone());
+        ctx.execute(sql)?.collect()
+    };
+    let text = |df: &DataFrame, c: &str| -> PolarsResult<Vec<String>> {
+        Ok(df
+            .column(c)?
+            .cast(&DataType::String)?
+            .str()?
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect())
+    };
+    let int = |df: &DataFrame, c: &str| -> PolarsResult<Vec<i64>> {
+        Ok(df
+            .column(c)?
+            .cast(&DataType::Int64)?
+            .i64()?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect())
+    };
+    let changes = run("SELECT change, COUNT(*) AS n FROM e GROUP BY change ORDER BY change")?;
+    let order = ["NEW", "OPEN", "CHANGED", "RESOLVED"];
+    let mut by_change: Vec<(String, u64)> = text(&changes, "change")?
+        .into_iter()
+        .zip(int(&changes, "n")?)
+        .map(|(c, n)| (c, n.max(0) as u64))
+        .collect();
+    by_change.sort_by_key(|(c, _)| order.iter().position(|o| o == c).unwrap_or(order.len()));
+    let oldest = run(&format!(
+        "SELECT reconciliation, key, state, days_open FROM e WHERE change <> 'RESOLVED' \
+         ORDER BY days_open DESC, reconciliation, key LIMIT {OLDEST_SHOWN}"
+    ))?;
+    let oldest = rows4(
+        text(&oldest, "reconciliation")?,
+        text(&oldest, "key")?,
+        text(&oldest, "state")?,
+        int(&oldest, "days_open")?,
+    );
+    let stake = run(
+        "SELECT reconciliation, state, COUNT(*) AS n, SUM(amount) AS amount FROM e \
+         WHERE change <> 'RESOLVED' GROUP BY reconciliation, state ORDER BY reconciliation, state",
+    )?;
+    let amounts: Vec<Option<String>> = stake
+        .column("amount")?
+        .cast(&DataType::String)?
+        .str()?
+        .iter()
+        .map(|v| v.map(str::to_string))
+        .collect();
+    let at_stake = rows4(
+        text(&stake, "reconciliation")?,
+        text(&stake, "state")?,
+        int(&stake, "n")?.into_iter().map(|n| n.max(0) as u64).collect(),
+        amounts,
+    );
+    Ok(ExceptionsTop {
+        by_change,
+        oldest,
+        at_stake,
+    })
+}
+
+/// Four columns as rows.
+fn rows4<A, B, C, D>(a: Vec<A>, b: Vec<B>, c: Vec<C>, d: Vec<D>) -> Vec<(A, B, C, D)> {
+    a.into_iter()
+        .zip(b)
+        .zip(c)
+        .zip(d)
+        .map(|(((a, b), c), d)| (a, b, c, d))
+        .collect()
 }
 
 fn summary_rows(frame: &DataFrame) -> PolarsResult<Vec<SummaryRow>> {

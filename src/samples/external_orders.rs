@@ -20,15 +20,16 @@ use super::writers::TenantWriters;
 pub(super) fn external_order(
     rng: &mut ChaCha8Rng,
     i: usize,
-    order_id: &str,
     products: &[Product],
     who: &Person,
     end: NaiveDateTime,
-    (finalpayment, fee_mismatch): (bool, bool),
+    (finalpayment, fee_mismatch, no_fees): (bool, bool, bool),
     w: &mut TenantWriters,
     truth: &mut Truth,
 ) -> io::Result<()> {
     let id = format!("OL-{i:08}");
+    // Sent again as re-expedition R1 now and then: its own record, with the same journeys.
+    let reexpeditions: &[&str] = if super::rates::r1(i) { &["R0", "R1"] } else { &["R0"] };
     let shipped: Vec<&Product> = products.iter().filter(|p| p.device.is_some()).collect();
     // Usually one journey; sometimes the devices travel in two.
     let split = shipped.len() > 1 && rng.random_bool(0.15);
@@ -70,21 +71,31 @@ pub(super) fn external_order(
         // Now and then the courier collects in another currency.
         let usd = courier.is_some() && !unknown_devices && rng.random_bool(0.01);
         let state = if usd { "CURRENCY_NOT_EUR" } else { state };
-        if finalpayment && !unknown_devices {
-            let fees = if fee_mismatch { "AMOUNT_MISMATCH" } else { "MATCH" };
-            truth.fees.insert(format!("{id}/{j}"), fees.into());
+        for r in reexpeditions {
+            if finalpayment && !unknown_devices {
+                let fees = match (no_fees, fee_mismatch) {
+                    (true, _) => "NO_FEES_RECORD",
+                    (false, true) => "AMOUNT_MISMATCH",
+                    (false, false) => "MATCH",
+                };
+                if no_fees {
+                    truth.no_fees_record.push(format!("{id}/{r}/{j}"));
+                }
+                truth.fees.insert(format!("{id}/{r}/{j}"), fees.into());
+            }
+            truth.payments.insert(format!("{id}/{r}/{j}"), state.into());
         }
         if state == "AMOUNT_MISMATCH" {
             truth.amount_mismatch.push((id.clone(), j as i32));
         }
-        truth.payments.insert(format!("{id}/{j}"), state.into());
         let devices: Vec<Value> = group
             .iter()
             .map(|p| {
                 let device = if unknown_devices { format!("9{}", p.device.clone().unwrap_or_default()) } else { p.device.clone().unwrap_or_default() };
                 json!({
                     "reference": format!("REF{device}"),
-                    "subscription": {"subscription_id": format!("{}", 2_200_000 + i), "order_id": order_id, "msisdn": who.phone},
+                    // The order the device belongs to, by its CRM id (orders.order_id_crm).
+                    "subscription": {"subscription_id": format!("{}", 2_200_000 + i), "order_id": format!("{}", 109_000_000 + i), "msisdn": who.phone},
                     "type": {"action_id": "1", "family_id": "17", "id": "ROUTER"},
                     "replacement": "N", "identifier": format!("SN{device}"), "active": true,
                     "subscription_device_id": device,
@@ -123,5 +134,11 @@ pub(super) fn external_order(
             "language": "ES", "updated": false
         }
     });
+    if reexpeditions.len() > 1 {
+        let mut again = v.clone();
+        again["reexpedition"] = json!("R1");
+        truth.reexpedition_r1.push(id);
+        w.external_order(again)?;
+    }
     w.external_order(v)
 }

@@ -100,6 +100,45 @@ pub struct Truth {
     pub late_install: Vec<String>,
     /// Expected readiness state per order with a work order.
     pub readiness: BTreeMap<String, String>,
+    /// `[order_id, subscription_device_id]` of DISCARDED order lines (published, never demand).
+    pub discarded: Vec<(String, String)>,
+    /// BREAKDOWN_DELIVERY orders that hold again the devices of an earlier order (a device in
+    /// two orders counts once in payments).
+    pub breakdown_orders: Vec<String>,
+    /// External orders sent again as re-expedition R1 (its own record, never collapsed).
+    pub reexpedition_r1: Vec<String>,
+    /// `order_id_external/reexpedition/journey_index` of final payments whose devices have no
+    /// fee record.
+    pub no_fees_record: Vec<String>,
+}
+
+/// Issue 13's cases, each at a fixed rate by order index so that tests can count them exactly.
+pub mod rates {
+    /// Order `i` has a DISCARDED line (5 units, never shipped) when `i % DISCARDED == 11`.
+    pub const DISCARDED: usize = 40;
+    /// Order `i` is repeated as a BREAKDOWN_DELIVERY order holding the same devices when
+    /// `i % BREAKDOWN == 9` (except orders with a product lacking its device id).
+    pub const BREAKDOWN: usize = 30;
+    /// Order `i`'s external order, when it has one, is sent again as R1 when `i % R1 == 4`.
+    pub const R1: usize = 25;
+    /// Order `i`'s devices have no fee record when it is a final payment and `i % NO_FEES == 2`.
+    pub const NO_FEES: usize = 7;
+    /// Whether order `i` carries each case.
+    pub fn discarded(i: usize) -> bool {
+        i % DISCARDED == 11
+    }
+    /// See [`BREAKDOWN`].
+    pub fn breakdown(i: usize) -> bool {
+        i % BREAKDOWN == 9 && i % 499 != 7
+    }
+    /// See [`R1`].
+    pub fn r1(i: usize) -> bool {
+        i % R1 == 4
+    }
+    /// See [`NO_FEES`].
+    pub fn no_fees(i: usize) -> bool {
+        i % NO_FEES == 2
+    }
 }
 
 /// What a part of the universe adds to the shared totals.
@@ -177,6 +216,10 @@ pub fn generate_as(u: &Universe, layout: Layout, out: &Path) -> io::Result<Stats
         truth.fees.extend(r.truth.fees);
         truth.late_install.extend(r.truth.late_install);
         truth.readiness.extend(r.truth.readiness);
+        truth.discarded.extend(r.truth.discarded);
+        truth.breakdown_orders.extend(r.truth.breakdown_orders);
+        truth.reexpedition_r1.extend(r.truth.reexpedition_r1);
+        truth.no_fees_record.extend(r.truth.no_fees_record);
         for (k, v) in r.pending {
             *pending.entry(k).or_default() += v;
         }

@@ -63,7 +63,42 @@ pub(super) fn write_order(u: &Universe, i: usize, files: &mut PartWriters, resul
     let shipment = ship(&mut rng, &order_id, &products, ordered_at, end, w, result)?;
 
     // One order exported alone, as the GET of one order returns it.
-    let value = order(&mut rng, i, &order_id, &who, install, work_order.as_deref(), &products);
+    let mut value = order(&mut rng, i, &order_id, &who, install, work_order.as_deref(), &products);
+    if super::rates::discarded(i) {
+        // A line the customer dropped: published, but never demand, never shipped.
+        let device = format!("{}", 40_000_000 + i * 4 + 3);
+        if let Some(list) = value["products"].as_array_mut() {
+            list.push(
+                json!({"product_id": device, "product_code": products[0].code, "quantity": 5,
+                             "subscription_device_id": device, "remaining_payment": 99, "status": "DISCARDED"}),
+            );
+        }
+        result.truth.discarded.push((order_id.clone(), device));
+    }
+    if super::rates::breakdown(i) && products.iter().all(|p| p.device.is_some()) {
+        // A BREAKDOWN_DELIVERY order that holds the same devices again: each device is still
+        // counted once by payments; fulfilment and stock see the order's own products.
+        let again = format!("{order_id}-B");
+        let mut b = value.clone();
+        b["order"]["order_id"] = json!(again);
+        b["order"]["order_id_crm"] = json!(format!("{}", 119_000_000 + i));
+        b["order"]["business_process"] = json!("BREAKDOWN_DELIVERY");
+        if let Some(head) = b["order"].as_object_mut() {
+            head.remove("work_order");
+        }
+        for p in &products {
+            let device = p.device.clone().unwrap_or_default();
+            let state = result.truth.fulfilment.get(&format!("{order_id}/{device}")).cloned();
+            if let Some(state) = state {
+                if state == "NO_EXPEDITION" {
+                    *result.pending.entry(p.code.to_string()).or_default() += p.quantity;
+                }
+                result.truth.fulfilment.insert(format!("{again}/{device}"), state);
+            }
+        }
+        result.truth.breakdown_orders.push(again);
+        w.order(b, false)?;
+    }
     w.order(value, i == 0)?;
 
     // Appointment for installs, and the readiness it implies.
@@ -87,18 +122,18 @@ pub(super) fn write_order(u: &Universe, i: usize, files: &mut PartWriters, resul
     // Final payments: the fees on file usually cover what is left to pay; sometimes not.
     let finalpayment = rng.random_bool(0.1);
     let fee_off = if finalpayment && rng.random_bool(0.25) { 100 } else { 0 };
-    customer_care(&mut rng, i, customer, tenant, &who, &products, fee_off, w)?;
+    let no_fees = finalpayment && super::rates::no_fees(i);
+    customer_care(&mut rng, i, customer, tenant, &who, &products, (fee_off, no_fees), w)?;
 
     // The logistics operator's record of the delivery and its remaining payment.
     if !shipment.none && rng.random_bool(0.75) {
         external_order(
             &mut rng,
             i,
-            &order_id,
             &products,
             &who,
             end,
-            (finalpayment, fee_off != 0),
+            (finalpayment, fee_off != 0, no_fees),
             w,
             &mut result.truth,
         )?;

@@ -10,7 +10,7 @@ use super::{read_item, required_text, text};
 use crate::schema::Rows;
 use crate::schema::columns::{Money, Row, TableSpec, Timestamp};
 use crate::schema::lenient::{Amount, Bool, Float, Text};
-use crate::source::{Api, Endpoint, Envelope, Item, ItemKey, Method, Paging, RawContext, Source};
+use crate::source::{Api, Endpoint, Envelope, Item, ItemKey, Method, Paging, RawContext, Source, composite_key};
 use crate::table_row;
 
 /// The external orders source.
@@ -161,7 +161,7 @@ struct DevicePrice<'a> {
 
 table_row! {
     /// A row of `external_orders`.
-    pub struct ExternalOrderRow<'a> in "external_orders" key ["order_id_external"] {
+    pub struct ExternalOrderRow<'a> in "external_orders" key ["order_id_external", "reexpedition"] {
         order_id_external: Option<Cow<'a, str>>,
         reexpedition: Option<Cow<'a, str>>,
         order_date: Option<Timestamp>,
@@ -185,8 +185,9 @@ table_row! {
 
 table_row! {
     /// A row of `external_order_journeys`: `journey_index` is the 0-based position in `journeys`.
-    pub struct JourneyRow<'a> in "external_order_journeys" key ["order_id_external", "journey_index"] {
+    pub struct JourneyRow<'a> in "external_order_journeys" key ["order_id_external", "reexpedition", "journey_index"] {
         order_id_external: Option<Cow<'a, str>>,
+        reexpedition: Option<Cow<'a, str>>,
         journey_index: Option<i32>,
         courier: Option<Cow<'a, str>>,
         service: Option<Cow<'a, str>>,
@@ -210,8 +211,9 @@ table_row! {
 
 table_row! {
     /// A row of `external_order_devices`.
-    pub struct JourneyDeviceRow<'a> in "external_order_devices" key ["order_id_external", "journey_index", "position"] {
+    pub struct JourneyDeviceRow<'a> in "external_order_devices" key ["order_id_external", "reexpedition", "journey_index", "position"] {
         order_id_external: Option<Cow<'a, str>>,
+        reexpedition: Option<Cow<'a, str>>,
         journey_index: Option<i32>,
         position: Option<i32>,
         subscription_device_id: Option<Cow<'a, str>>,
@@ -277,11 +279,14 @@ impl Source for ExternalOrders {
     fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String> {
         let o: ExternalOrder<'a> = read_item(item.bytes)?;
         let id = required_text(o.order_id_external, "order_id_external")?;
+        // Each re-expedition (R0, R1, ...) is its own record: the pair is the key, so R1 never
+        // replaces R0 (whose journeys and courier amounts finance still reconciles).
+        let reexpedition = required_text(o.reexpedition, "reexpedition")?;
         let order_date = rows.timestamp(o.order_date.as_ref().map(Text::as_str), "order_date")?;
         let journeys = o.journeys.unwrap_or_default();
         let mut row = ExternalOrderRow {
             order_id_external: Some(id.clone()),
-            reexpedition: text(o.reexpedition),
+            reexpedition: Some(reexpedition.clone()),
             order_date,
             logistics_operator: text(o.logistics_operator),
             delivery_type: text(o.delivery_type),
@@ -318,6 +323,7 @@ impl Source for ExternalOrders {
             let devices = journey.devices.unwrap_or_default();
             let mut j = JourneyRow {
                 order_id_external: Some(id.clone()),
+                reexpedition: Some(reexpedition.clone()),
                 journey_index: Some(index as i32),
                 device_count: Some(devices.len() as i32),
                 ..Default::default()
@@ -352,6 +358,7 @@ impl Source for ExternalOrders {
             for (position, d) in devices.into_iter().enumerate() {
                 let mut row = JourneyDeviceRow {
                     order_id_external: Some(id.clone()),
+                    reexpedition: Some(reexpedition.clone()),
                     journey_index: Some(index as i32),
                     position: Some(position as i32),
                     subscription_device_id: text(d.subscription_device_id),
@@ -379,6 +386,6 @@ impl Source for ExternalOrders {
                 rows.push(row);
             }
         }
-        Ok(ItemKey::updated(id, updated_at))
+        Ok(ItemKey::updated(composite_key(&[&id, &reexpedition]), updated_at))
     }
 }
