@@ -1026,6 +1026,15 @@ fn a_generated_universe_reconciles_to_exactly_its_injected_cases() {
         })
         .collect();
     diff(&fees, &want("fees"), "fees");
+    // The generator's logistics system lists each shipped product at the expedition and
+    // status the histories give.
+    let agrees = strings(&t.table("recon_order_fulfilment", DAY), "logistics_status_agrees");
+    let listed: Vec<_> = agrees.iter().flatten().collect();
+    assert!(
+        listed.len() > 1000 && listed.iter().all(|a| *a == "true"),
+        "{} listed",
+        listed.len()
+    );
     let stock = states(&t.table("recon_stock_coverage", DAY), &["product_code"]);
     let codes = |state: &str| {
         stock

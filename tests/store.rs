@@ -432,7 +432,7 @@ fn two_concurrent_runs_of_a_day_one_commits_and_the_other_exits_6() {
     assert_eq!(m.len(), 1, "one record");
     assert_eq!(
         read_table(&t.lake(), "orders", DAY).height(),
-        120,
+        t.generated_orders(120),
         "the winner's rows, once"
     );
 }
@@ -482,7 +482,7 @@ fn a_run_paused_after_its_claim_loses_to_a_later_run_and_removes_nothing_of_it()
             assert!(t.lake().join(f).exists(), "{f} was deleted");
         }
     }
-    assert_eq!(read_table(&t.lake(), "orders", DAY).height(), 150);
+    assert_eq!(read_table(&t.lake(), "orders", DAY).height(), t.generated_orders(150));
 }
 
 #[test]
@@ -579,7 +579,7 @@ fn vacuum_keeps_the_files_of_recent_versions() {
     assert!(first.iter().all(|f| f.exists()));
     vacuum(&["--retention-hours", "0"]);
     assert!(first.iter().all(|f| !f.exists()), "replaced files deleted");
-    assert_eq!(t.table("orders", DAY).height(), 50);
+    assert_eq!(t.table("orders", DAY).height(), t.generated_orders(50));
 }
 
 #[test]

@@ -147,7 +147,7 @@ pub(super) fn ship(
         if reexpedition {
             // The first attempt came back before the second one started.
             let first_last = at - Duration::hours(rng.random_range(1..24));
-            let (first, _) = expedition(
+            let (first, _, _) = expedition(
                 rng,
                 &format!("{base_id}-R0"),
                 &shipped,
@@ -164,8 +164,20 @@ pub(super) fn ship(
             }
         }
         let suffix = if reexpedition { "R1" } else { "R0" };
-        let (exp, last_at) = expedition(rng, &format!("{base_id}-{suffix}"), &shipped, outcome, at, last_at);
+        let exp_id = format!("{base_id}-{suffix}");
+        let (exp, last_at, current) = expedition(rng, &exp_id, &shipped, outcome, at, last_at);
         w.expedition(exp)?;
+        // The logistics system's own view of each product shipped: its current expedition
+        // (the one the histories choose) and that expedition's current status.
+        for p in &shipped {
+            let mut associated = json!({"expedition_id": exp_id});
+            if let Some(c) = &current {
+                associated["current_status"] = c.clone();
+            }
+            w.product_with_expedition(json!({"product_code": p.code, "quantity": p.quantity,
+                "subscription_device_id": p.device, "remaining_payment": cents(p.remaining),
+                "associated_expedition": associated}))?;
+        }
         if outcome == Outcome::Delivered {
             delivered_at = Some(last_at);
         }
@@ -202,7 +214,7 @@ fn expedition(
     outcome: Outcome,
     start: NaiveDateTime,
     last_at: NaiveDateTime,
-) -> (Value, NaiveDateTime) {
+) -> (Value, NaiveDateTime, Option<Value>) {
     let steps = rng.random_range(3..IN_PROGRESS_PATH.len());
     let mut statuses: Vec<(&str, NaiveDateTime)> = Vec::new();
     let first_at = start.min(last_at - Duration::hours(2 * steps as i64));
@@ -250,6 +262,9 @@ fn expedition(
             })
         })
         .collect();
+    // The current status, as the logistics system reports it: the latest (and, in a tie, the
+    // later listed), taken before the list is shuffled below.
+    let current = history.last().cloned().filter(|_| outcome != Outcome::NoHistory);
     if outcome == Outcome::NoHistory {
         history.clear();
     } else if rng.random_bool(0.05) && history.len() > 2 {
@@ -270,7 +285,7 @@ fn expedition(
         "status_history": history,
         "products": items
     });
-    (v, last_at)
+    (v, last_at, current)
 }
 
 #[cfg(test)]

@@ -7,7 +7,10 @@
 //! any order, numbers as strings, the three timestamp styles, missing optional fields,
 //! re-exported duplicates) and carries known reconciliation cases, listed in
 //! `_truth/injected.json`: products with no expedition, stuck expeditions, re-expeditions,
-//! stock shortfalls, amount mismatches, late deliveries for installs, appointments missing.
+//! stock shortfalls, amount mismatches, late deliveries for installs, appointments missing; and,
+//! at the fixed rates of [`rates`], discarded order lines, breakdown orders holding devices
+//! again, R1 re-expeditions of external orders, final payments without fee records. The
+//! logistics system's own view (`products_with_expedition/`) lists every shipped product.
 //!
 //! Files: `orders.rs` drives one order and everything hanging off it (`expeditions.rs`,
 //! `appointments.rs`, `customer_care.rs`, `external_orders.rs`, `pickups.rs`); `stock.rs` sizes

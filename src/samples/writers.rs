@@ -335,6 +335,7 @@ pub(super) struct TenantWriters {
     devices: Lines,
     orders: Pager,
     expeditions: Pager,
+    products_with_expedition: Pager,
     external: Pager,
     pickups: Vec<Value>,
 }
@@ -366,6 +367,13 @@ impl TenantWriters {
                 "expeditions",
                 "ndjson.zst",
                 PageShape::Numbered("expeditions"),
+                100,
+            )?,
+            products_with_expedition: p.pages(
+                "products_with_expedition",
+                "products",
+                "ndjson",
+                PageShape::Numbered("products"),
                 100,
             )?,
             external: p.pages("external_orders", "external", "ndjson.gz", external_shape, SMALL_PAGE)?,
@@ -460,6 +468,11 @@ impl TenantWriters {
         self.expeditions.push(e)
     }
 
+    /// A product as the logistics system lists it, with its current expedition and status.
+    pub(super) fn product_with_expedition(&mut self, p: Value) -> io::Result<()> {
+        self.products_with_expedition.push(p)
+    }
+
     /// The logistics operator's record of an order.
     pub(super) fn external_order(&mut self, e: Value) -> io::Result<()> {
         self.external.push(e)
@@ -475,6 +488,7 @@ impl TenantWriters {
         self.memos.close()?;
         self.orders.close()?;
         self.expeditions.close()?;
+        self.products_with_expedition.close()?;
         self.external.close()?;
         if !self.again.is_empty() {
             let mut again = Lines::one(&self.place.alone(

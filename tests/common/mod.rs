@@ -103,6 +103,14 @@ impl TestLake {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The orders a generated universe holds: the `asked` ones, and the breakdown orders that
+    /// repeat some of their devices (listed in `_truth/injected.json`).
+    pub fn generated_orders(&self, asked: usize) -> usize {
+        let truth: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.input().join("_truth/injected.json")).unwrap()).unwrap();
+        asked + truth["breakdown_orders"].as_array().map_or(0, Vec::len)
+    }
+
     /// A published table of one day.
     pub fn table(&self, table: &str, as_of: &str) -> DataFrame {
         read_table(&self.lake(), table, as_of)
