@@ -27,6 +27,14 @@ pub enum Error {
     /// An API section of the job is wrong (checked before the run starts).
     #[error(transparent)]
     ApiConfig(#[from] http::Error),
+    /// A job's `ids_file` could not be read.
+    #[error("cannot read the ids file {url}: {why}")]
+    IdsFile {
+        /// Its URL (without password).
+        url: String,
+        /// Why.
+        why: String,
+    },
     /// A folder or file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -44,7 +52,7 @@ impl Error {
             Error::MissingInput { .. } => true,
             Error::Api(e) => e.is_config(),
             Error::ApiConfig(e) => e.is_config(),
-            Error::Read { .. } => false,
+            Error::Read { .. } | Error::IdsFile { .. } => false,
         }
     }
 }
