@@ -115,8 +115,9 @@ pub struct IdSource {
     pub from: &'static str,
     /// Where the id is in each of its items (a JSON pointer).
     pub pointer: &'static str,
-    /// Committed tables' columns that list the ids known from earlier days (`(table, column)`):
-    /// they are asked for even when no item of `from` names them today.
+    /// Ids known from earlier days are asked for even when no item of `from` names them
+    /// today: those the base run answered (per tenant), or, on a night without one, those in
+    /// these committed tables' columns (`(table, column)`). Empty: only today's items count.
     pub known: &'static [(&'static str, &'static str)],
     /// The request body of a call (a `POST`), built from the item that named the id; `None`:
     /// no body.

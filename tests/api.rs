@@ -843,3 +843,76 @@ fn an_incremental_night_asks_only_what_can_have_changed() {
             .contains("full_refresh_days = 1")
     );
 }
+
+#[test]
+fn raw_captures_go_to_their_own_store_with_their_own_credentials() {
+    // Two S3 servers: the lake's (AWS_*) and the raw captures' (OPSLAKE_RAW_AWS_*).
+    let (Some(lake_s3), Some(raw_s3)) = (S3Server::start(), S3Server::start()) else {
+        return;
+    };
+    let t = TestLake::new();
+    universe(&t, 60);
+    let server = FixtureServer::start(&t.input(), KEY, &[]);
+    let job = api_job(&t, TENANTS, &format!("raw_output = {:?}", raw_s3.url("captures")));
+    let raw_env: Vec<(String, String)> = vec![
+        ("OPSLAKE_RAW_AWS_ENDPOINT_URL".into(), raw_s3.endpoint.clone()),
+        ("OPSLAKE_RAW_AWS_ALLOW_HTTP".into(), "true".into()),
+        ("OPSLAKE_RAW_AWS_REGION".into(), "us-east-1".into()),
+        ("OPSLAKE_RAW_AWS_ACCESS_KEY_ID".into(), "raw-writer".into()),
+        ("OPSLAKE_RAW_AWS_SECRET_ACCESS_KEY".into(), "raw-secret".into()),
+    ];
+    let out = t
+        .cmd()
+        .envs(server.env())
+        .envs(lake_s3.env())
+        .envs(raw_env.clone())
+        .env("OPSLAKE_API_KEY", KEY)
+        .args(["run", "--job"])
+        .arg(&job)
+        .args(["--as-of", DAY, "--output", &lake_s3.url("lake")])
+        .output()
+        .unwrap();
+    ok(&out);
+    drop(server);
+    let list = |vars: &[(String, String)], url: &str| -> Vec<String> {
+        let store = opslake::extract::raw::store::open(url, vars).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(store.list(""))
+            .unwrap()
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .collect()
+    };
+    let as_raw = |s: &S3Server| -> Vec<(String, String)> {
+        let mut v = raw_env.clone();
+        v[0].1 = s.endpoint.clone();
+        v
+    };
+    let captures = list(&as_raw(&raw_s3), &raw_s3.url("captures"));
+    assert!(
+        captures.iter().any(|o| o.contains("/customer_devices/")),
+        "the captures are on the raw store: {captures:?}"
+    );
+    let lake = list(&as_raw(&lake_s3), &lake_s3.url(""));
+    assert!(lake.iter().any(|o| o.starts_with("lake/orders/")), "{lake:?}");
+    assert!(
+        !lake
+            .iter()
+            .any(|o| o.contains("customer_devices/") && o.ends_with(".zst"))
+            && !lake.iter().any(|o| o.starts_with("captures")),
+        "no capture on the lake's store: {lake:?}"
+    );
+
+    // The replay reads them back from there, with the same credentials.
+    let replay = t
+        .cmd()
+        .envs(lake_s3.env())
+        .envs(raw_env)
+        .args(["normalize", "--from-raw", DAY, "--job"])
+        .arg(&job)
+        .args(["--output", &lake_s3.url("lake")])
+        .output()
+        .unwrap();
+    ok(&replay);
+    assert!(String::from_utf8_lossy(&replay.stdout).contains("raw captures:"));
+}

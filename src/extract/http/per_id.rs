@@ -270,9 +270,10 @@ pub async fn fetch(
         Some(root) => Some(Base::read(root, source, from, ids_from, tenant).map_err(io(root))?),
         None => None,
     };
-    if let Some(b) = &base {
+    if let Some(b) = base.as_ref().filter(|_| !ids_from.known.is_empty()) {
         // Customers answered on an earlier day are still asked for (their fees are still due),
-        // in the tenant that answered them.
+        // in the tenant that answered them. Sources that keep no ids from earlier days (a
+        // search of an appointment no order names any more) do not.
         let known: Vec<&String> = b.answers.iter().filter(|(_, a)| a.found).map(|(id, _)| id).collect();
         for id in known {
             add(id.clone(), IdOrigin::Known, &mut ids, counts);
