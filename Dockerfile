@@ -10,6 +10,8 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
+COPY build.rs build.rs
+COPY samples samples
 COPY src src
 COPY sql sql
 COPY jobs jobs

@@ -17,6 +17,7 @@ checked unless --quick.
 """
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -70,6 +71,15 @@ def measure(cmd, runs, env=None, before=None):
 
 def count(path):
     return duckdb.execute(f"select count(*) from read_parquet('{path}')").fetchone()[0]
+
+
+def live(lake, table):
+    """The files of `table`'s day at the version the latest run record names (a day
+    replaced several times keeps its older files until `opslake vacuum`)."""
+    runs = os.path.join(lake, "_runs", f"run_date={DAY}")
+    records = [json.load(open(os.path.join(runs, f))) for f in os.listdir(runs) if f.endswith(".json")]
+    latest = max((r for r in records if table in r["tables"]), key=lambda r: r["commit"])
+    return [os.path.join(lake, f) for f in latest["tables"][table]["files"]]
 
 
 def main():
@@ -152,7 +162,7 @@ def main():
     ], a.runs)
     t_ro, t_rd = medians(r_ro), medians(r_rd)
     diff = duckdb.execute(f"""
-        select count(*) from read_parquet('{lake}/recon_order_fulfilment/run_date={DAY}/*.parquet') o
+        select count(*) from read_parquet({live(lake, "recon_order_fulfilment")}) o
         full join read_parquet('{d_recon}') d using (order_id, position)
         where o.state is distinct from d.state or o.expedition_id is distinct from d.expedition_id
     """).fetchone()[0]

@@ -74,7 +74,8 @@ pub mod exit {
         text.push_str(
             "\nEvery setting can also be given as an OPSLAKE_* variable (--as-of = OPSLAKE_AS_OF).\n\
              The PII key comes from OPSLAKE_PII_KEY or a file (OPSLAKE_PII_KEY_FILE), never a flag.\n\
-             Logs: OPSLAKE_LOG takes RUST_LOG-style filters (default \"info\"; e.g. \"opslake=debug\").\n",
+             Logs: --log or OPSLAKE_LOG take RUST_LOG-style filters (e.g. \"opslake=debug\"); without\n\
+             them RUST_LOG is honoured, else \"info\". A filter that does not parse exits 2.\n",
         );
         text
     }
@@ -85,9 +86,11 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) => exit::CONFIG,
-            Error::Extract(e) if e.is_config() => exit::CONFIG,
-            Error::Extract(_) => exit::SOURCE_UNREACHABLE,
+            Error::Extract(e) | Error::Normalize(crate::normalize::Error::Extract(e)) if e.is_config() => exit::CONFIG,
+            Error::Extract(_) | Error::Normalize(crate::normalize::Error::Extract(_)) => exit::SOURCE_UNREACHABLE,
             Error::Normalize(crate::normalize::Error::TooManyRejects { .. }) => exit::REJECTS_ABOVE_RATIO,
+            // The package is the first half of publishing: a full disk there is a publish failure.
+            Error::Normalize(crate::normalize::Error::Write { .. }) => exit::PUBLISH,
             Error::Normalize(_) | Error::Reconcile(_) => exit::INTERNAL,
             Error::Publish(crate::publish::Error::RunAlreadyCommitted { .. }) => exit::CONFLICT,
             Error::Publish(_) => exit::PUBLISH,
@@ -102,3 +105,68 @@ impl Error {
 
 /// A `Result` with the run-level [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn io() -> std::io::Error {
+        std::io::Error::other("disk")
+    }
+
+    #[test]
+    fn each_failure_maps_to_its_documented_code() {
+        let read = || crate::extract::Error::Read {
+            path: PathBuf::from("/in/stock/a.json"),
+            source: io(),
+        };
+        let cases: Vec<(Error, u8)> = vec![
+            (crate::job::Error::MissingPiiKey.into(), exit::CONFIG),
+            (
+                crate::job::Error::NothingCommitted {
+                    run_date: chrono::NaiveDate::from_ymd_opt(2025, 6, 29).unwrap_or_default(),
+                    url: "file:///lake".into(),
+                    what: "",
+                }
+                .into(),
+                exit::CONFIG,
+            ),
+            (
+                crate::extract::Error::MissingInput {
+                    path: PathBuf::from("/in"),
+                }
+                .into(),
+                exit::CONFIG,
+            ),
+            (read().into(), exit::SOURCE_UNREACHABLE),
+            // Inside the normalize stage, an input error keeps its meaning.
+            (
+                crate::normalize::Error::Extract(read()).into(),
+                exit::SOURCE_UNREACHABLE,
+            ),
+            (
+                crate::normalize::Error::Write {
+                    path: PathBuf::from("/lake/_staging/part-0.parquet"),
+                    source: io(),
+                }
+                .into(),
+                exit::PUBLISH,
+            ),
+            (
+                crate::normalize::Error::Unbalanced {
+                    source_name: "stock".into(),
+                    read: 2,
+                    written: 1,
+                    rejects: 0,
+                    duplicates: 0,
+                }
+                .into(),
+                exit::INTERNAL,
+            ),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.exit_code(), code, "{e}");
+        }
+    }
+}

@@ -25,6 +25,14 @@ pub const EMBEDDED: &str = include_str!("../jobs/daily.toml");
 /// Input bytes per normalize batch unless the job says otherwise (see `normalize`).
 pub const DEFAULT_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
+/// The largest record unless the job says otherwise: far above any real record (an appointment
+/// is ~2 KB, a page of 200 orders ~1 MB), low enough that one hostile line cannot exhaust memory.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
+
+/// How many times its stored size a `.gz`/`.zst` export may inflate to unless the job says
+/// otherwise: JSON exports compress 5-30 times, so 250 is only reached by a decompression bomb.
+pub const DEFAULT_MAX_DECOMPRESSION_RATIO: u64 = 250;
+
 /// Configuration errors.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -57,7 +65,8 @@ pub enum Error {
     /// Hashing personal data needs a key and none was given.
     #[error(
         "no PII key: set OPSLAKE_PII_KEY or OPSLAKE_PII_KEY_FILE (or pii_key_file in the job file), \
-         or set pii = \"drop\" to publish no personal data at all"
+         or set pii = \"drop\" to publish no personal data at all; the public development key is \
+         only used for the samples, or for test data in a job file with allow_development_key = true"
     )]
     MissingPiiKey,
     /// The key file cannot be read.
@@ -71,6 +80,26 @@ pub enum Error {
     /// The command needs APIs and the job has none.
     #[error("this command extracts from APIs and the job has no [api.*] section: use --job jobs/api.toml")]
     NoApis,
+    /// A command needs a committed day and the lake has none for it.
+    #[error(
+        "nothing committed for {run_date} in {url}{what}: pick a day that `opslake runs list` shows, or run that day first"
+    )]
+    NothingCommitted {
+        /// The day asked for.
+        run_date: NaiveDate,
+        /// The lake.
+        url: String,
+        /// What was looked for, when more precise than a commit (" (no raw captures)").
+        what: &'static str,
+    },
+    /// `runs show` of a run the lake has no record of.
+    #[error("no committed run {run_id} in {url}: see `opslake runs list`")]
+    UnknownRun {
+        /// The id asked for.
+        run_id: String,
+        /// The lake.
+        url: String,
+    },
     /// A name (source, table, reconciliation, API section) is not one opslake knows.
     #[error("unknown {what} {name:?}; known: {known}")]
     UnknownName {
@@ -119,6 +148,14 @@ pub struct Settings {
     /// Input bytes per normalize batch (at least 1024).
     #[arg(long, env = "OPSLAKE_BATCH_BYTES", default_value_t = DEFAULT_BATCH_BYTES)]
     pub batch_bytes: usize,
+    /// Largest record in bytes (a line, a JSON value, a CSV row); a longer one is rejected
+    /// without being held in memory (at least 1024).
+    #[arg(long, env = "OPSLAKE_MAX_RECORD_BYTES", default_value_t = DEFAULT_MAX_RECORD_BYTES)]
+    pub max_record_bytes: usize,
+    /// How many times its stored size a .gz or .zst export may inflate to (0: no bound); the
+    /// rest of a file past it is one reject.
+    #[arg(long, env = "OPSLAKE_MAX_DECOMPRESSION_RATIO", default_value_t = DEFAULT_MAX_DECOMPRESSION_RATIO)]
+    pub max_decompression_ratio: u64,
     /// Local folder for the run's package when the lake is remote.
     #[arg(long, env = "OPSLAKE_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
@@ -156,7 +193,8 @@ pub struct Settings {
     #[arg(long, env = "OPSLAKE_FULL_REFRESH")]
     #[serde(default)]
     pub full_refresh: bool,
-    /// Job file only: with no key set, hash with the public development key (samples only).
+    /// Job file only: with no key set, hash with the public development key whatever the
+    /// input (test data only; without it the key is used for the samples alone).
     #[arg(skip)]
     #[serde(default)]
     pub allow_development_key: bool,
@@ -429,6 +467,10 @@ impl Job {
             let value = settings.batch_bytes.to_string();
             return Err(bad("batch_bytes", value, "must be at least 1024"));
         }
+        if settings.max_record_bytes < 1024 {
+            let value = settings.max_record_bytes.to_string();
+            return Err(bad("max_record_bytes", value, "must be at least 1024"));
+        }
         for name in settings.api.keys() {
             if !crate::source::Api::ALL.iter().any(|a| a.name() == name) {
                 return Err(Error::UnknownName {
@@ -453,11 +495,12 @@ impl Job {
             PiiMode::Hash => Some(match (env("OPSLAKE_PII_KEY"), &settings.pii_key_file) {
                 (Some(k), _) if !k.is_empty() => PiiKey::secret(k.into_bytes()),
                 (_, Some(path)) => read_key_file(path)?,
-                _ if settings.allow_development_key => {
+                // The public key is for invented data only: `pipeline::check_development_key`
+                // refuses it for any other input before a run starts.
+                _ => {
                     development_key = true;
                     PiiKey::development()
                 }
-                _ => return Err(Error::MissingPiiKey),
             }),
         };
         let overrides: HashMap<String, PiiAction> = settings.pii_columns.clone().into_iter().collect();
@@ -574,10 +617,15 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn without_a_key_the_run_refuses_unless_pii_is_dropped() {
-        assert!(matches!(resolve("", &[], &no_env), Err(Error::MissingPiiKey)));
-        assert!(resolve("pii = \"drop\"", &[], &no_env).is_ok());
-        assert!(resolve("", &["--pii", "drop"], &no_env).is_ok());
+    fn without_a_key_the_development_key_is_named_unless_pii_is_dropped() {
+        let other = "input = \"src\"";
+        assert!(resolve(other, &[], &no_env).unwrap().development_key);
+        assert!(
+            !resolve(&format!("{other}\npii = \"drop\""), &[], &no_env)
+                .unwrap()
+                .development_key
+        );
+        assert!(!resolve(other, &["--pii", "drop"], &no_env).unwrap().development_key);
     }
 
     #[test]

@@ -10,7 +10,10 @@ fn main() -> ExitCode {
     // The matches are kept: they tell which settings were given (they beat the job file).
     let matches = Cli::command().try_get_matches().unwrap_or_else(|e| exit_with(e));
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    init_tracing(cli.log_format);
+    if let Err(why) = init_tracing(cli.log_format, cli.log.as_deref()) {
+        eprintln!("error: {why}");
+        return ExitCode::from(opslake::error::exit::CONFIG);
+    }
     match cli::run(cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -36,9 +39,20 @@ fn message(e: &anyhow::Error) -> String {
     text
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OPSLAKE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Logs on stderr, filtered by `--log`/`OPSLAKE_LOG`, else `RUST_LOG` (the habit of every Rust
+/// tool's operators), else "info". A filter that does not parse is a configuration error:
+/// silently logging at another level would hide what the operator asked to see.
+fn init_tracing(format: LogFormat, log: Option<&str>) -> Result<(), String> {
+    let (directives, origin) = match (log, std::env::var("RUST_LOG")) {
+        (Some(l), _) => (l.to_string(), "--log / OPSLAKE_LOG"),
+        (None, Ok(r)) if !r.trim().is_empty() => (r, "RUST_LOG"),
+        _ => ("info".to_string(), "the default"),
+    };
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .parse(&directives)
+        .map_err(|e| {
+            format!("bad log filter {directives:?} (from {origin}): {e}; e.g. \"info\" or \"opslake=debug\"")
+        })?;
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Human => false,
@@ -52,6 +66,7 @@ fn init_tracing(format: LogFormat) {
     } else {
         builder.with_target(false).compact().init();
     }
+    Ok(())
 }
 
 /// Exits for a command-line error; a bad setting value reads as it does from the job file

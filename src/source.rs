@@ -28,6 +28,11 @@ pub trait Source: Sync {
     fn envelopes(&self) -> &'static [Envelope] {
         &[]
     }
+    /// The columns the header of a CSV export must have; each row of a file whose header
+    /// lacks one is a reject naming it.
+    fn csv_columns(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Its role pivots (bound to the run's policy once per batch).
     fn pivots(&self) -> &'static [&'static RolePivot] {
         &[]

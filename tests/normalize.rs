@@ -87,10 +87,8 @@ fn large_files_are_read_in_many_batches_with_the_same_result() {
     t.run_ok(DAY, &["--sources", "stock", "--batch-bytes", "4096"]);
     let df = t.table("stock", DAY);
     assert_eq!(df.height(), 3000);
-    let parts = std::fs::read_dir(t.lake().join("stock/run_date=2025-06-30"))
-        .unwrap()
-        .count();
-    assert!(parts > 10, "expected many parts, got {parts}");
+    // Many read batches still make one right-sized file for the day.
+    assert_eq!(common::table_files(&t.lake(), "stock", DAY).len(), 1);
     let total: i64 = df
         .column("available_quantity")
         .unwrap()
@@ -527,4 +525,136 @@ fn envelopes_pass_their_context_to_items() {
         cell(&t.table("memos", DAY), "memo_id", "m1", "customer_num").as_deref(),
         Some("12345")
     );
+}
+
+#[test]
+fn a_published_lake_holds_no_raw_personal_value_from_hostile_inputs() {
+    let t = TestLake::new();
+    let a = json!({
+        "id": "H1",
+        "lastUpdate": "2025-06-01T10:00:00Z",
+        "relatedParty": [
+            {"id": "611 222 333", "role": "telefono"}, {"id": "622333444", "role": "movil"},
+            {"id": "Fernández López", "role": "apellidos"}, {"id": "Lucía", "role": "nombre"},
+            {"id": "12345678Z", "role": "dni"}, {"id": "X1234567L", "role": "nie"},
+            {"id": "lucia@correo.es", "role": "correo"}, {"id": "Calle Ficticia 13", "role": "direccion"},
+            {"id": "ES9121000418450200051332", "role": "iban"},
+            {"id": "otra.persona@dominio.es", "role": "ref9"}, {"id": "+34 633 444 555", "role": "contacto2"},
+            {"id": "Y7654321K", "role": "doc2"}, {"id": "installation", "role": "category"}
+        ],
+        "relatedEntity": [{"id": "tercera@dominio.es", "role": "notify"}],
+        "resourceOrderItem": [{"id": "1", "resource": {"resourceCharacteristic": [{"name": "linea2", "value": "655 666 777"}]}}],
+        "contactMedium": [{"mediumType": "chat", "characteristic": {"key": "whatsapp", "value": "+34 644 555 666"}}]
+    });
+    let place_as_text = json!({"id": "H2", "relatedPlace": "Calle Ficticia 14, 2B, 28001 Madrid"});
+    let payment = json!({"id": "H3", "lastUpdate": "yesterday", "payment": {"holder": "María Pérez", "iban": "GB82WEST12345698765432"}});
+    t.file(
+        "appointments/a.ndjson",
+        [
+            a.to_string(),
+            place_as_text.to_string(),
+            payment.to_string(),
+            "\"Calle Falsa 123, Springfield\"".into(),
+            json!(["Juan Nadie", "699888777"]).to_string(),
+        ]
+        .join("\n"),
+    );
+    let out = t.run(DAY, &["--sources", "appointments", "--max-reject-ratio", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let secrets = [
+        "611 222 333",
+        "622333444",
+        "Fernández",
+        "Lucía",
+        "12345678Z",
+        "X1234567L",
+        "lucia@correo.es",
+        "Calle Ficticia",
+        "ES9121000418450200051332",
+        "otra.persona@dominio.es",
+        "+34 633 444 555",
+        "Y7654321K",
+        "tercera@dominio.es",
+        "655 666 777",
+        "644 555 666",
+        "María",
+        "Pérez",
+        "GB82WEST",
+        "Calle Falsa",
+        "Juan Nadie",
+        "699888777",
+    ];
+    let mut everything = all_text(&t.lake());
+    for m in t.manifests(DAY) {
+        everything.push_str(&m.to_string());
+    }
+    everything.push_str(&String::from_utf8_lossy(&out.stdout));
+    everything.push_str(&String::from_utf8_lossy(&out.stderr));
+    for raw in secrets {
+        assert!(
+            !everything.contains(raw),
+            "{raw} reached the lake, the record or the logs"
+        );
+    }
+    assert!(everything.contains("installation"), "ordinary values are kept");
+    let r = t.table("_rejects", DAY);
+    assert_eq!(r.height(), 4);
+    let reasons: Vec<String> = strings(&r, "reason").into_iter().flatten().collect();
+    assert!(
+        reasons[0].contains("relatedPlace") && reasons[0].contains("string"),
+        "{reasons:?}"
+    );
+
+    // The same records above the allowed ratio: the error names no value either.
+    let out = t.run(DAY, &["--sources", "appointments", "--max-reject-ratio", "0"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("relatedPlace"), "{err}");
+    for raw in secrets {
+        assert!(!err.contains(raw), "{raw} in stderr: {err}");
+    }
+}
+
+#[test]
+fn the_development_key_is_refused_unless_the_input_is_the_samples_or_the_job_allows_it() {
+    let t = TestLake::new();
+    // One of the samples' own files, alone: not the samples.
+    t.file(
+        "stock/seed-stock.json",
+        std::fs::read(repo().join("samples/stock/seed-stock.json")).unwrap(),
+    );
+    let embedded = |t: &TestLake| {
+        t.cmd()
+            .env_remove("OPSLAKE_PII_KEY")
+            .args(["run", "--sources", "stock", "--as-of", DAY, "--input"])
+            .arg(t.input())
+            .arg("--output")
+            .arg(t.lake())
+            .output()
+            .unwrap()
+    };
+    let out = embedded(&t);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("error: no PII key") && l.contains("development key")),
+        "{err}"
+    );
+    assert!(!t.lake().join("stock").exists(), "nothing published");
+
+    // A job file that says the input is test data may use it.
+    t.file(
+        "job.toml",
+        "input = \"input\"\noutput = \"lake\"\nallow_development_key = true\n",
+    );
+    let out = t
+        .cmd()
+        .env_remove("OPSLAKE_PII_KEY")
+        .args(["run", "--job", "input/job.toml", "--sources", "stock", "--as-of", DAY])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m = &t.manifests(DAY)[0];
+    assert!(m["pii"]["key"].as_str().unwrap().contains("DEVELOPMENT"), "{m}");
 }

@@ -510,18 +510,20 @@ fn reconcile_alone_republishes_only_its_tables_atomically() {
     assert_eq!(t.table("orders", DAY).height(), orders, "normalized tables untouched");
     let m = t.manifests(DAY);
     assert_eq!(m.len(), 2);
+    assert_eq!(m[1]["kind"], "reconcile");
+    let tables = m[1]["tables"].as_object().unwrap();
     assert!(
-        m[1]["tables"]["orders"]["rows"].as_u64().unwrap() > 0,
-        "the manifest keeps the day's other tables"
+        !tables.is_empty() && tables.keys().all(|t| t.starts_with("recon_")),
+        "a reconcile record names only the recon tables it replaced: {tables:?}"
     );
     assert_eq!(m[1]["stages"][0]["name"], "reconcile");
-    // A day never published cannot be reconciled.
+    // A day never published cannot be reconciled: the day named is wrong (exit 2, issue 15).
     let mut c = t.cmd();
     c.args(["reconcile", "--run-date", "2025-01-01", "--output"])
         .arg(t.lake());
     let out = c.output().unwrap();
-    assert_eq!(out.status.code(), Some(5));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no committed run for 2025-01-01"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing committed for 2025-01-01"));
 }
 
 #[test]

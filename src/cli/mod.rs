@@ -27,6 +27,11 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "OPSLAKE_LOG_FORMAT")]
     pub log_format: LogFormat,
 
+    /// Which logs to write: RUST_LOG-style directives ("info", "opslake=debug,warn").
+    /// Without it or OPSLAKE_LOG, RUST_LOG is honoured, else "info".
+    #[arg(long, global = true, env = "OPSLAKE_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -84,6 +89,22 @@ pub enum Command {
     /// What ran: the committed runs recorded in the lake's manifests.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Delete the lake's files that no table version newer than the retention needs.
+    ///
+    /// Replaced days' files, and files a killed run uploaded but never committed, are kept
+    /// until they are older than --retention-hours (7 days by default, as Delta does), so a
+    /// reader of an older version ("the lake as of yesterday's run") keeps working.
+    Vacuum {
+        /// The job settings (the lake is its output).
+        #[command(flatten)]
+        args: JobArgs,
+        /// Keep files replaced or written less than this many hours ago.
+        #[arg(long, default_value_t = 168)]
+        retention_hours: u32,
+        /// List what would be deleted, and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// The fixture API server.
@@ -191,6 +212,10 @@ pub enum SamplesCommand {
         /// appointment of a work order, so this universe reads the same through the fixtures.
         #[arg(long)]
         no_superseded: bool,
+        /// File layout: the same records as many small files (a per-page / per-id API export,
+        /// about half a file per order) or as one file per source and tenant.
+        #[arg(long, value_enum, default_value_t = crate::samples::Layout::Default)]
+        files: crate::samples::Layout,
     },
 }
 
@@ -212,6 +237,12 @@ fn resolve(args: &JobArgs, matches: &ArgMatches, also_given: &[&str]) -> anyhow:
     Ok(args
         .resolve(&given, &|k| std::env::var(k).ok())
         .map_err(crate::Error::from)?)
+}
+
+/// `args` for a command that reads no personal data (the run records): it needs no PII key.
+fn no_personal_data(mut args: JobArgs) -> JobArgs {
+    args.settings.pii = crate::schema::pii::PiiMode::Drop;
+    args
 }
 
 /// Starts a run of `job` (every check that needs no work first).
@@ -250,6 +281,10 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             // A replay reads the day's raw captures: it needs no API, only the lake.
             args.settings.as_of = AsOf::Day(day);
             let mut job = resolve(&args, matches, &["as_of"])?;
+            // Raw captures are real data, whatever the job's input folder holds.
+            if job.development_key && !job.settings.allow_development_key {
+                return Err(crate::Error::from(crate::job::Error::MissingPiiKey).into());
+            }
             job.settings.api.clear();
             let run = start(job)?;
             let report = pipeline::replay(&run)?;
@@ -261,24 +296,40 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             let report = pipeline::normalize_into(&job, SOURCES, &dir)?;
             report::normalized(&mut text, &report, &dir);
         }
-        Command::Runs(RunsCommand::List { args }) => {
+        Command::Vacuum {
+            args,
+            retention_hours,
+            dry_run,
+        } => {
             let job = resolve(&args, matches, &[])?;
             let lake = pipeline::open_lake(&job.settings.output)?;
+            let retention = chrono::Duration::hours(i64::from(retention_hours));
+            let deleted = pipeline::runtime(1)?
+                .block_on(crate::publish::vacuum(&lake, retention, dry_run))
+                .map_err(crate::Error::from)?;
+            report::vacuumed(&mut text, &deleted, dry_run);
+        }
+        Command::Runs(RunsCommand::List { args }) => {
+            let job = resolve(&no_personal_data(args), matches, &["pii"])?;
+            let lake = pipeline::open_lake(&job.settings.output)?;
             let runs = pipeline::runtime(1)?
-                .block_on(crate::publish::all_runs(&lake))
+                .block_on(pipeline::record::all(&lake))
                 .map_err(crate::Error::from)?;
             report::runs(&mut text, &runs);
         }
         Command::Runs(RunsCommand::Show { run_id, args }) => {
-            let job = resolve(&args, matches, &[])?;
+            let job = resolve(&no_personal_data(args), matches, &["pii"])?;
             let lake = pipeline::open_lake(&job.settings.output)?;
             let runs = pipeline::runtime(1)?
-                .block_on(crate::publish::all_runs(&lake))
+                .block_on(pipeline::record::all(&lake))
                 .map_err(crate::Error::from)?;
-            let run = runs
-                .iter()
-                .find(|r| r.run_id == run_id)
-                .with_context(|| format!("no committed run {run_id} in {}: see `opslake runs list`", lake.url))?;
+            let Some(run) = runs.iter().find(|r| r.run_id == run_id) else {
+                return Err(crate::Error::from(crate::job::Error::UnknownRun {
+                    run_id,
+                    url: lake.url.clone(),
+                })
+                .into());
+            };
             report::run_details(&mut text, run);
         }
         Command::Fixtures(FixturesCommand::Serve {
@@ -334,13 +385,14 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             seed,
             out,
             no_superseded,
+            files,
         }) => {
             let universe = crate::samples::Universe {
                 orders,
                 seed,
                 superseded: !no_superseded,
             };
-            let stats = crate::samples::generate(&universe, &out)
+            let stats = crate::samples::generate_as(&universe, files, &out)
                 .with_context(|| format!("cannot write samples into {}", out.display()))?;
             println!(
                 "wrote {} files ({} bytes) for {orders} orders under {}",

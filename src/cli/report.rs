@@ -5,8 +5,9 @@ use std::path::Path;
 
 use crate::job::Job;
 use crate::normalize::NormalizeReport;
-use crate::pipeline::RunReport;
-use crate::publish::RunManifest;
+use crate::pipeline::RunManifest;
+use crate::pipeline::manifest::{SourceManifest, TableManifest};
+use crate::pipeline::{RunReport, ShardOutcome};
 use crate::reconcile::ReconcileReport;
 
 fn write_recon_summary(o: &mut String, r: &ReconcileReport) {
@@ -94,11 +95,36 @@ pub fn summary(o: &mut String, report: &RunReport, job: &Job) {
     let total = |f: fn(&crate::normalize::SourceReport) -> u64| report.normalize.sources.iter().map(f).sum::<u64>();
     let read = total(|s| s.records_read);
     let rejects = total(|s| s.rejects);
-    let _ = writeln!(
-        o,
-        "opslake run {} — {} {} committed (commit #{} of the day)",
-        m.run_id, m.job, job.as_of, m.commit
-    );
+    match &report.shard {
+        Some(ShardOutcome::Waiting { missing, stale }) => {
+            let _ = writeln!(
+                o,
+                "opslake run {} — {} {} shard {}: share staged; the day is committed when shards {:?} have staged theirs",
+                m.run_id,
+                m.job,
+                job.as_of,
+                m.shard.as_deref().unwrap_or_default(),
+                missing.iter().chain(stale).collect::<Vec<_>>()
+            );
+        }
+        Some(ShardOutcome::Committed { commit, by }) => {
+            let _ = writeln!(
+                o,
+                "opslake run {} — {} {} shard {}: every shard's share committed by {by} (commit #{commit} of the day)",
+                m.run_id,
+                m.job,
+                job.as_of,
+                m.shard.as_deref().unwrap_or_default(),
+            );
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "opslake run {} — {} {} committed (commit #{} of the day)",
+                m.run_id, m.job, job.as_of, m.commit
+            );
+        }
+    }
     write_extract(o, m.extract.as_ref());
     write_sources(o, &m.sources);
     write_tables(o, &m.tables);
@@ -125,7 +151,7 @@ pub fn summary(o: &mut String, report: &RunReport, job: &Job) {
 }
 
 /// Per source: files, records read and written, rejects, duplicates collapsed.
-fn write_sources(o: &mut String, sources: &[crate::publish::manifest::SourceManifest]) {
+fn write_sources(o: &mut String, sources: &[SourceManifest]) {
     let _ = writeln!(
         o,
         "\n{:<20} {:>6} {:>10} {:>10} {:>8} {:>6}",
@@ -146,10 +172,11 @@ fn write_sources(o: &mut String, sources: &[crate::publish::manifest::SourceMani
 }
 
 /// Per table: rows and parts.
-fn write_tables(o: &mut String, tables: &std::collections::BTreeMap<String, crate::publish::manifest::TableManifest>) {
-    let _ = writeln!(o, "\n{:<38} {:>10} {:>6}", "table", "rows", "parts");
+fn write_tables(o: &mut String, tables: &std::collections::BTreeMap<String, TableManifest>) {
+    let _ = writeln!(o, "\n{:<38} {:>10} {:>6} {:>8}", "table", "rows", "files", "version");
     for (name, t) in tables {
-        let _ = writeln!(o, "{:<38} {:>10} {:>6}", name, t.rows, t.parts.len());
+        let version = t.version.map(|v| v.to_string()).unwrap_or_default();
+        let _ = writeln!(o, "{:<38} {:>10} {:>6} {:>8}", name, t.rows, t.files.len(), version);
     }
 }
 
@@ -244,14 +271,18 @@ pub fn reconciled(o: &mut String, manifest: &RunManifest, r: &ReconcileReport) {
     write_recon_summary(o, r);
 }
 
-/// Committed raw captures of a day.
+/// Raw captures of a day kept at `raw_output`.
 pub fn extracted(o: &mut String, manifest: &RunManifest) {
+    let files = manifest
+        .extract
+        .as_ref()
+        .and_then(|e| e.raw.as_ref())
+        .map_or(0, |r| r.files);
     let _ = writeln!(
         o,
-        "opslake extract {} — {} raw captures committed (commit #{})",
+        "opslake extract {} — {}: {files} raw captures kept",
         manifest.run_id,
         manifest.run_date.map(|d| d.to_string()).unwrap_or_default(),
-        manifest.commit
     );
     write_extract(o, manifest.extract.as_ref());
 }
@@ -266,4 +297,21 @@ pub fn normalized(o: &mut String, report: &NormalizeReport, dir: &Path) {
         );
     }
     let _ = writeln!(o, "tables written under {}", dir.display());
+}
+
+/// What a vacuum deleted (or would delete), per table.
+pub fn vacuumed(o: &mut String, deleted: &std::collections::BTreeMap<String, Vec<String>>, dry_run: bool) {
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    let mut total = 0;
+    for (table, files) in deleted {
+        if files.is_empty() {
+            continue;
+        }
+        total += files.len();
+        let _ = writeln!(o, "{table}: {verb} {} files", files.len());
+        for f in files {
+            let _ = writeln!(o, "  {f}");
+        }
+    }
+    let _ = writeln!(o, "{verb} {total} files in {} tables", deleted.len());
 }

@@ -35,6 +35,18 @@ pub enum Error {
         /// Why.
         why: String,
     },
+    /// A folder (or a special file) is named like an export file.
+    #[error("{path} is not a file: an export file was expected there; move it out of the input or rename it")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A source's folder is a file.
+    #[error("{path} is not a folder: a source's exports go in a folder of that name")]
+    NotAFolder {
+        /// The path.
+        path: PathBuf,
+    },
     /// A folder or file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -52,7 +64,7 @@ impl Error {
             Error::MissingInput { .. } => true,
             Error::Api(e) => e.is_config(),
             Error::ApiConfig(e) => e.is_config(),
-            Error::Read { .. } | Error::IdsFile { .. } => false,
+            Error::Read { .. } | Error::IdsFile { .. } | Error::NotAFile { .. } | Error::NotAFolder { .. } => false,
         }
     }
 }

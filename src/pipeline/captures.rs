@@ -3,7 +3,8 @@
 //! folder the extract and normalize stages work in.
 //!
 //! A night's base is the latest committed run, on or before its day and of the same shard,
-//! whose record names kept captures (`extract.raw`). The base is found through the run
+//! whose record names kept captures (`extract.raw`); for a shard, the record of its share
+//! that the day's `shards` commit took. The base is found through the run
 //! records, and its captures are read from `raw_output`, never from the lake's tables: what is
 //! carried forward does not depend on how tables are stored.
 
@@ -11,36 +12,33 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 
-use super::Run;
+use super::{Run, RunManifest, record};
 use crate::error::Result;
 use crate::extract::http::{ExtractReport, RawCapture};
 use crate::extract::raw::layout;
-use crate::publish::{self, Lake, RunManifest};
+use crate::publish::{self, Lake};
 
 /// The latest committed run on or before the run's day, of the same shard, that kept raw
-/// captures (on the run's own day: its latest such commit).
+/// captures (on the run's own day: its latest such commit), found through the run records.
 pub fn find_base(run: &Run, on_or_before: NaiveDate) -> Result<Option<RunManifest>> {
     let lake = &run.lake;
     let shard = run.job.settings.shard.map(|s| s.to_string());
-    let mut days: Vec<NaiveDate> = run
-        .runtime
-        .block_on(lake.folders(publish::layout::RUNS))?
-        .iter()
-        .filter_map(|d| {
-            d.strip_prefix("run_date=")
-                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        })
-        .filter(|d| *d <= on_or_before)
-        .collect();
-    days.sort_unstable_by(|a, b| b.cmp(a));
-    for day in days {
-        let runs = run.runtime.block_on(publish::committed(lake, day))?;
-        if let Some(m) = runs
-            .into_iter()
-            .rev()
-            .find(|m| m.shard == shard && m.extract.as_ref().is_some_and(|e| e.raw.is_some()))
-        {
-            return Ok(Some(m));
+    let mut days = run.runtime.block_on(publish::days(lake))?;
+    days.retain(|d| *d <= on_or_before);
+    for day in days.into_iter().rev() {
+        for m in run.runtime.block_on(record::day(lake, day))?.into_iter().rev() {
+            // A sharded day is committed by one `shards` record; each shard's own record,
+            // with its captures, is the share that commit took.
+            let m = match run.job.settings.shard {
+                Some(s) if m.kind == "shards" => match super::shards::committed_share(run, &m, s)? {
+                    Some(share) => share,
+                    None => continue,
+                },
+                _ => m,
+            };
+            if m.shard == shard && m.extract.as_ref().is_some_and(|e| e.raw.is_some()) {
+                return Ok(Some(m));
+            }
         }
     }
     Ok(None)

@@ -24,44 +24,32 @@ use crate::publish::{self, layout};
 use crate::source::{Api, Paging};
 
 /// Reads ids out of committed lake tables: an `ids_table`, the customers known from earlier
-/// days. Implemented over the run records' part files; a lake of Delta tables implements it
-/// over the table's snapshot at the day.
+/// days.
 pub trait CommittedIds {
-    /// The distinct non-null values (as text) of `column` in the latest committed partition
-    /// of `table` on or before `day`; empty when the table was never committed.
+    /// The distinct non-null values (as text) of `column` in the latest committed version of
+    /// `table`'s latest day on or before `day` that has files; empty when the table was never
+    /// committed.
     fn committed_ids(&self, table: &str, column: &str, day: NaiveDate) -> Result<Vec<String>>;
 }
 
 impl CommittedIds for Run {
+    /// Through the days of the run records and each day's files at the table's latest version
+    /// (never a listing of the partition folder: it holds replaced files until a vacuum).
     fn committed_ids(&self, table: &str, column: &str, day: NaiveDate) -> Result<Vec<String>> {
         let lake = &self.lake;
-        let mut days: Vec<NaiveDate> = self
-            .runtime
-            .block_on(lake.folders(layout::RUNS))?
-            .iter()
-            .filter_map(|d| {
-                d.strip_prefix("run_date=")
-                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-            })
-            .filter(|d| *d <= day)
-            .collect();
-        days.sort_unstable_by(|a, b| b.cmp(a));
-        for d in days {
-            let runs = self.runtime.block_on(publish::committed(lake, d))?;
-            let Some(parts) = runs.iter().rev().find_map(|m| m.tables.get(table)).map(|t| &t.parts) else {
-                continue;
+        let mut days = self.runtime.block_on(publish::days(lake))?;
+        days.retain(|d| *d <= day);
+        for d in days.into_iter().rev() {
+            let files = match self.runtime.block_on(publish::table_files(lake, table, d, None))? {
+                None => return Ok(Vec::new()),
+                Some((_, files)) if files.is_empty() => continue,
+                Some((_, files)) => files,
             };
+            let scratch = super::captures::Scratch(self.scratch(&format!("ids-{table}")));
+            let local = self.runtime.block_on(publish::fetch(lake, &files, &scratch.0))?;
             let mut ids = BTreeSet::new();
-            for part in parts {
-                let (file, _scratch) = match &lake.local_root {
-                    Some(root) => (root.join(&part.path), None),
-                    None => {
-                        let local = std::env::temp_dir().join(format!("opslake-ids-{}-{}", self.id, ids.len()));
-                        self.runtime.block_on(lake.download(&part.path, &local))?;
-                        (local.clone(), Some(super::captures::Scratch(local)))
-                    }
-                };
-                for v in parquet_column(&file, column).map_err(|why| job::Error::Value {
+            for file in &local {
+                for v in parquet_column(file, column).map_err(|why| job::Error::Value {
                     setting: "ids_table".into(),
                     value: format!("{table}.{column}"),
                     why,

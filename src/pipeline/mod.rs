@@ -3,10 +3,11 @@
 //! ```text
 //!  JobArgs ──resolve──▶ Job ──Run::start──▶ Run { id, job, lake, sources, apis, runtime }
 //!                                              │
-//!   run:        extract? ─▶ normalize ─▶ reconcile? ─▶ [captures ─▶ raw_output] ─▶ publish
-//!   extract:    extract ─────────────────────────────▶ captures ─▶ raw_output ─▶ publish (record only)
-//!   reconcile:  committed tables ───────▶ reconcile ──▶ publish (recon_* only)
-//!   replay:     raw_output ─▶ normalize ─▶ reconcile ─▶ publish
+//!   run:        extract? ─▶ normalize ─▶ reconcile? ─▶ [captures ─▶ raw_output] ─▶ publish ─▶ record
+//!   run --shard: (extract?) normalize ─▶ upload share ─▶ (the last shard) publish every share ─▶ reconcile
+//!   extract:    extract ─▶ captures ─▶ raw_output ─▶ record
+//!   reconcile:  the day's committed tables ─▶ reconcile ─▶ publish (recon_* only) ─▶ record
+//!   replay:     raw_output ─▶ normalize ─▶ reconcile ─▶ publish ─▶ record
 //! ```
 //! Raw captures never enter the lake: they are written to a local scratch folder, normalized
 //! from there, and kept at `raw_output` (its own URL and credentials) when the job sets one;
@@ -14,12 +15,14 @@
 //! ([`captures`]). Ids that no item names come from [`ids`].
 //! Everything that can be checked before work is checked in [`Run::start`] (settings, names,
 //! API sections, the lake's URL), so a bad setting exits 2 before any file is read. Each stage
-//! is a function of the run that returns its report, under one tracing span; the run record
-//! is built once from the reports ([`record`]).
+//! is a method of the run that returns its report, under one tracing span; the run record is
+//! built once from the reports ([`record`]) and written once, after the tables are committed.
 
 pub mod captures;
 pub mod ids;
+pub mod manifest;
 pub mod record;
+mod shards;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,11 +35,12 @@ use tracing::info;
 use crate::error::Result;
 use crate::extract::http::{ApiSpec, ExtractReport};
 use crate::job::{self, Job};
-use crate::normalize::{self, NormalizeReport};
-use crate::publish::manifest::StageManifest;
-use crate::publish::{self, Lake, Package, RunManifest, layout};
+use crate::normalize::{self, NormalizeReport, TableReport};
+use crate::publish::{self, ClaimKind, Lake, Package, TableUpload, Uploaded, layout};
 use crate::reconcile::{self, ReconcileReport};
 use crate::source::{Api, Source};
+pub use manifest::RunManifest;
+pub use shards::ShardOutcome;
 
 /// One run of a command: what every stage needs, built once at the start.
 pub struct Run {
@@ -63,12 +67,14 @@ pub struct Run {
 /// What a run did.
 #[derive(Debug)]
 pub struct RunReport {
-    /// The committed run record.
+    /// The run record (written to the lake unless the run only staged a shard's share).
     pub manifest: RunManifest,
     /// The normalize stage's report (with the rejects).
     pub normalize: NormalizeReport,
     /// The reconcile stage's report (with the summary).
     pub reconcile: ReconcileReport,
+    /// For a shard: what became of its share.
+    pub shard: Option<ShardOutcome>,
 }
 
 /// A new run id: the UTC start time and a random suffix (`20261129T105600Z-3f9a`).
@@ -85,6 +91,7 @@ impl Run {
     /// reconciliations, the API sections, the lake's URL), opens the lake once and starts the
     /// runtime. `registry` is every source ([`crate::sources::SOURCES`]).
     pub fn start(job: Job, registry: &'static [&'static dyn Source]) -> Result<Run> {
+        check_development_key(&job)?;
         let s = &job.settings;
         let names: Vec<&str> = registry.iter().map(|s| s.name()).collect();
         job::check_names("source", s.sources.as_deref(), &names)?;
@@ -145,27 +152,25 @@ impl Run {
         self.job.as_of
     }
 
-    /// Whether the run reads every source of the whole day (the reconciliations need that).
-    pub fn whole_day(&self) -> bool {
-        self.job.settings.shard.is_none() && self.sources.len() == self.registry.len()
+    /// Whether the run reads every source (a run of some sources replaces only their tables).
+    pub fn every_source(&self) -> bool {
+        self.sources.len() == self.registry.len()
     }
 
-    /// Starts the run's package for `shard` of the day (`None`: the whole day), recording
-    /// the commit it is based on.
-    fn package(&self, shard: Option<crate::job::Shard>) -> Result<Package> {
+    /// Starts the run's package, recording the claim it is based on.
+    fn package(&self) -> Result<Package> {
         Ok(self.runtime.block_on(publish::create_package(
             &self.lake,
             &self.id,
             self.as_of(),
             self.job.settings.work_dir.as_deref(),
-            shard,
         ))?)
     }
 
     /// `result`, having discarded `package` when it failed: a failed run leaves nothing staged.
     fn or_discard<T, E: Into<crate::Error>>(&self, result: std::result::Result<T, E>, package: &Package) -> Result<T> {
         result.map_err(|e| {
-            let _ = self.runtime.block_on(publish::discard(&self.lake, package));
+            let _ = self.runtime.block_on(publish::discard(package));
             e.into()
         })
     }
@@ -240,19 +245,13 @@ impl Run {
         }
     }
 
-    /// Publishes, and removes the run's captures from `raw_output` when publishing fails.
-    fn publish_with_captures(
-        &self,
-        package: &Package,
-        manifest: &mut RunManifest,
-        replace_day: bool,
-        kept: Option<&crate::extract::http::RawCapture>,
-    ) -> Result<()> {
-        let published = self.publish(package, manifest, replace_day);
-        if let (Err(_), Some(store), Some(capture)) = (&published, &self.raw_output, kept) {
+    /// `result`, having removed the run's captures (`kept`) from `raw_output` when it failed:
+    /// a run that commits nothing leaves no captures that no record names.
+    fn or_discard_captures<T>(&self, result: Result<T>, kept: Option<&crate::extract::http::RawCapture>) -> Result<T> {
+        if let (Err(_), Some(store), Some(capture)) = (&result, &self.raw_output, kept) {
             captures::discard(self, store, capture);
         }
-        published
+        result
     }
 
     /// Normalize stage: the export files under `input` into `dir`.
@@ -264,17 +263,17 @@ impl Run {
         info!(
             stage = "normalize",
             rows,
-            rejects = report.rejects.len(),
+            rejects = report.sources.iter().map(|s| s.rejects).sum::<u64>(),
             seconds = t.elapsed().as_secs_f64(),
             "stage done"
         );
         Ok(report)
     }
 
-    /// Reconcile stage: the tables under `tables` (laid out like the lake) into `out`.
-    fn reconcile(&self, tables: &Path, out: &Path) -> Result<ReconcileReport> {
+    /// Reconcile stage: the day's `inputs` into `out`.
+    fn reconcile(&self, inputs: &reconcile::Inputs, out: &Path) -> Result<ReconcileReport> {
         let t = Instant::now();
-        let report = tracing::info_span!("reconcile").in_scope(|| reconcile::reconcile(&self.job, tables, out))?;
+        let report = tracing::info_span!("reconcile").in_scope(|| reconcile::reconcile(&self.job, inputs, out))?;
         let rows: u64 = report.rows.values().sum();
         info!(
             stage = "reconcile",
@@ -285,14 +284,114 @@ impl Run {
         Ok(report)
     }
 
-    /// Publish stage: commits `package` with `manifest`; `replace_day` as [`publish::publish`].
-    fn publish(&self, package: &Package, manifest: &mut RunManifest, replace_day: bool) -> Result<()> {
-        let published = tracing::info_span!("publish").in_scope(|| {
-            self.runtime
-                .block_on(publish::publish(&self.lake, package, manifest, replace_day))
-        });
-        self.or_discard(published, package)
+    /// Puts the package's `tables` into the lake (not yet committed); on failure, removes what
+    /// it put.
+    fn upload(&self, package: &Package, tables: &[TableUpload]) -> Result<Vec<Uploaded>> {
+        self.runtime.block_on(async {
+            let mut done = Vec::with_capacity(tables.len());
+            for t in tables {
+                match publish::upload(&self.lake, package, t).await {
+                    Ok(u) => done.push(u),
+                    Err(e) => {
+                        publish::remove_uploaded(&self.lake, &done).await;
+                        return Err(e.into());
+                    }
+                }
+            }
+            Ok(done)
+        })
     }
+
+    /// Publish stage: claims the day (`kind`) and replaces each uploaded table's day; fills
+    /// the record's commit and tables.
+    fn publish(
+        &self,
+        package: &Package,
+        kind: ClaimKind,
+        uploaded: Vec<Uploaded>,
+        manifest: &mut RunManifest,
+    ) -> Result<()> {
+        let published = tracing::info_span!("publish").in_scope(|| {
+            self.runtime.block_on(async {
+                let claim = publish::claim_day(&self.lake, package, kind, &uploaded).await?;
+                let versions = publish::commit(&self.lake, self.as_of(), &claim, &uploaded).await?;
+                Ok::<_, publish::Error>((claim, versions))
+            })
+        });
+        let (claim, versions) = self.or_discard(published, package)?;
+        manifest.commit = claim.number;
+        record::set_versions(manifest, &uploaded, &versions);
+        Ok(())
+    }
+
+    /// Writes the run record, once (at its `run_id`'s path: a record is never replaced).
+    fn write_record(&self, manifest: &mut RunManifest) -> Result<()> {
+        manifest.committed_at = Some(Utc::now());
+        let path = layout::record_path(self.as_of(), &manifest.run_id);
+        if !self
+            .runtime
+            .block_on(publish::write_json(&self.lake, &path, manifest, true))?
+        {
+            return Err(publish::Error::BadRecord {
+                path,
+                why: "a record of this run already exists".into(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The day's latest committed files of `tables`, local (fetched under `dir` from a remote
+    /// lake); a table with no files for the day is left out.
+    fn committed_inputs(&self, tables: &[&str], dir: &Path) -> Result<(reconcile::Inputs, BTreeMap<String, u64>)> {
+        self.runtime.block_on(async {
+            let mut inputs = reconcile::Inputs::new();
+            let mut versions = BTreeMap::new();
+            for table in tables {
+                if let Some((version, files)) = publish::table_files(&self.lake, table, self.as_of(), None).await? {
+                    if !files.is_empty() {
+                        inputs.insert(table.to_string(), publish::fetch(&self.lake, &files, dir).await?);
+                        versions.insert(table.to_string(), version);
+                    }
+                }
+            }
+            Ok((inputs, versions))
+        })
+    }
+}
+
+/// The package's tables of a report, to upload.
+fn uploads(package: &Package, tables: &BTreeMap<String, TableReport>) -> Vec<TableUpload> {
+    tables
+        .iter()
+        .map(|(name, t)| {
+            let dir = package.dir.join(layout::table_partition(name, package.run_date));
+            TableUpload {
+                table: name.clone(),
+                files: t.files.iter().map(|f| dir.join(&f.name)).collect(),
+            }
+        })
+        .collect()
+}
+
+/// The package's tables as reconciliation inputs.
+fn package_inputs(package: &Package, tables: &BTreeMap<String, TableReport>) -> reconcile::Inputs {
+    uploads(package, tables)
+        .into_iter()
+        .map(|u| (u.table, u.files))
+        .collect()
+}
+
+/// The public development key hashes invented data only: the embedded samples (an API job
+/// reads no export file), or what a job file declares as test data (`allow_development_key`).
+/// Any other input without a key is refused before any work.
+pub fn check_development_key(job: &Job) -> std::result::Result<(), job::Error> {
+    let s = &job.settings;
+    let samples = || s.api.is_empty() && crate::extract::files::is_samples(&s.input);
+    if job.development_key && !s.allow_development_key && !samples() {
+        return Err(job::Error::MissingPiiKey);
+    }
+    Ok(())
 }
 
 /// Opens `raw_output` with its own credentials; it may not be the lake or inside it (raw
@@ -361,8 +460,8 @@ pub fn open_lake(url: &str) -> Result<Lake> {
     })
 }
 
-/// `run`: every stage, committing the day. With `raw` (a replay), the export files are the
-/// raw captures there and no API is called.
+/// `run`: every stage, committing the day (or the run's sources' tables, or a shard's share).
+/// With `raw` (a replay), the export files are the raw captures there and no API is called.
 pub fn run(run: &Run, raw: Option<&Path>) -> Result<RunReport> {
     run_stages(run, raw, None)
 }
@@ -375,7 +474,7 @@ fn run_stages(run: &Run, raw: Option<&Path>, replayed: Option<ExtractReport>) ->
     if apis.is_none() && !files.is_dir() {
         return Err(crate::extract::Error::MissingInput { path: files }.into());
     }
-    let package = run.package(run.job.settings.shard)?;
+    let package = run.package()?;
     let mut stages = Vec::new();
 
     // Extract: an API run fetches into a scratch folder; export files are read as they are.
@@ -396,24 +495,43 @@ fn run_stages(run: &Run, raw: Option<&Path>, replayed: Option<ExtractReport>) ->
     ));
 
     let t = Instant::now();
-    let normalized = run.or_discard(run.normalize(&input, &package.dir), &package)?;
+    let mut normalized = run.or_discard(run.normalize(&input, &package.dir), &package)?;
     stages.push(record::stage(
         "normalize",
         t,
         normalized.sources.iter().map(|s| s.rows_written).sum(),
     ));
 
-    // A run of some sources only replaces their tables, and a shard reads some tenants only:
-    // the reconciliations (which need every source, and join across tenants) wait for a
-    // complete day (`opslake reconcile`).
+    // The captures are kept (and the fee figure taken) before anything is published, so the
+    // record that commits the day names them; a run that then fails removes them again.
+    let mut kept = None;
+    if let Some(report) = extracted.as_mut() {
+        report.journey_devices_without_fees = ids::journey_devices_without_fees(&package.dir, run.as_of());
+        if let Some(s) = &scratch {
+            report.raw = run.or_discard(run.keep_captures(&s.0), &package)?;
+            kept = report.raw.clone();
+        }
+    }
+    drop(scratch);
+
+    if let Some(shard) = run.job.settings.shard {
+        let staged = shards::stage_share(run, &package, shard, normalized, extracted, stages);
+        return run.or_discard_captures(staged, kept.as_ref());
+    }
+
+    // A run of some sources replaces only their tables (and its sources' rejects): the
+    // reconciliations, which need every source, wait for a complete day (`opslake reconcile`).
     let t = Instant::now();
-    let full = run.whole_day();
-    let reconciled = if full {
-        run.or_discard(run.reconcile(&package.dir, &package.dir), &package)?
+    let every = run.every_source();
+    let reconciled = if every {
+        let inputs = package_inputs(&package, &normalized.tables);
+        run.or_discard(run.reconcile(&inputs, &package.dir), &package)?
     } else {
+        let merged = run.or_discard(merge_rejects(run, &package, &normalized), &package)?;
+        normalized.tables.insert("_rejects".into(), merged);
         ReconcileReport {
             warnings: vec![
-                "reconciliations skipped: this run reads some sources or one shard only (the day's other tables are kept); \
+                "reconciliations skipped: this run reads some sources only (the day's other tables are kept); \
                  run `opslake reconcile` once the day is complete"
                     .into(),
             ],
@@ -425,98 +543,155 @@ fn run_stages(run: &Run, raw: Option<&Path>, replayed: Option<ExtractReport>) ->
     let t = Instant::now();
     let mut tables = normalized.tables.clone();
     tables.extend(record::recon_tables(&package.dir, run.as_of(), &reconciled));
-    let mut manifest = record::build(run, &normalized, &tables, stages);
+    let mut manifest = record::build(run, &normalized, stages);
+    manifest.kind = if every { "run" } else { "sources" }.into();
     manifest.input = input.display().to_string();
     manifest.warnings.extend(reconciled.warnings.iter().cloned());
-    // How many journey devices have no fee record: finance's NO_FEES_RECORD, in the record.
-    let missing_fees = ids::journey_devices_without_fees(&package.dir, run.as_of());
-    if let Some(n) = missing_fees.filter(|n| *n > 0) {
-        manifest.warnings.push(format!(
-            "{n} journey devices have no fee record in customer_devices: their fees_outstanding is unknown \
-             (name their customers in an id source: ids, ids_file or ids_table of [api.customer_care])"
-        ));
-    }
-    let mut kept = None;
-    if let Some(report) = extracted.as_mut() {
-        report.journey_devices_without_fees = missing_fees;
-        manifest.warnings.extend(report.warnings.iter().cloned());
-        if let Some(s) = &scratch {
-            report.raw = run.or_discard(run.keep_captures(&s.0), &package)?;
-            kept = report.raw.clone();
+    if let Some(report) = &extracted {
+        // How many journey devices have no fee record: finance's NO_FEES_RECORD, in the record.
+        if let Some(n) = report.journey_devices_without_fees.filter(|n| *n > 0) {
+            manifest.warnings.push(format!(
+                "{n} journey devices have no fee record in customer_devices: their fees_outstanding is unknown \
+                 (name their customers in an id source: ids, ids_file or ids_table of [api.customer_care])"
+            ));
         }
+        manifest.warnings.extend(report.warnings.iter().cloned());
     }
     manifest.extract = extracted;
-    run.publish_with_captures(&package, &mut manifest, full, kept.as_ref())?;
-    drop(scratch);
-    let seconds = t.elapsed().as_secs_f64();
-    manifest.stages.push(StageManifest {
-        name: "publish".into(),
-        seconds,
-        rows: manifest.tables.values().map(|t| t.rows).sum(),
-    });
-    // The record was written at commit; rewrite it with the publish stage's own figures.
-    run.runtime.block_on(run.lake.write(
-        &layout::manifest_path(run.as_of(), &run.id),
-        serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
-    ))?;
-    info!(stage = "publish", commit = manifest.commit, seconds, "run committed");
+    let published = (|| {
+        let uploaded = run.or_discard(run.upload(&package, &uploads(&package, &tables)), &package)?;
+        let kind = if every { ClaimKind::Day } else { ClaimKind::Sources };
+        run.publish(&package, kind, uploaded, &mut manifest)?;
+        manifest.stages.push(record::stage(
+            "publish",
+            t,
+            manifest.tables.values().map(|t| t.rows).sum(),
+        ));
+        run.write_record(&mut manifest)
+    })();
+    run.or_discard_captures(published, kept.as_ref())?;
+    let _ = run.runtime.block_on(publish::discard(&package));
+    info!(
+        stage = "publish",
+        commit = manifest.commit,
+        seconds = t.elapsed().as_secs_f64(),
+        "run committed"
+    );
     Ok(RunReport {
         manifest,
         normalize: normalized,
         reconcile: reconciled,
+        shard: None,
     })
 }
 
-/// `reconcile`: re-runs the reconcile stage on a committed day and commits its tables (the
-/// day's other tables stay as they are).
-pub fn reconcile_day(run: &Run) -> Result<(RunManifest, ReconcileReport)> {
-    let lake = &run.lake;
-    let previous = run
-        .runtime
-        .block_on(publish::committed(lake, run.as_of()))?
-        .into_iter()
-        .next_back()
-        .ok_or_else(|| publish::Error::NothingCommitted {
-            run_date: run.as_of(),
-            url: lake.url.clone(),
-        })?;
-    // A reconciliation is of the whole day, whatever shard the job names.
-    let package = run.package(None)?;
-    // A local lake is read in place; a remote one's committed inputs are fetched first.
-    let root = match &lake.local_root {
-        Some(root) => root.clone(),
-        None => {
-            let dir = package.dir.join("_inputs");
-            let fetched = publish::fetch_tables(lake, &previous, reconcile::INPUTS, &dir);
-            run.or_discard(run.runtime.block_on(fetched), &package)?;
-            dir
+/// The day's `_rejects` for a run of some sources: the committed rejects of the other sources
+/// and this run's, in one new file (the table keeps one file a day).
+fn merge_rejects(run: &Run, package: &Package, normalized: &NormalizeReport) -> Result<TableReport> {
+    let mine: Vec<String> = run.sources.iter().map(|s| s.name().to_string()).collect();
+    let fetched = package.dir.join("_committed");
+    let (committed, _) = run.committed_inputs(&["_rejects"], &fetched)?;
+    let dir = package.dir.join(layout::table_partition("_rejects", run.as_of()));
+    let local: Vec<PathBuf> = normalized
+        .tables
+        .get("_rejects")
+        .map(|t| t.files.iter().map(|f| dir.join(&f.name)).collect())
+        .unwrap_or_default();
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| publish::Error::Local { path, source }
+    };
+    let mut frames = Vec::new();
+    for file in committed.get("_rejects").into_iter().flatten() {
+        let frame = publish::parquet::read(file).map_err(io(file))?;
+        let others = frame
+            .column("source")
+            .and_then(|c| c.str().cloned())
+            .map(|sources| {
+                sources
+                    .iter()
+                    .map(|s| !s.is_some_and(|s| mine.iter().any(|m| m == s)))
+                    .collect()
+            })
+            .and_then(|mask: polars::prelude::BooleanChunked| frame.filter(&mask))
+            .map_err(|e| io(file)(std::io::Error::other(e)))?;
+        frames.push(others);
+    }
+    for file in &local {
+        frames.push(publish::parquet::read(file).map_err(io(file))?);
+        std::fs::remove_file(file).map_err(io(file))?;
+    }
+    let mut merged = match frames.split_first() {
+        None => return Ok(TableReport::default()),
+        Some((first, rest)) => {
+            let mut all = first.clone();
+            for f in rest {
+                all.vstack_mut(f).map_err(|e| io(&dir)(std::io::Error::other(e)))?;
+            }
+            all
         }
     };
+    let path = dir.join(layout::part_name(0));
+    let bytes = publish::parquet::write(&path, &mut merged).map_err(io(&path))?;
+    let _ = std::fs::remove_dir_all(&fetched);
+    Ok(TableReport {
+        rows: merged.height() as u64,
+        files: vec![normalize::WrittenFile {
+            name: layout::part_name(0),
+            rows: merged.height() as u64,
+            bytes,
+        }],
+    })
+}
+
+/// `reconcile`: re-runs the reconcile stage on the day's committed tables and commits its
+/// tables (the day's other tables stay as they are).
+pub fn reconcile_day(run: &Run) -> Result<(RunManifest, ReconcileReport)> {
+    reconcile_committed(run, &run.id)
+}
+
+/// The reconcile stage on the day's committed tables, recorded as `record_id`.
+fn reconcile_committed(run: &Run, record_id: &str) -> Result<(RunManifest, ReconcileReport)> {
+    let package = run.package()?;
     let t = Instant::now();
-    let reconciled = run.or_discard(run.reconcile(&root, &package.dir), &package)?;
-    let mut manifest = previous;
-    manifest.run_id = run.id.clone();
-    manifest.started_at = Some(run.started_at);
-    manifest.code_version = publish::manifest::code_version();
+    let fetched = package.dir.join("_committed");
+    let (inputs, versions) = run.or_discard(run.committed_inputs(reconcile::INPUTS, &fetched), &package)?;
+    if inputs.is_empty() {
+        let _ = run.runtime.block_on(publish::discard(&package));
+        return Err(job::Error::NothingCommitted {
+            run_date: run.as_of(),
+            url: run.lake.url.clone(),
+            what: "",
+        }
+        .into());
+    }
+    let reconciled = run.or_discard(run.reconcile(&inputs, &package.dir), &package)?;
+    let _ = std::fs::remove_dir_all(&fetched);
+    let mut manifest = record::build(
+        run,
+        &NormalizeReport::default(),
+        vec![record::stage("reconcile", t, reconciled.rows.values().sum())],
+    );
+    manifest.kind = "reconcile".into();
+    manifest.run_id = record_id.to_string();
+    manifest.input = format!("the committed tables of {} (versions {versions:?})", run.as_of());
     manifest.warnings = reconciled.warnings.clone();
-    manifest.stages = vec![record::stage("reconcile", t, reconciled.rows.values().sum())];
-    manifest
-        .settings
-        .insert("stuck_after_days".into(), run.job.settings.stuck_after_days.to_string());
-    for (name, t) in record::recon_tables(&package.dir, run.as_of(), &reconciled) {
-        manifest
-            .tables
-            .insert(name.clone(), record::table_manifest(&name, run.as_of(), &t));
-    }
-    if lake.local_root.is_none() {
-        let _ = std::fs::remove_dir_all(package.dir.join("_inputs"));
-    }
-    run.publish(&package, &mut manifest, false)?;
+    let tables = record::recon_tables(&package.dir, run.as_of(), &reconciled);
+    let uploaded = run.or_discard(run.upload(&package, &uploads(&package, &tables)), &package)?;
+    let t = Instant::now();
+    run.publish(&package, ClaimKind::Reconcile, uploaded, &mut manifest)?;
+    manifest.stages.push(record::stage(
+        "publish",
+        t,
+        manifest.tables.values().map(|t| t.rows).sum(),
+    ));
+    run.write_record(&mut manifest)?;
+    let _ = run.runtime.block_on(publish::discard(&package));
     Ok((manifest, reconciled))
 }
 
-/// `extract`: pulls every source from the job's APIs and commits only the raw captures of the
-/// day (normalize them later with `opslake normalize --from-raw`).
+/// `extract`: pulls every source from the job's APIs and keeps only the raw captures of the
+/// day, with a record (normalize them later with `opslake normalize --from-raw`).
 pub fn extract_day(run: &Run) -> Result<RunManifest> {
     let apis = run.apis.as_ref().ok_or(job::Error::NoApis)?;
     if run.raw_output.is_none() {
@@ -528,59 +703,60 @@ pub fn extract_day(run: &Run) -> Result<RunManifest> {
         }
         .into());
     }
-    let package = run.package(run.job.settings.shard)?;
+    let package = run.package()?;
     let t = Instant::now();
     let (mut report, scratch) = run.or_discard(run.extract(apis), &package)?;
     report.raw = run.or_discard(run.keep_captures(&scratch.0), &package)?;
     drop(scratch);
     let kept = report.raw.clone();
-    let mut manifest = run
-        .runtime
-        .block_on(publish::committed(&run.lake, run.as_of()))?
-        .into_iter()
-        .next_back()
-        .unwrap_or_default();
-    manifest.run_id = run.id.clone();
-    manifest.job = run.job.settings.name.clone();
-    manifest.run_date = Some(run.as_of());
-    manifest.started_at = Some(run.started_at);
-    manifest.code_version = publish::manifest::code_version();
-    manifest.output = run.lake.url.clone();
-    manifest.stages = vec![record::stage(
-        "extract",
-        t,
-        report.sources.iter().map(|s| s.responses).sum(),
-    )];
-    manifest.warnings = report.warnings.clone();
+    let mut manifest = record::build(
+        run,
+        &NormalizeReport::default(),
+        vec![record::stage(
+            "extract",
+            t,
+            report.sources.iter().map(|s| s.responses).sum(),
+        )],
+    );
+    manifest.kind = "extract".into();
+    manifest.warnings.extend(report.warnings.iter().cloned());
     manifest.extract = Some(report);
-    manifest.shard = run.job.settings.shard.map(|s| s.to_string());
-    run.publish_with_captures(&package, &mut manifest, false, kept.as_ref())?;
+    let written = run.write_record(&mut manifest);
+    run.or_discard_captures(written, kept.as_ref())?;
+    let _ = run.runtime.block_on(publish::discard(&package));
     Ok(manifest)
 }
 
-/// `normalize --from-raw`: replays a day from the raw captures of its latest committed API
-/// run, read from `raw_output`, running every stage but extraction.
+/// `normalize --from-raw`: replays a day from the raw captures of its latest record that kept
+/// some, read from `raw_output`, running every stage but extraction.
 pub fn replay(run: &Run) -> Result<RunReport> {
+    let nothing = || job::Error::NothingCommitted {
+        run_date: run.as_of(),
+        url: run.lake.url.clone(),
+        what: " (no raw captures)",
+    };
+    let records = run.runtime.block_on(record::day(&run.lake, run.as_of()))?;
+    let Some(extracted) = records
+        .into_iter()
+        .rev()
+        .filter_map(|r| r.extract)
+        .find(|e| e.raw.is_some())
+    else {
+        return Err(nothing().into());
+    };
+    let Some(capture) = extracted.raw.clone() else {
+        return Err(nothing().into());
+    };
     let store = run.raw_output.as_ref().ok_or_else(|| job::Error::Value {
         setting: "raw_output".into(),
         value: String::new(),
-        why: "a replay reads the raw captures kept at raw_output: set it (OPSLAKE_RAW_OUTPUT)".into(),
+        why: format!(
+            "a replay reads the raw captures kept at raw_output ({}): set it (OPSLAKE_RAW_OUTPUT)",
+            capture.url
+        ),
     })?;
-    let nothing = || publish::Error::NothingCommitted {
-        run_date: run.as_of(),
-        url: format!("{} (no committed run of the day kept raw captures)", run.lake.url),
-    };
-    let base = captures::find_base(run, run.as_of())?
-        .filter(|m| m.run_date == Some(run.as_of()))
-        .ok_or_else(nothing)?;
-    let Some(extracted) = base.extract else {
-        return Err(nothing().into());
-    };
-    let Some(capture) = extracted.raw.as_ref() else {
-        return Err(nothing().into());
-    };
     let work = captures::Scratch(run.scratch("replay"));
-    if captures::download(run, store, capture, &[], &work.0)? == 0 {
+    if captures::download(run, store, &capture, &[], &work.0)? == 0 {
         return Err(nothing().into());
     }
     run_stages(run, Some(&work.0), Some(extracted))
@@ -589,6 +765,7 @@ pub fn replay(run: &Run) -> Result<RunReport> {
 /// `normalize --out DIR`: the normalize stage alone into `dir` (laid out like the lake),
 /// publishing nothing and needing no lake.
 pub fn normalize_into(job: &Job, registry: &[&'static dyn Source], dir: &Path) -> Result<NormalizeReport> {
+    check_development_key(job)?;
     let sources: Vec<&dyn Source> = registry
         .iter()
         .copied()
@@ -641,4 +818,32 @@ pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
             }
             .into()
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::tests::job_from_toml;
+
+    fn check(toml: &str) -> std::result::Result<(), job::Error> {
+        check_development_key(&job_from_toml(toml, &|_| None).unwrap())
+    }
+
+    #[test]
+    fn without_a_key_the_run_refuses_unless_pii_is_dropped() {
+        // Any input but the samples (the default input is the samples folder).
+        let other = "input = \"src\"";
+        assert!(matches!(check(other), Err(job::Error::MissingPiiKey)));
+        assert!(check(&format!("{other}\npii = \"drop\"")).is_ok());
+        assert!(check(&format!("{other}\nallow_development_key = true")).is_ok());
+        assert!(
+            check("input = \"samples\"").is_ok(),
+            "the samples may use the development key"
+        );
+        let api = "[api.logistics]\nbase_url = \"http://127.0.0.1:1\"";
+        assert!(
+            matches!(check(api), Err(job::Error::MissingPiiKey)),
+            "an API job reads no sample, whatever its input folder"
+        );
+    }
 }

@@ -7,11 +7,10 @@ use std::time::Instant;
 use chrono::NaiveDate;
 
 use super::Run;
-use crate::normalize::{NormalizeReport, PartReport, TableReport};
-use crate::publish::manifest::{
-    FileManifest, PartManifest, PiiManifest, SourceManifest, StageManifest, TableManifest, code_version,
-};
-use crate::publish::{RunManifest, layout};
+pub use super::RunManifest;
+use super::manifest::{FileManifest, PiiManifest, SourceManifest, StageManifest, TableManifest, code_version};
+use crate::normalize::{NormalizeReport, TableReport, WrittenFile};
+use crate::publish::{self, Lake, Replaced, Uploaded, layout};
 use crate::reconcile::ReconcileReport;
 
 /// A stage's line of the record: its name, the time since `started` and its rows.
@@ -28,46 +27,67 @@ pub fn recon_tables(dir: &Path, run_date: NaiveDate, r: &ReconcileReport) -> BTr
     r.rows
         .iter()
         .map(|(name, rows)| {
-            let bytes = std::fs::metadata(dir.join(layout::part_path(name, run_date, 0))).map_or(0, |m| m.len());
-            let mut t = TableReport {
+            let path = layout::part_path(name, run_date, 0);
+            let bytes = std::fs::metadata(dir.join(&path)).map_or(0, |m| m.len());
+            let file = WrittenFile {
+                name: layout::part_name(0),
                 rows: *rows,
-                ..Default::default()
+                bytes,
             };
-            t.parts.insert(0, PartReport { rows: *rows, bytes });
+            let t = TableReport {
+                rows: *rows,
+                files: vec![file],
+            };
             (name.clone(), t)
         })
         .collect()
 }
 
-/// A table's line of the record.
-pub fn table_manifest(name: &str, run_date: NaiveDate, t: &TableReport) -> TableManifest {
-    TableManifest {
-        rows: t.rows,
-        parts: t
-            .parts
-            .iter()
-            .map(|(num, p)| PartManifest {
-                path: layout::part_path(name, run_date, *num),
-                rows: p.rows,
-                bytes: p.bytes,
-            })
-            .collect(),
+/// Fills the record's tables from what was committed: each table's version, files and rows.
+pub fn set_versions(manifest: &mut RunManifest, uploaded: &[Uploaded], versions: &BTreeMap<String, Replaced>) {
+    for u in uploaded {
+        let Some(v) = versions.get(&u.table) else { continue };
+        manifest.tables.insert(
+            u.table.clone(),
+            TableManifest {
+                rows: u.rows(),
+                version: Some(v.version),
+                files: u.paths(),
+                added: v.added,
+                removed: v.removed,
+            },
+        );
     }
 }
 
-/// The record of `run` from its normalize report, the tables it publishes and its stages.
-pub fn build(
-    run: &Run,
-    n: &NormalizeReport,
-    tables: &BTreeMap<String, TableReport>,
-    stages: Vec<StageManifest>,
-) -> RunManifest {
+/// The run records of a day, in the order they were committed.
+pub async fn day(lake: &Lake, run_date: NaiveDate) -> Result<Vec<RunManifest>, publish::Error> {
+    let mut runs = Vec::new();
+    for (path, bytes) in publish::day_records(lake, run_date).await? {
+        let record: RunManifest = serde_json::from_slice(&bytes).map_err(|e| publish::Error::BadRecord {
+            path,
+            why: e.to_string(),
+        })?;
+        runs.push(record);
+    }
+    runs.sort_by_key(|r| (r.committed_at, r.commit));
+    Ok(runs)
+}
+
+/// Every run record of the lake, by day then commit.
+pub async fn all(lake: &Lake) -> Result<Vec<RunManifest>, publish::Error> {
+    let mut runs = Vec::new();
+    for day in publish::days(lake).await? {
+        runs.extend(self::day(lake, day).await?);
+    }
+    Ok(runs)
+}
+
+/// The record of `run` from its normalize report and its stages (the tables are filled when
+/// they are committed: [`set_versions`]).
+pub fn build(run: &Run, n: &NormalizeReport, stages: Vec<StageManifest>) -> RunManifest {
     let job = &run.job;
     let s = &job.settings;
-    let tables: BTreeMap<String, TableManifest> = tables
-        .iter()
-        .map(|(name, t)| (name.clone(), table_manifest(name, job.as_of, t)))
-        .collect();
     let mut settings = BTreeMap::new();
     settings.insert("source_timezone".into(), job.time.zone().name().to_string());
     settings.insert("max_reject_ratio".into(), s.max_reject_ratio.to_string());
@@ -77,6 +97,7 @@ pub fn build(
     RunManifest {
         run_id: run.id.clone(),
         job: s.name.clone(),
+        kind: String::new(),
         run_date: Some(job.as_of),
         commit: 0,
         started_at: Some(run.started_at),
@@ -107,7 +128,7 @@ pub fn build(
                 balanced: s.records_read == s.rows_written + s.rejects + s.duplicates,
             })
             .collect(),
-        tables,
+        tables: BTreeMap::new(),
         rejects: n.sources.iter().map(|s| s.rejects).sum(),
         duplicates: n.sources.iter().map(|s| s.duplicates).sum(),
         warnings: n.warnings.clone(),
@@ -119,5 +140,6 @@ pub fn build(
         settings,
         shard: s.shard.map(|s| s.to_string()),
         extract: None,
+        shares: Vec::new(),
     }
 }

@@ -1,72 +1,67 @@
-//! Every object path opslake reads or writes, in one place.
+//! Every object path opslake reads or writes, made and parsed here only.
 //!
 //! ```text
-//! {root}/{table}/run_date=YYYY-MM-DD/part-{n}.parquet     published tables (Hive-partitioned)
-//! {root}/_runs/run_date=YYYY-MM-DD/{run_id}.json          run manifests, written last
-//! {root}/_runs/run_date=YYYY-MM-DD/_commits/{seq}.json    commit claims, one per commit of the day
-//! {root}/_staging/{run_id}/...                            a run's files before they are committed
-//! {root}/raw/{source}/run_date=YYYY-MM-DD/...             raw API responses, kept for replays
+//! {root}/{table}/_delta_log/...                              a Delta table, partitioned by run_date
+//! {root}/{table}/run_date=YYYY-MM-DD/part-{n}-{run_id}-{uuid}.parquet   its data files
+//! {root}/_runs/run_date=YYYY-MM-DD/{run_id}.json             run records, written once, last
+//! {root}/_runs/run_date=YYYY-MM-DD/_claims/{n:08}.json       claims: one per commit of the day
+//! {root}/_runs/run_date=YYYY-MM-DD/_shards/{n}/{i}.json      shard shares waiting for the others
+//! {root}/_staging/{run_id}/...                               a local lake's package, before publishing
 //! ```
-//! A local package (the normalize stage's output) mirrors the root's table layout.
+//! Raw API captures are never in the lake: they go to `raw_output` (`extract::raw::layout`).
+//! A package (a run's local output) is laid out like the root: `{table}/run_date=D/part-N.parquet`.
+//! Data file names are never reused: each holds the run's id and a random uuid.
 
 use chrono::NaiveDate;
 
-use crate::job::Shard;
-
-/// The folder of runs' manifests.
+/// The folder of run records.
 pub const RUNS: &str = "_runs";
-/// The folder of staged, uncommitted runs.
+/// The folder of local lakes' packages.
 pub const STAGING: &str = "_staging";
-/// The folder of raw API captures.
-pub const RAW: &str = "raw";
+/// The partition column.
+pub const RUN_DATE: &str = "run_date";
 
 /// `run_date=YYYY-MM-DD`.
 pub fn partition(run_date: NaiveDate) -> String {
-    format!("run_date={}", run_date.format("%Y-%m-%d"))
+    format!("{RUN_DATE}={}", run_date.format("%Y-%m-%d"))
 }
 
-/// `{table}/run_date=YYYY-MM-DD`: a table's partition for a day.
+/// The day of a `run_date=YYYY-MM-DD` folder name.
+pub fn parse_partition(name: &str) -> Option<NaiveDate> {
+    name.strip_prefix("run_date=")
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+}
+
+/// `{table}/run_date=YYYY-MM-DD`: a table's partition folder (in the lake or a package).
 pub fn table_partition(table: &str, run_date: NaiveDate) -> String {
     format!("{table}/{}", partition(run_date))
 }
 
-/// `part-{n}.parquet`.
+/// `part-{n}.parquet`: a file of a package.
 pub fn part_name(n: u64) -> String {
     format!("part-{n}.parquet")
 }
 
-/// The part number of a part file name, if it is one.
-pub fn part_number(name: &str) -> Option<u64> {
-    name.strip_prefix("part-")?.strip_suffix(".parquet")?.parse().ok()
-}
-
-/// Part numbers of a shard start at `(count * 1000 + index) * PART_RANGE`; an unsharded run
-/// numbers its parts from 0. Every shard of a day writes into the day's partition without
-/// touching the others' parts.
-pub const PART_RANGE: u64 = 1_000_000;
-
-/// The first part number of a shard's parts.
-pub fn shard_part_base(shard: Shard) -> u64 {
-    (shard.count as u64 * 1000 + shard.index as u64) * PART_RANGE
-}
-
-/// The shard a part number belongs to (`None`: an unsharded run's part).
-pub fn shard_of_part(n: u64) -> Option<Shard> {
-    let s = n / PART_RANGE;
-    (s >= 1000).then_some(Shard {
-        count: (s / 1000) as u32,
-        index: (s % 1000) as u32,
-    })
-}
-
-/// `shard-{i}-of-{n}`: the shard's commit scope.
-fn shard_scope(shard: Shard) -> String {
-    format!("shard-{}-of-{}", shard.index, shard.count)
-}
-
-/// `{table}/run_date=YYYY-MM-DD/part-{n}.parquet`.
+/// `{table}/run_date=YYYY-MM-DD/part-{n}.parquet`: a file of a package.
 pub fn part_path(table: &str, run_date: NaiveDate, n: u64) -> String {
     format!("{}/{}", table_partition(table, run_date), part_name(n))
+}
+
+/// A published data file's path relative to its table's folder:
+/// `run_date=D/part-{n:05}-{run_id}-{uuid}.parquet`.
+pub fn data_file(run_date: NaiveDate, n: usize, run_id: &str) -> String {
+    let uuid = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}/part-{n:05}-{run_id}-{uuid}.parquet", partition(run_date))
+}
+
+/// `{table}/_delta_log`: a table's Delta log.
+pub fn delta_log(table: &str) -> String {
+    format!("{table}/_delta_log")
+}
+
+/// `{table}/{relative}`: a data file's path from the lake's root.
+pub fn table_file(table: &str, relative: &str) -> String {
+    format!("{table}/{relative}")
 }
 
 /// `_runs/run_date=YYYY-MM-DD`.
@@ -74,42 +69,44 @@ pub fn runs_partition(run_date: NaiveDate) -> String {
     format!("{RUNS}/{}", partition(run_date))
 }
 
-/// `_runs/run_date=YYYY-MM-DD/{run_id}.json`.
-pub fn manifest_path(run_date: NaiveDate, run_id: &str) -> String {
+/// `_runs/run_date=YYYY-MM-DD/{run_id}.json`: a run's record.
+pub fn record_path(run_date: NaiveDate, run_id: &str) -> String {
     format!("{}/{run_id}.json", runs_partition(run_date))
 }
 
-/// `_runs/run_date=YYYY-MM-DD/_commits`: the claims of every scope of the day.
-pub fn all_commits_prefix(run_date: NaiveDate) -> String {
-    format!("{}/_commits", runs_partition(run_date))
+/// Whether `path` (under `_runs/run_date=D/`) is a run record (not a claim or a share).
+pub fn is_record(path: &str) -> bool {
+    path.ends_with(".json") && !path.contains("/_claims/") && !path.contains("/_shards/")
 }
 
-/// The claims of one scope: the whole day, or `.../_commits/shard-{i}-of-{n}`.
-pub fn commits_prefix(run_date: NaiveDate, shard: Option<Shard>) -> String {
-    match shard {
-        None => all_commits_prefix(run_date),
-        Some(s) => format!("{}/{}", all_commits_prefix(run_date), shard_scope(s)),
-    }
+/// `_runs/run_date=YYYY-MM-DD/_claims`.
+pub fn claims_prefix(run_date: NaiveDate) -> String {
+    format!("{}/_claims", runs_partition(run_date))
 }
 
-/// `.../_commits[/shard-i-of-n]/{seq:08}.json`: the claim of the scope's commit `seq`.
-pub fn commit_path(run_date: NaiveDate, shard: Option<Shard>, seq: u64) -> String {
-    format!("{}/{seq:08}.json", commits_prefix(run_date, shard))
+/// `_runs/run_date=YYYY-MM-DD/_claims/{n:08}.json`: the claim of the day's commit `n`.
+pub fn claim_path(run_date: NaiveDate, n: u64) -> String {
+    format!("{}/{n:08}.json", claims_prefix(run_date))
 }
 
-/// The commit number of a claim's file name.
-pub fn commit_number(name: &str) -> Option<u64> {
+/// The number of a claim's file name.
+pub fn claim_number(name: &str) -> Option<u64> {
     name.strip_suffix(".json")?.parse().ok()
 }
 
-/// `_staging/{run_id}`.
-pub fn staging_prefix(run_id: &str) -> String {
-    format!("{STAGING}/{run_id}")
+/// `_runs/run_date=YYYY-MM-DD/_shards/{count}`: the shares of a day split in `count` shards.
+pub fn shards_prefix(run_date: NaiveDate, count: u32) -> String {
+    format!("{}/_shards/{count}", runs_partition(run_date))
 }
 
-/// `raw/{source}/run_date=YYYY-MM-DD`.
-pub fn raw_prefix(source: &str, run_date: NaiveDate) -> String {
-    format!("{RAW}/{source}/{}", partition(run_date))
+/// `_runs/run_date=YYYY-MM-DD/_shards/{count}/{index}.json`: one shard's latest share.
+pub fn shard_path(run_date: NaiveDate, count: u32, index: u32) -> String {
+    format!("{}/{index}.json", shards_prefix(run_date, count))
+}
+
+/// `_staging/{run_id}`: a local lake's package.
+pub fn staging_prefix(run_id: &str) -> String {
+    format!("{STAGING}/{run_id}")
 }
 
 #[cfg(test)]
@@ -117,23 +114,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_follow_the_design() {
+    fn paths_follow_the_layout() {
         let d = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
         assert_eq!(part_path("orders", d, 3), "orders/run_date=2026-11-29/part-3.parquet");
-        assert_eq!(manifest_path(d, "r1"), "_runs/run_date=2026-11-29/r1.json");
-        assert_eq!(
-            commit_path(d, None, 7),
-            "_runs/run_date=2026-11-29/_commits/00000007.json"
+        assert_eq!(record_path(d, "r1"), "_runs/run_date=2026-11-29/r1.json");
+        assert_eq!(claim_path(d, 7), "_runs/run_date=2026-11-29/_claims/00000007.json");
+        assert_eq!(shard_path(d, 4, 2), "_runs/run_date=2026-11-29/_shards/4/2.json");
+        assert_eq!(claim_number("00000007.json"), Some(7));
+        assert!(is_record("_runs/run_date=2026-11-29/r1.json"));
+        assert!(!is_record("_runs/run_date=2026-11-29/_claims/00000007.json"));
+        assert_eq!(parse_partition("run_date=2026-11-29"), Some(d));
+        assert_eq!(parse_partition("run_date=tomorrow"), None);
+    }
+
+    #[test]
+    fn data_files_are_never_named_twice() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        let a = data_file(d, 0, "20261129T100000Z-ab12");
+        let b = data_file(d, 0, "20261129T100000Z-ab12");
+        assert_ne!(a, b);
+        assert!(
+            a.starts_with("run_date=2026-11-29/part-00000-20261129T100000Z-ab12-"),
+            "{a}"
         );
-        let s: Shard = "2/4".parse().unwrap();
-        assert_eq!(
-            commit_path(d, Some(s), 1),
-            "_runs/run_date=2026-11-29/_commits/shard-2-of-4/00000001.json"
-        );
-        assert_eq!(shard_of_part(shard_part_base(s) + 17), Some(s));
-        assert_eq!(shard_of_part(17), None);
-        assert_eq!(part_number("part-12.parquet"), Some(12));
-        assert_eq!(part_number("part-x.parquet"), None);
-        assert_eq!(commit_number("00000007.json"), Some(7));
     }
 }

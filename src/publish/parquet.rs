@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::BufWriter;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
@@ -59,6 +59,148 @@ pub fn sink(path: &Path, query: LazyFrame) -> PolarsResult<u64> {
         .collect_with_engine(Engine::Streaming)?;
     let rows = ParquetReader::new(File::open(path)?).num_rows()?;
     Ok(rows as u64)
+}
+
+/// Rows of a table file before the next file starts (DESIGN 5: about 1 M rows or 128 MiB).
+pub const FILE_ROWS: u64 = 1_000_000;
+/// Bytes of a table file before the next file starts.
+pub const FILE_BYTES: u64 = 128 * 1024 * 1024;
+
+/// One finished file of a table.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct WrittenFile {
+    /// The file's name in its folder.
+    pub name: String,
+    /// Rows.
+    pub rows: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// A table written as a few large files, whatever the number of batches: batches are appended
+/// as row groups to the open file, and the next file starts at [`FILE_ROWS`] rows or
+/// [`FILE_BYTES`] bytes. Files are `part-{n}.parquet` in one folder.
+pub struct TableFiles {
+    dir: PathBuf,
+    schema: Schema,
+    open: Option<OpenFile>,
+    done: Vec<WrittenFile>,
+}
+
+struct OpenFile {
+    writer: polars::io::parquet::write::BatchedWriter<CountingWriter>,
+    bytes: Arc<std::sync::atomic::AtomicU64>,
+    name: String,
+    rows: u64,
+}
+
+/// Counts the bytes written through it, so a file can be closed at a size.
+struct CountingWriter {
+    inner: BufWriter<File>,
+    bytes: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::io::Write for CountingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl TableFiles {
+    /// A table of `schema` whose files go into `dir` (created on the first write).
+    pub fn new(dir: PathBuf, schema: Schema) -> Self {
+        TableFiles {
+            dir,
+            schema,
+            open: None,
+            done: Vec::new(),
+        }
+    }
+
+    /// Appends `frame` (of the table's schema); returns the number of the file it went to and
+    /// the row of that file where it starts.
+    pub fn write(&mut self, frame: &DataFrame) -> std::io::Result<(usize, usize)> {
+        let full = self.open.as_ref().is_some_and(|o| {
+            o.rows + frame.height() as u64 > FILE_ROWS
+                || o.bytes.load(std::sync::atomic::Ordering::Relaxed) >= FILE_BYTES
+        });
+        if full {
+            self.close()?;
+        }
+        if self.open.is_none() {
+            self.open = Some(self.start()?);
+        }
+        let number = self.done.len();
+        let start = self.open.as_ref().map_or(0, |o| o.rows as usize);
+        if let Some(open) = self.open.as_mut() {
+            // Each chunk of the frame becomes a row group: one chunk per ROW_GROUP_ROWS rows.
+            let mut offset = 0;
+            while offset < frame.height() {
+                let mut group = frame.slice(offset as i64, ROW_GROUP_ROWS);
+                group.rechunk_mut();
+                open.writer.write_batch(&group).map_err(std::io::Error::other)?;
+                offset += ROW_GROUP_ROWS;
+            }
+            open.rows += frame.height() as u64;
+        }
+        Ok((number, start))
+    }
+
+    fn start(&self) -> std::io::Result<OpenFile> {
+        std::fs::create_dir_all(&self.dir)?;
+        let name = super::layout::part_name(self.done.len() as u64);
+        let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sink = CountingWriter {
+            inner: BufWriter::with_capacity(1 << 20, File::create(self.dir.join(&name))?),
+            bytes: bytes.clone(),
+        };
+        let writer = ParquetWriter::new(sink)
+            .with_compression(compression())
+            .with_statistics(StatisticsOptions::default())
+            .with_row_group_size(Some(ROW_GROUP_ROWS))
+            .set_parallel(false)
+            .batched(&self.schema)
+            .map_err(std::io::Error::other)?;
+        Ok(OpenFile {
+            writer,
+            bytes,
+            name,
+            rows: 0,
+        })
+    }
+
+    fn close(&mut self) -> std::io::Result<()> {
+        if let Some(open) = self.open.take() {
+            let bytes = open.writer.finish().map_err(std::io::Error::other)?;
+            self.done.push(WrittenFile {
+                name: open.name,
+                rows: open.rows,
+                bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Closes the open file; returns every file, in order. A table that got no rows gets one
+    /// empty file, so that readers find its schema.
+    pub fn finish(mut self) -> std::io::Result<Vec<WrittenFile>> {
+        if self.open.is_none() && self.done.is_empty() {
+            self.open = Some(self.start()?);
+        }
+        self.close()?;
+        Ok(self.done)
+    }
+
+    /// The folder of the files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
 }
 
 /// Reads a whole Parquet file.

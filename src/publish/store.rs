@@ -254,6 +254,43 @@ impl Lake {
         Ok(size)
     }
 
+    /// Where a table of this lake lives, for delta-rs. A local lake's tables are given to
+    /// delta-rs as absolute `file://` folders over the whole file system (delta-rs resolves
+    /// `file://` paths as absolute); an object store's as their path inside the lake's store.
+    pub fn table_location(&self, table: &str) -> Result<super::delta::TableLocation, Error> {
+        let bad = |why: String| Error::BadUrl {
+            url: self.url.clone(),
+            why,
+        };
+        let (root, url): (Arc<dyn ObjectStore>, url::Url) = match &self.local_root {
+            Some(local) => (
+                Arc::new(LocalFileSystem::new()),
+                url::Url::from_directory_path(local.join(table))
+                    .map_err(|_| bad(format!("{} is not an absolute folder", local.display())))?,
+            ),
+            None => {
+                let lake = url::Url::parse(&self.url).map_err(|e| bad(e.to_string()))?;
+                let host = lake.host_str().unwrap_or_default();
+                let url =
+                    url::Url::parse(&format!("{}://{host}/{table}/", lake.scheme())).map_err(|e| bad(e.to_string()))?;
+                (self.store.clone(), url)
+            }
+        };
+        Ok(super::delta::TableLocation {
+            name: table.to_string(),
+            root,
+            url,
+        })
+    }
+
+    /// Moves an object to a path where none exists (never replacing one).
+    pub async fn rename_new(&self, from: &str, to: &str) -> Result<(), Error> {
+        self.store
+            .rename_if_not_exists(&Path::from(from), &Path::from(to))
+            .await
+            .map_err(|source| Error::store("move", from, source))
+    }
+
     /// Moves an object (atomic on a local file system; copy then delete elsewhere).
     pub async fn rename(&self, from: &str, to: &str) -> Result<(), Error> {
         self.store

@@ -35,13 +35,11 @@ pub enum Error {
         /// The polars error.
         source: PolarsError,
     },
-    /// An input table is missing from the package.
-    #[error("reconciliation needs table {table}, which {dir} does not hold; normalize first")]
+    /// An input table has no files for the day.
+    #[error("reconciliation needs table {table}, which has no files for the day; normalize first")]
     MissingTable {
         /// The table.
         table: String,
-        /// Where it was looked for.
-        dir: PathBuf,
     },
     /// A result could not be written.
     #[error("cannot write {path}: {source}")]
@@ -175,23 +173,15 @@ pub struct SummaryRow {
     pub quantity: Option<i64>,
 }
 
-/// Reads the parts of `table` for `run_date` under `root` (laid out like the lake) lazily.
-fn scan(root: &Path, table: &str, run_date: NaiveDate) -> Result<LazyFrame, Error> {
-    let dir = root.join(layout::table_partition(table, run_date));
-    let missing = || Error::MissingTable {
+/// The files of each table a reconciliation reads.
+pub type Inputs = BTreeMap<String, Vec<PathBuf>>;
+
+/// Reads `files` of `table` lazily.
+fn scan(table: &str, files: Option<&Vec<PathBuf>>) -> Result<LazyFrame, Error> {
+    let files = files.filter(|f| !f.is_empty()).ok_or_else(|| Error::MissingTable {
         table: table.to_string(),
-        dir: root.to_path_buf(),
-    };
-    let mut parts: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|_| missing())?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .collect();
-    if parts.is_empty() {
-        return Err(missing());
-    }
-    parts.sort();
-    let paths = parts
+    })?;
+    let paths = files
         .iter()
         .map(|p| PlRefPath::try_from_path(p))
         .collect::<PolarsResult<Vec<_>>>()
@@ -240,17 +230,16 @@ fn plan(selected: Option<&[String]>) -> Vec<&'static Reconciliation> {
     RECONCILIATIONS.iter().filter(|r| needed.contains(r.name)).collect()
 }
 
-/// Runs the job's reconciliations (its `reconciliations`, or all) on the tables of its run date
-/// under `root` (laid out like the lake), writing each selected result into `out` (often the
-/// same folder).
-pub fn reconcile(job: &Job, root: &Path, out: &Path) -> Result<ReconcileReport, Error> {
+/// Runs the job's reconciliations (its `reconciliations`, or all) on the day's `inputs`,
+/// writing each selected result into `out` (laid out like the lake).
+pub fn reconcile(job: &Job, inputs: &Inputs, out: &Path) -> Result<ReconcileReport, Error> {
     let run_date = job.as_of;
     let params = Params::new(job.as_of, &job.time, job.settings.stuck_after_days);
     let params = &params;
     let selected = job.settings.reconciliations.as_deref();
     let mut tables: BTreeMap<String, LazyFrame> = BTreeMap::new();
     for t in INPUTS {
-        tables.insert(t.to_string(), scan(root, t, run_date)?);
+        tables.insert(t.to_string(), scan(t, inputs.get(*t))?);
     }
     let categories = status_categories().map_err(|source| Error::Query {
         name: "status_categories",
@@ -273,7 +262,7 @@ pub fn reconcile(job: &Job, root: &Path, out: &Path) -> Result<ReconcileReport, 
             let path = out.join(layout::part_path(r.name, run_date, 0));
             let rows = parquet::sink(&path, plan).map_err(query)?;
             report.rows.insert(r.name.to_string(), rows);
-            scan(out, r.name, run_date)?
+            scan(r.name, Some(&vec![path]))?
         } else {
             plan.collect_with_engine(Engine::Streaming)
                 // One plan, one in-memory sink: always a single frame.

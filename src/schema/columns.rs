@@ -174,6 +174,11 @@ pub struct ColumnBuilder {
     action: PiiAction,
     kind: PiiKind,
     builder: Builder,
+    /// Values appended so far.
+    rows: u32,
+    /// Rows whose value did not fit the column's type (appended as null): their records are
+    /// rejects ([`TableBuilder::misfits`]).
+    misfits: Vec<u32>,
 }
 
 impl ColumnBuilder {
@@ -197,12 +202,24 @@ impl ColumnBuilder {
             action,
             kind,
             builder,
+            rows: 0,
+            misfits: Vec::new(),
         }
+    }
+
+    /// Counts a value; a value that does not fit the column is counted as a misfit.
+    #[inline]
+    fn counted(&mut self, fits: bool) {
+        if !fits {
+            self.misfits.push(self.rows);
+        }
+        self.rows += 1;
     }
 
     /// Appends text, hashing or dropping it as the policy says.
     #[inline]
     pub fn push_text(&mut self, value: Option<&str>, pii: &Pii) {
+        self.counted(true);
         if let Builder::Text(b) = &mut self.builder {
             match (value, self.action) {
                 (Some(v), PiiAction::Hash) => b.append_value(pii.hash(self.kind, v).as_str()),
@@ -221,6 +238,7 @@ impl ColumnBuilder {
     /// Appends a 32-bit integer.
     #[inline]
     pub fn push_i32(&mut self, value: Option<i32>) {
+        self.counted(true);
         match &mut self.builder {
             Builder::Int32(b) => b.append_option(value),
             Builder::Dropped => {}
@@ -231,6 +249,7 @@ impl ColumnBuilder {
     /// Appends a 64-bit integer.
     #[inline]
     pub fn push_i64(&mut self, value: Option<i64>) {
+        self.counted(true);
         match &mut self.builder {
             Builder::Int64(b) => b.append_option(value),
             Builder::Dropped => {}
@@ -241,6 +260,10 @@ impl ColumnBuilder {
     /// Appends a float.
     #[inline]
     pub fn push_f64(&mut self, value: Option<f64>) {
+        // Infinity and NaN are not measures.
+        let fits = value.is_none_or(f64::is_finite);
+        self.counted(fits);
+        let value = value.filter(|_| fits);
         match &mut self.builder {
             Builder::Float64(b) => b.append_option(value),
             Builder::Dropped => {}
@@ -251,6 +274,7 @@ impl ColumnBuilder {
     /// Appends a boolean.
     #[inline]
     pub fn push_bool(&mut self, value: Option<bool>) {
+        self.counted(true);
         match &mut self.builder {
             Builder::Bool(b) => b.append_option(value),
             Builder::Dropped => {}
@@ -261,6 +285,7 @@ impl ColumnBuilder {
     /// Appends an instant.
     #[inline]
     pub fn push_timestamp(&mut self, value: Option<Timestamp>) {
+        self.counted(true);
         match &mut self.builder {
             Builder::Timestamp(b) => b.append_option(value.map(|t| t.0)),
             Builder::Dropped => {}
@@ -271,6 +296,10 @@ impl ColumnBuilder {
     /// Appends an amount.
     #[inline]
     pub fn push_money(&mut self, value: Option<Money>) {
+        // A decimal of more digits than the column's precision would fail the whole table.
+        let fits = value.is_none_or(|m| m.0.unsigned_abs() < 10u128.pow(MONEY_PRECISION as u32));
+        self.counted(fits);
+        let value = value.filter(|_| fits);
         match &mut self.builder {
             Builder::Money(b) => b.append_option(value.map(|m| m.0)),
             Builder::Dropped => {}
@@ -393,6 +422,32 @@ impl TableBuilder {
     /// Whether no row was added.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+
+    /// The records with a value that did not fit its column's type, with why (the column and
+    /// its type, never the value), in record order.
+    pub fn misfits(&self) -> Vec<(u32, String)> {
+        let mut out: Vec<(u32, String)> = self
+            .columns
+            .iter()
+            .flat_map(|c| {
+                c.misfits.iter().filter_map(|row| {
+                    let record = *self.records.get(*row as usize)?;
+                    let ty = match c.spec.ty {
+                        ColumnType::Money => format!("Decimal({MONEY_PRECISION}, {MONEY_SCALE})"),
+                        ColumnType::Float64 => "a finite Float64".to_string(),
+                        other => format!("{:?}", other.dtype()),
+                    };
+                    Some((
+                        record,
+                        format!("invalid value at {}.{}: does not fit {ty}", self.spec.name, c.spec.name),
+                    ))
+                })
+            })
+            .collect();
+        out.sort_by_key(|m| m.0);
+        out.dedup_by_key(|m| m.0);
+        out
     }
 
     /// The frame of all rows whose record is not in `dropped` (sorted record ordinals).
@@ -563,4 +618,50 @@ macro_rules! table_row {
     };
     (@pii) => { None };
     (@pii $kind:ident) => { Some($crate::schema::pii::PiiKind::$kind) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    crate::table_row! {
+        /// A probe table.
+        pub struct ProbeRow<'a> in "probe" key ["id"] {
+            id: Option<Cow<'a, str>>,
+            amount: Option<Money>,
+            weight: Option<f64>,
+        }
+        groups []
+    }
+
+    #[test]
+    fn values_that_do_not_fit_their_column_are_misfits_of_their_record_not_a_failed_table() {
+        let pii = Pii::drop_all();
+        let mut t = TableBuilder::new(ProbeRow::spec(), &pii, 4);
+        let widest = 10i128.pow(MONEY_PRECISION as u32);
+        for (record, amount, weight) in [
+            (0, Some(Money(widest - 1)), Some(1.5)),
+            (1, Some(Money(-widest)), None),
+            (2, None, Some(f64::INFINITY)),
+            (3, Some(Money(7)), Some(f64::NAN)),
+        ] {
+            ProbeRow {
+                id: Some(record.to_string().into()),
+                amount,
+                weight,
+                groups: Vec::new(),
+            }
+            .write(&mut t, &pii);
+            t.end_row(record);
+        }
+        let misfits = t.misfits();
+        assert_eq!(misfits.iter().map(|m| m.0).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(
+            misfits[0].1.contains("probe.amount") && misfits[0].1.contains("Decimal"),
+            "{misfits:?}"
+        );
+        assert!(misfits[1].1.contains("probe.weight"), "{misfits:?}");
+        let frame = t.finish(&[1, 2, 3]).unwrap();
+        assert_eq!(frame.height(), 1);
+    }
 }

@@ -90,42 +90,47 @@ macro_rules! lenient_int {
                     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                         f.write_str($what)
                     }
+                    // Reasons name the expected type, never the value (it may be personal data).
                     fn visit_i64<E: de::Error>(self, v: i64) -> Result<$name, E> {
                         <$t>::try_from(v)
                             .map($name)
-                            .map_err(|_| E::custom(format!("{v} is out of range for {}", $what)))
+                            .map_err(|_| E::custom(concat!("out of range for ", $what)))
                     }
                     fn visit_u64<E: de::Error>(self, v: u64) -> Result<$name, E> {
                         <$t>::try_from(v)
                             .map($name)
-                            .map_err(|_| E::custom(format!("{v} is out of range for {}", $what)))
+                            .map_err(|_| E::custom(concat!("out of range for ", $what)))
                     }
                     fn visit_f64<E: de::Error>(self, v: f64) -> Result<$name, E> {
-                        if v.fract() == 0.0 && v >= <$t>::MIN as f64 && v <= <$t>::MAX as f64 {
-                            Ok($name(v as $t))
-                        } else {
-                            Err(E::custom(format!("{v} is not {}", $what)))
-                        }
+                        integral::<$t>(v)
+                            .map($name)
+                            .ok_or_else(|| E::custom(concat!("not ", $what)))
                     }
                     fn visit_str<E: de::Error>(self, v: &str) -> Result<$name, E> {
                         let t = v.trim();
                         t.parse::<$t>()
-                            .or_else(|_| {
-                                // "80.0" is still an integer.
-                                t.parse::<f64>()
-                                    .ok()
-                                    .filter(|f| f.fract() == 0.0)
-                                    .map(|f| f as $t)
-                                    .ok_or(())
-                            })
+                            .ok()
+                            // "80.0" is still an integer.
+                            .or_else(|| t.parse::<f64>().ok().and_then(integral::<$t>))
                             .map($name)
-                            .map_err(|_| E::custom(format!("{v:?} is not {}", $what)))
+                            .ok_or_else(|| E::custom(concat!("not ", $what)))
                     }
                 }
                 d.deserialize_any(V)
             }
         }
     };
+}
+
+/// `v` as an integer of type `T` when it is integral and in range; `None` rather than a
+/// saturated bound (`1e30 as i64` would be `i64::MAX`).
+fn integral<T: TryFrom<i64>>(v: f64) -> Option<T> {
+    // i64::MAX is not a float: 2^63 is the first float past it.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if v.fract() != 0.0 || !(-LIMIT..LIMIT).contains(&v) {
+        return None;
+    }
+    T::try_from(v as i64).ok()
 }
 
 lenient_int!(Int32, i32, "a 32-bit integer");
@@ -159,16 +164,14 @@ impl<'de> Deserialize<'de> for Bool {
                 match v {
                     0 => Ok(Bool(false)),
                     1 => Ok(Bool(true)),
-                    _ => Err(E::custom(format!("{v} is not a boolean"))),
+                    _ => Err(E::custom("not a boolean")),
                 }
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Bool, E> {
                 self.visit_i64(v as i64)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Bool, E> {
-                parse_bool(v)
-                    .map(Bool)
-                    .ok_or_else(|| E::custom(format!("{v:?} is not a boolean")))
+                parse_bool(v).map(Bool).ok_or_else(|| E::custom("not a boolean"))
             }
         }
         d.deserialize_any(V)
@@ -188,7 +191,7 @@ impl<'de> Deserialize<'de> for Float {
                 f.write_str("a number")
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Float, E> {
-                Ok(Float(v))
+                finite(v).ok_or_else(|| E::custom("not a finite number"))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Float, E> {
                 Ok(Float(v as f64))
@@ -199,12 +202,18 @@ impl<'de> Deserialize<'de> for Float {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Float, E> {
                 v.trim()
                     .parse()
-                    .map(Float)
-                    .map_err(|_| E::custom(format!("{v:?} is not a number")))
+                    .ok()
+                    .and_then(finite)
+                    .ok_or_else(|| E::custom("not a finite number"))
             }
         }
         d.deserialize_any(V)
     }
+}
+
+/// `v` unless it is infinite or not a number ("1e999" parses as infinity).
+fn finite(v: f64) -> Option<Float> {
+    v.is_finite().then_some(Float(v))
 }
 
 /// Parses a decimal amount exactly into units of 10^-4; more places than that is an error
@@ -311,6 +320,44 @@ mod tests {
         assert!(serde_json::from_str::<Probe>(r#"{"m": "1.23456"}"#).is_err());
         assert!(serde_json::from_str::<Probe>(r#"{"b": "maybe"}"#).is_err());
         assert!(serde_json::from_str::<Probe>(r#"{"i": 3000000000}"#).is_err());
+    }
+
+    #[test]
+    fn numbers_beyond_the_type_are_errors_not_saturated_values() {
+        #[derive(Deserialize)]
+        struct Wide {
+            n: Option<Int64>,
+            f: Option<Float>,
+        }
+        for bad in [
+            r#"{"n": 1234567890123456789012}"#,
+            r#"{"n": 9223372036854775808}"#,
+            r#"{"n": "1e30"}"#,
+            r#"{"n": "9223372036854775808"}"#,
+            r#"{"n": 1.5}"#,
+            r#"{"f": "1e999"}"#,
+            r#"{"f": "NaN"}"#,
+        ] {
+            assert!(serde_json::from_str::<Wide>(bad).is_err(), "{bad}");
+        }
+        let ok: Wide = serde_json::from_str(r#"{"n": "-9223372036854775808", "f": "2.5"}"#).unwrap();
+        assert_eq!(ok.n, Some(Int64(i64::MIN)));
+        assert_eq!(ok.f, Some(Float(2.5)));
+        assert_eq!(probe(r#"{"i": "80.0"}"#).i, Some(Int32(80)));
+        assert!(serde_json::from_str::<Probe>(r#"{"i": 2147483648}"#).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_type_and_never_the_value() {
+        for bad in [
+            r#"{"i": "Calle Mayor 5"}"#,
+            r#"{"i": 99999999999}"#,
+            r#"{"b": "Calle Mayor 5"}"#,
+        ] {
+            let err = serde_json::from_str::<Probe>(bad).err().unwrap().to_string();
+            assert!(!err.contains("Calle") && !err.contains("99999"), "{err}");
+            assert!(err.contains("not a") || err.contains("out of range"), "{err}");
+        }
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub enum PiiKind {
     Msisdn,
     /// Free text that may mention people (notes): kept by default, configurable.
     FreeText,
+    /// Bank account numbers (IBAN): hashed by default.
+    BankAccount,
     /// Not personal data; only used when a job asks to hash an ordinary column.
     Identifier,
 }
@@ -49,32 +51,203 @@ impl PiiKind {
     pub fn default_action(self) -> PiiAction {
         match self {
             PiiKind::Name | PiiKind::Street => PiiAction::Drop,
-            PiiKind::Document | PiiKind::Email | PiiKind::Phone | PiiKind::Msisdn => PiiAction::Hash,
+            PiiKind::Document | PiiKind::Email | PiiKind::Phone | PiiKind::Msisdn | PiiKind::BankAccount => {
+                PiiAction::Hash
+            }
             PiiKind::FreeText | PiiKind::Identifier => PiiAction::Keep,
         }
     }
 
-    /// Classifies a role the pivots do not know by its name, so that an unexpected
-    /// `contactEmail` role is still protected. `normalized` is lower-case without separators.
-    pub fn guess(normalized: &str) -> Option<PiiKind> {
-        const RULES: &[(&str, PiiKind)] = &[
+    /// Classifies a field or role the pivots do not know by its name, in English or Spanish,
+    /// so that an unexpected `contactEmail`, `telefono` or `apellidos` is still protected.
+    /// Words that are also parts of ordinary words (`nie`, `nif`, `dni`, `iban`, `calle`) count
+    /// only as whole words of the name (`cliente_nif`, `dniTitular`).
+    pub fn of_name(name: &str) -> Option<PiiKind> {
+        const PARTS: &[(&str, PiiKind)] = &[
             ("email", PiiKind::Email),
             ("mail", PiiKind::Email),
+            ("correo", PiiKind::Email),
             ("msisdn", PiiKind::Msisdn),
+            ("iban", PiiKind::BankAccount),
+            ("bankaccount", PiiKind::BankAccount),
+            ("accountnumber", PiiKind::BankAccount),
+            ("cuentabancaria", PiiKind::BankAccount),
+            ("numerocuenta", PiiKind::BankAccount),
             ("phone", PiiKind::Phone),
             ("mobile", PiiKind::Phone),
+            ("telefono", PiiKind::Phone),
+            ("movil", PiiKind::Phone),
+            ("celular", PiiKind::Phone),
+            ("whatsapp", PiiKind::Phone),
             ("document", PiiKind::Document),
-            ("dni", PiiKind::Document),
-            ("nif", PiiKind::Document),
+            ("documento", PiiKind::Document),
+            ("passport", PiiKind::Document),
+            ("pasaporte", PiiKind::Document),
             ("street", PiiKind::Street),
             ("address", PiiKind::Street),
+            ("direccion", PiiKind::Street),
+            ("domicilio", PiiKind::Street),
             ("surname", PiiKind::Name),
+            ("apellido", PiiKind::Name),
             ("name", PiiKind::Name),
+            ("nombre", PiiKind::Name),
+            ("holder", PiiKind::Name),
+            ("titular", PiiKind::Name),
         ];
-        RULES
+        const WORDS: &[(&str, PiiKind)] = &[
+            ("dni", PiiKind::Document),
+            ("nif", PiiKind::Document),
+            ("nie", PiiKind::Document),
+            ("cif", PiiKind::Document),
+            ("iban", PiiKind::BankAccount),
+            ("ccc", PiiKind::BankAccount),
+            ("calle", PiiKind::Street),
+            ("tel", PiiKind::Phone),
+        ];
+        let words = words_of(name);
+        let joined: String = words.concat();
+        PARTS
             .iter()
-            .find(|(word, _)| normalized.contains(word))
+            .find(|(part, _)| joined.contains(part))
+            .or_else(|| WORDS.iter().find(|(word, _)| words.iter().any(|w| w == word)))
             .map(|(_, kind)| *kind)
+    }
+
+    /// Classifies a value by its form: an e-mail address, a phone number, an IBAN or a
+    /// Spanish DNI/NIE. For values under roles and keys nobody declared, whose name says
+    /// nothing; a false positive only hashes an ordinary value.
+    pub fn of_value(value: &str) -> Option<PiiKind> {
+        let v = value.trim();
+        if v.len() < 6 || v.len() > 320 {
+            return None;
+        }
+        if is_email(v) {
+            Some(PiiKind::Email)
+        } else if is_iban(v) {
+            Some(PiiKind::BankAccount)
+        } else if is_dni_or_nie(v) {
+            Some(PiiKind::Document)
+        } else if is_phone(v) {
+            Some(PiiKind::Phone)
+        } else {
+            None
+        }
+    }
+}
+
+/// The words of a name, lower-case and without accents: `telefonoMóvil2` → `telefono`,
+/// `movil`; `cliente_NIF` → `cliente`, `nif`.
+fn words_of(name: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        let c = match c {
+            'á' | 'à' | 'Á' | 'À' => 'a',
+            'é' | 'è' | 'É' | 'È' => 'e',
+            'í' | 'Í' => 'i',
+            'ó' | 'ò' | 'Ó' | 'Ò' => 'o',
+            'ú' | 'ü' | 'Ú' | 'Ü' => 'u',
+            'ñ' | 'Ñ' => 'n',
+            c => c,
+        };
+        if !c.is_alphabetic() {
+            if !current.is_empty() {
+                words.push(std::mem::take(&mut current));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !current.is_empty() {
+            words.push(std::mem::take(&mut current));
+        }
+        prev_lower = c.is_lowercase();
+        current.extend(c.to_lowercase());
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words
+}
+
+fn is_email(v: &str) -> bool {
+    let Some((local, domain)) = v.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !v.chars().any(|c| c.is_whitespace() || c == ',' || c == ';')
+        && !domain.contains('@')
+}
+
+/// Digits of a phone number written with spaces, dots, dashes or brackets: with a `+` or `00`
+/// prefix, 8 to 15 digits; without, a Spanish number (9 digits from 6, 7, 8 or 9, or 11
+/// starting 34).
+fn is_phone(v: &str) -> bool {
+    let (international, rest) = match v.strip_prefix('+') {
+        Some(rest) => (true, rest),
+        None => (false, v),
+    };
+    let mut digits = String::with_capacity(rest.len());
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '.' | '-' | '(' | ')' => {}
+            _ => return false,
+        }
+    }
+    let (international, digits) = match digits.strip_prefix("00") {
+        Some(d) if !international => (true, d.to_string()),
+        _ => (international, digits),
+    };
+    let spanish = |d: &str| d.len() == 9 && matches!(d.as_bytes()[0], b'6'..=b'9');
+    if international {
+        (8..=15).contains(&digits.len())
+    } else {
+        spanish(&digits) || (digits.len() == 11 && digits.starts_with("34") && spanish(&digits[2..]))
+    }
+}
+
+/// An IBAN: country letters, check digits and 11 to 30 letters or digits (spaces allowed),
+/// whose ISO 13616 check (mod 97) holds.
+fn is_iban(v: &str) -> bool {
+    let compact: Vec<u8> = v.bytes().filter(|b| *b != b' ').collect();
+    if !(15..=34).contains(&compact.len())
+        || !compact[..2].iter().all(u8::is_ascii_alphabetic)
+        || !compact[2..4].iter().all(u8::is_ascii_digit)
+        || !compact.iter().all(u8::is_ascii_alphanumeric)
+    {
+        return false;
+    }
+    let mut rem = 0u32;
+    for b in compact[4..].iter().chain(&compact[..4]) {
+        let n = match b {
+            b'0'..=b'9' => u32::from(b - b'0'),
+            _ => u32::from(b.to_ascii_uppercase() - b'A') + 10,
+        };
+        rem = if n >= 10 {
+            (rem * 100 + n) % 97
+        } else {
+            (rem * 10 + n) % 97
+        };
+    }
+    rem == 1
+}
+
+/// A DNI (8 digits and a letter) or NIE (X, Y or Z, 7 digits and a letter), with an optional
+/// dash or space before the letter. The control letter is not checked: test and mistyped
+/// documents are personal data too.
+fn is_dni_or_nie(v: &str) -> bool {
+    let compact: Vec<u8> = v.bytes().filter(|b| !matches!(b, b'-' | b' ')).collect();
+    let all_digits = |d: &[u8]| d.iter().all(u8::is_ascii_digit);
+    match compact.as_slice() {
+        [digits @ .., letter] if digits.len() == 8 && all_digits(digits) => letter.is_ascii_alphabetic(),
+        [first, digits @ .., letter] if digits.len() == 7 && all_digits(digits) => {
+            matches!(first.to_ascii_uppercase(), b'X' | b'Y' | b'Z') && letter.is_ascii_alphabetic()
+        }
+        _ => false,
     }
 }
 
@@ -234,6 +407,11 @@ impl Pii {
         self.mode
     }
 
+    /// The action a job configured for a field called `column` (`[pii_columns]`), if any.
+    pub fn configured(&self, column: &str) -> Option<PiiAction> {
+        self.overrides.get(column).copied()
+    }
+
     /// The action for `table.column` holding data of class `kind`.
     pub fn action(&self, table: &str, column: &str, kind: Option<PiiKind>) -> PiiAction {
         if self.drop_everything {
@@ -374,9 +552,67 @@ mod tests {
     }
 
     #[test]
-    fn unknown_roles_are_classified_by_name() {
-        assert_eq!(PiiKind::guess("contactemail"), Some(PiiKind::Email));
-        assert_eq!(PiiKind::guess("lastname"), Some(PiiKind::Name));
-        assert_eq!(PiiKind::guess("segment"), None);
+    fn unknown_roles_are_classified_by_name_in_english_and_spanish() {
+        for (name, kind) in [
+            ("contactEmail", PiiKind::Email),
+            ("lastname", PiiKind::Name),
+            ("telefono", PiiKind::Phone),
+            ("teléfonoMóvil", PiiKind::Phone),
+            ("movil", PiiKind::Phone),
+            ("apellidos", PiiKind::Name),
+            ("nombre", PiiKind::Name),
+            ("dni", PiiKind::Document),
+            ("cliente_NIF", PiiKind::Document),
+            ("nie", PiiKind::Document),
+            ("correo", PiiKind::Email),
+            ("email", PiiKind::Email),
+            ("direccion", PiiKind::Street),
+            ("dirección_envío", PiiKind::Street),
+            ("iban", PiiKind::BankAccount),
+            ("IBAN", PiiKind::BankAccount),
+            ("holder", PiiKind::Name),
+        ] {
+            assert_eq!(PiiKind::of_name(name), Some(kind), "{name}");
+        }
+        for name in [
+            "segment",
+            "companies",
+            "unified",
+            "scoring_level",
+            "tariff",
+            "caller_id",
+        ] {
+            assert_eq!(PiiKind::of_name(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn values_are_classified_by_their_form() {
+        for (value, kind) in [
+            ("ana.b@correo.es", PiiKind::Email),
+            ("+34 611 222 333", PiiKind::Phone),
+            ("611222333", PiiKind::Phone),
+            ("0034611222333", PiiKind::Phone),
+            ("34611222333", PiiKind::Phone),
+            ("ES91 2100 0418 4502 0005 1332", PiiKind::BankAccount),
+            ("GB82WEST12345698765432", PiiKind::BankAccount),
+            ("12345678Z", PiiKind::Document),
+            ("12345678-z", PiiKind::Document),
+            ("X1234567L", PiiKind::Document),
+        ] {
+            assert_eq!(PiiKind::of_value(value), Some(kind), "{value}");
+        }
+        for value in [
+            "installation",
+            "00833",
+            "123456789",
+            "2025-06-30T10:00:00Z",
+            "ES91 2100 0418 4502 0005 1333",
+            "MYSIM_12411",
+            "a@b",
+            "28036",
+        ] {
+            assert_eq!(PiiKind::of_value(value), None, "{value}");
+        }
     }
 }

@@ -229,10 +229,8 @@ impl BoundPivot<'_> {
                     }
                 }
                 (None, Some(v)) => {
-                    let mut buf = [0u8; 64];
-                    let kind = normalize_role(&role, &mut buf)
-                        .and_then(|n| std::str::from_utf8(n).ok())
-                        .and_then(PiiKind::guess);
+                    // An unknown role is personal by its name, or by its value's form.
+                    let kind = PiiKind::of_name(&role).or_else(|| PiiKind::of_value(v));
                     self.pii
                         .apply(self.pivot.table, &role, kind, v)
                         .map(|c| Cow::Owned(c.into_owned()))
@@ -256,18 +254,16 @@ impl BoundPivot<'_> {
     // The value stays a `Cow` so that a borrowed one is kept without copying.
     #[allow(clippy::ptr_arg)]
     fn fill<'a>(&self, r: &Role, v: &Cow<'a, str>, time: &TimeParser, out: &mut [Cell<'a>]) -> Result<(), String> {
-        let why = |e: String| format!("{} role {:?}: {e}", self.pivot.list, r.column);
+        let why = |e: String| format!("{} role {}: {e}", self.pivot.list, r.column);
         match r.ty {
             RoleType::Text => out[0] = Cell::Text(v.clone()),
             RoleType::Int32 => {
                 let t = v.trim();
-                let n = t
-                    .parse::<i32>()
-                    .map_err(|_| why(format!("{v:?} is not a 32-bit integer")))?;
+                let n = t.parse::<i32>().map_err(|_| why("not a 32-bit integer".into()))?;
                 out[0] = Cell::Int32(n);
             }
             RoleType::Bool => {
-                let b = super::lenient::parse_bool(v).ok_or_else(|| why(format!("{v:?} is not a boolean")))?;
+                let b = super::lenient::parse_bool(v).ok_or_else(|| why("not a boolean".into()))?;
                 out[0] = Cell::Bool(b);
             }
             RoleType::Timestamp => out[0] = Cell::Timestamp(time.parse(v).map_err(why)?),
@@ -389,6 +385,48 @@ mod tests {
     }
 
     #[test]
+    fn unknown_roles_holding_personal_data_are_hashed_or_dropped() {
+        let p = pii();
+        let (mut cells, mut long) = (Vec::new(), Vec::new());
+        let input = pairs(&[
+            ("telefono", "611222333"),
+            ("apellidos", "Fernández López"),
+            ("iban", "ES91 2100 0418 4502 0005 1332"),
+            ("ref2", "ana.b@correo.es"),
+            ("otro", "+34 611 222 333"),
+            ("doc", "X1234567L"),
+            ("category", "installation"),
+        ]);
+        PIVOT
+            .bind(&p)
+            .apply(input, &TimeParser::default(), &mut cells, &mut long)
+            .unwrap();
+        let values: Vec<Option<&str>> = long.iter().map(|l| l.value.as_deref()).collect();
+        assert_eq!(values[0], Some(p.hash(PiiKind::Phone, "611222333").as_str()));
+        assert_eq!(values[1], None, "surnames are dropped");
+        assert_eq!(
+            values[2],
+            Some(p.hash(PiiKind::BankAccount, "ES91 2100 0418 4502 0005 1332").as_str())
+        );
+        assert_eq!(values[3], Some(p.hash(PiiKind::Email, "ana.b@correo.es").as_str()));
+        assert_eq!(values[4], Some(p.hash(PiiKind::Phone, "+34 611 222 333").as_str()));
+        assert_eq!(values[5], Some(p.hash(PiiKind::Document, "X1234567L").as_str()));
+        assert_eq!(values[6], Some("installation"));
+        let dropping = Pii::drop_all();
+        let (mut cells, mut long) = (Vec::new(), Vec::new());
+        PIVOT
+            .bind(&dropping)
+            .apply(
+                pairs(&[("ref2", "ana.b@correo.es")]),
+                &TimeParser::default(),
+                &mut cells,
+                &mut long,
+            )
+            .unwrap();
+        assert_eq!(long[0].value, None, "drop mode drops what would be hashed");
+    }
+
+    #[test]
     fn first_occurrence_wins_in_the_wide_column() {
         let p = pii();
         let (mut cells, mut long) = (Vec::new(), Vec::new());
@@ -414,6 +452,110 @@ mod tests {
                 &mut long,
             )
             .unwrap_err();
-        assert!(err.contains("scoring_level") && err.contains("high"), "{err}");
+        assert!(
+            err.contains("scoring_level") && err.contains("not a 32-bit integer"),
+            "{err}"
+        );
+        assert!(!err.contains("high"), "the value is never quoted: {err}");
+    }
+
+    mod properties {
+        //! Property tests of the pivots: any pairs, in any spelling, never panic, fill exactly
+        //! one cell per wide column and one long row per pair, and no personal value (by the
+        //! role's name or the value's form) reaches a long row unhashed.
+        use super::*;
+        use proptest::prelude::*;
+
+        fn config() -> ProptestConfig {
+            let cases = std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(128);
+            ProptestConfig {
+                cases,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            }
+        }
+
+        fn role() -> impl Strategy<Value = String> {
+            prop_oneof![
+                proptest::sample::select(vec![
+                    "scoring_level",
+                    "scoringLevel",
+                    "SELL-CHANNEL",
+                    "is_new_appointment",
+                    "validForAppointment",
+                    "email",
+                    "firstName",
+                    "telefono",
+                    "apellidos",
+                    "dni",
+                    "iban",
+                    "correo",
+                    "category",
+                    "",
+                ])
+                .prop_map(str::to_string),
+                "[A-Za-z_ -]{0,12}",
+                ".{0,80}",
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = Option<String>> {
+            proptest::option::of(prop_oneof![
+                proptest::sample::select(vec![
+                    "1",
+                    "-7",
+                    "99999999999",
+                    "true",
+                    "maybe",
+                    "2023-10-03T15:00:00 - 2023-10-03T18:00:00",
+                    "2023-13-45",
+                    "ana@correo.es",
+                    "+34 611 222 333",
+                    "12345678Z",
+                    "ES91 2100 0418 4502 0005 1332",
+                    "",
+                ])
+                .prop_map(str::to_string),
+                ".{0,40}",
+            ])
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_pairs_pivot_without_panicking_and_without_raw_personal_values(
+                input in proptest::collection::vec((role(), value()), 0..20),
+            ) {
+                let p = pii();
+                let bound = PIVOT.bind(&p);
+                let (mut cells, mut long) = (Vec::new(), Vec::new());
+                let pairs: Vec<(Cow<'_, str>, Option<Cow<'_, str>>)> = input
+                    .iter()
+                    .map(|(r, v)| (Cow::Borrowed(r.as_str()), v.as_deref().map(Cow::Borrowed)))
+                    .collect();
+                match bound.apply(pairs, &TimeParser::default(), &mut cells, &mut long) {
+                    Ok(()) => {
+                        prop_assert_eq!(cells.len(), PIVOT.column_specs().len());
+                        prop_assert_eq!(long.len(), input.len());
+                        for (l, (r, v)) in long.iter().zip(&input) {
+                            let Some(v) = v else { continue };
+                            let known_personal = bound.find(r).and_then(|i| ROLES[i].pii).is_some();
+                            let unknown_personal = bound.find(r).is_none()
+                                && (PiiKind::of_name(r).is_some_and(|k| k.default_action() != PiiAction::Keep)
+                                    || PiiKind::of_value(v).is_some());
+                            if known_personal || unknown_personal {
+                                prop_assert_ne!(l.value.as_deref(), Some(v.as_str()), "{} = {} kept raw", r, v);
+                            }
+                        }
+                    }
+                    // A typed role with a value of another type: the reason names the role.
+                    Err(why) => prop_assert!(why.starts_with("relatedParty role"), "{}", why),
+                }
+            }
+        }
     }
 }

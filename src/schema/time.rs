@@ -46,7 +46,8 @@ impl TimeParser {
     /// Microseconds since the epoch (UTC) of `text`, or why it is not a timestamp.
     pub fn parse(&self, text: &str) -> Result<i64, String> {
         let s = text.trim();
-        let fail = || format!("{text:?} is not a timestamp");
+        // The reason names the expected form, never the value (it may be personal data).
+        let fail = || "not a timestamp (ISO 8601, YYYY-MM-DD HH:MM:SS or a date)".to_string();
         let b = s.as_bytes();
         if b.len() < 10 {
             return Err(fail());
@@ -76,7 +77,7 @@ impl TimeParser {
         let (a, b) = text
             .split_once(" - ")
             .or_else(|| text.split_once('/'))
-            .ok_or_else(|| format!("{text:?} is not a time range \"start - end\""))?;
+            .ok_or_else(|| "not a time range \"start - end\"".to_string())?;
         Ok((self.parse(a)?, self.parse(b)?))
     }
 

@@ -57,13 +57,58 @@ pub fn read_item<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, St
             // Only on failure: a second, path-tracking pass names the field.
             let mut de = serde_json::Deserializer::from_slice(bytes);
             match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                Err(pe) if pe.path().iter().next().is_some() => {
-                    Err(format!("invalid value at {}: {}", pe.path(), pe.inner()))
-                }
-                _ => Err(format!("invalid record: {e}")),
+                Err(pe) if pe.path().iter().next().is_some() => Err(format!(
+                    "invalid value at {}: {}",
+                    pe.path(),
+                    without_value(&pe.inner().to_string())
+                )),
+                _ => Err(format!("invalid record: {}", without_value(&e.to_string()))),
             }
         }
     }
+}
+
+/// A serde message without the value it quotes: `invalid type: string "Calle Ficticia 13",
+/// expected a string or a number` becomes `invalid type: string, expected a string or a
+/// number`. Values may be personal data; the field's path and the expected type say enough.
+pub fn without_value(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            return format!("{prefix}{}", without_unexpected(rest));
+        }
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        if let Some(end) = rest.find('`') {
+            return format!("unknown variant{}", &rest[end + 1..]);
+        }
+    }
+    message.to_string()
+}
+
+/// serde's `Unexpected` as it is displayed, without its value: `string "..."` (Rust's
+/// debug quoting, with escapes) or `integer `5``, `floating point `1.5``, `boolean `true``,
+/// `character `c``.
+fn without_unexpected(text: &str) -> String {
+    if let Some(quoted) = text.strip_prefix("string \"") {
+        let mut escaped = false;
+        for (i, c) in quoted.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => return format!("string{}", &quoted[i + 1..]),
+                _ => {}
+            }
+        }
+        return "string".into();
+    }
+    if let Some(open) = text.find(" `") {
+        if text[..open].bytes().all(|b| b.is_ascii_lowercase() || b == b' ') {
+            if let Some(close) = text[open + 2..].find('`') {
+                return format!("{}{}", &text[..open], &text[open + 2 + close + 1..]);
+            }
+        }
+    }
+    text.to_string()
 }
 
 /// The customer an item belongs to: inherited from its envelope, or the file's name when the
@@ -100,6 +145,45 @@ pub fn required_text<'a>(value: Option<crate::schema::lenient::Text<'a>>, field:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_name_the_field_and_the_type_never_the_value() {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Place {
+            id: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Item {
+            place: Option<Place>,
+            n: Option<u8>,
+            flag: Option<bool>,
+        }
+        for (raw, field, kind) in [
+            (
+                r#"{"place": "Calle Ficticia 13, \"2B\", expected x"}"#,
+                "place",
+                "invalid type: string, expected struct Place",
+            ),
+            (r#"{"n": 600123456}"#, "n", "invalid value: integer, expected u8"),
+            (r#"{"n": 6.5}"#, "n", "invalid type: floating point, expected u8"),
+            (
+                r#"{"flag": "Juan"}"#,
+                "flag",
+                "invalid type: string, expected a boolean",
+            ),
+        ] {
+            let why = read_item::<Item>(raw.as_bytes()).err().unwrap();
+            let want = format!("invalid value at {field}: {kind} at line 1 column");
+            assert!(why.starts_with(&want), "{why}");
+        }
+        assert_eq!(without_value("missing field `id`"), "missing field `id`");
+        assert_eq!(
+            without_value("unknown variant `juan@x.es`, expected `A` or `B`"),
+            "unknown variant, expected `A` or `B`"
+        );
+    }
 
     #[test]
     fn source_names_are_unique_and_tables_carry_the_main_key() {

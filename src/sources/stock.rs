@@ -22,9 +22,6 @@ struct StockItem<'a> {
     /// The product code (`product_id` in the API).
     product_id: Option<Text<'a>>,
     available_quantity: Option<Int64>,
-    /// Set by the CSV reader when a row has the wrong number of fields.
-    #[serde(rename = "_csv_error")]
-    csv_error: Option<Text<'a>>,
 }
 
 table_row! {
@@ -56,6 +53,10 @@ impl Source for Stock {
         vec![StockRow::spec()]
     }
 
+    fn csv_columns(&self) -> &'static [&'static str] {
+        &["warehouse_id", "product_id", "available_quantity"]
+    }
+
     fn envelopes(&self) -> &'static [Envelope] {
         &[Envelope {
             items: &["data"],
@@ -65,9 +66,6 @@ impl Source for Stock {
 
     fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String> {
         let s: StockItem<'a> = read_item(item.bytes)?;
-        if let Some(e) = s.csv_error {
-            return Err(format!("malformed CSV row: {}", e.as_str()));
-        }
         let warehouse = required_text(s.warehouse_id, "warehouse_id")?;
         let product = required_text(s.product_id, "product_id")?;
         let key = composite_key(&[&warehouse, &product]);

@@ -114,16 +114,26 @@ impl TestLake {
     }
 }
 
-/// Reads every part of `table` for `as_of` under a local lake.
+/// The files of `table`'s day `as_of` at the table's latest Delta version (through delta-rs).
+pub fn table_files(lake: &Path, table: &str, as_of: &str) -> Vec<PathBuf> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let day = chrono::NaiveDate::parse_from_str(as_of, "%Y-%m-%d").unwrap();
+    let l = opslake::publish::Lake::open(lake.to_str().unwrap()).unwrap();
+    let (_, files) = rt
+        .block_on(opslake::publish::table_files(&l, table, day, None))
+        .unwrap()
+        .unwrap_or_else(|| panic!("no Delta table {table} in {}", lake.display()));
+    files.iter().map(|f| lake.join(f)).collect()
+}
+
+/// Reads `table`'s day `as_of` as the lake holds it (the files of its latest version).
 pub fn read_table(lake: &Path, table: &str, as_of: &str) -> DataFrame {
-    let dir = lake.join(table).join(format!("run_date={as_of}"));
-    let mut parts: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .collect();
-    parts.sort();
-    assert!(!parts.is_empty(), "no parts in {}", dir.display());
+    let parts = table_files(lake, table, as_of);
+    assert!(
+        !parts.is_empty(),
+        "no files of {table} for {as_of} in {}",
+        lake.display()
+    );
     let mut frames = parts
         .iter()
         .map(|p| ParquetReader::new(std::fs::File::open(p).unwrap()).finish().unwrap());

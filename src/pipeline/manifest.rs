@@ -1,4 +1,6 @@
-//! The `_runs` manifest: what a run read, what it published, and how long each stage took.
+//! The run record (`_runs/run_date=D/{run_id}.json`): what a run read, what it published
+//! (each table's Delta version and files), and how long each stage took. Written once, after
+//! the tables are committed.
 
 use std::collections::BTreeMap;
 
@@ -12,9 +14,14 @@ pub struct RunManifest {
     pub run_id: String,
     /// Job name.
     pub job: String,
+    /// What the run did: `run` (every source of the day), `sources` (some sources), `shard`
+    /// (one shard's share, not committed alone), `shards` (every shard's share, committed
+    /// together), `reconcile`, `extract` (raw captures only).
+    #[serde(default)]
+    pub kind: String,
     /// The run date (`as_of`), the partition of every table.
     pub run_date: Option<NaiveDate>,
-    /// Commit number of the day (1 for the first run of a day).
+    /// The day's claim the run committed under (1 for the day's first commit; 0: none).
     pub commit: u64,
     /// When the run started.
     pub started_at: Option<DateTime<Utc>>,
@@ -45,9 +52,12 @@ pub struct RunManifest {
     /// What an API extraction fetched: responses per source, requests and retries per API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extract: Option<crate::extract::http::ExtractReport>,
-    /// The shard of the day the run published (`i/n`), if sharded.
+    /// The shard of the day the run read (`i/n`), if sharded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+    /// For `shards`: the runs whose shares were committed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<String>,
 }
 
 /// One source's inputs and counts.
@@ -87,21 +97,19 @@ pub struct FileManifest {
 /// One published table.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct TableManifest {
-    /// Rows.
+    /// Rows of the day.
     pub rows: u64,
-    /// Part files, relative to the lake root.
-    pub parts: Vec<PartManifest>,
-}
-
-/// One part file.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct PartManifest {
-    /// Path relative to the lake root.
-    pub path: String,
-    /// Rows.
-    pub rows: u64,
-    /// Bytes.
-    pub bytes: u64,
+    /// The Delta version the run committed (read the day as of this run with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// The day's files at that version, as paths from the lake's root.
+    pub files: Vec<String>,
+    /// Files the commit added.
+    #[serde(default)]
+    pub added: usize,
+    /// Files of the day the commit replaced (kept until `opslake vacuum`).
+    #[serde(default)]
+    pub removed: usize,
 }
 
 /// One stage.
