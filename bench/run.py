@@ -194,11 +194,14 @@ def main():
         for c in (8, 1):
             jobs[c] = os.path.join(out, f"api-{c}.toml")
             section = f"concurrency = {c}\nrequests_per_second = 10000\nretries = 3\n"
+            # `extract` keeps the captures at raw_output; every round a full pull (--full-refresh),
+            # so that a round does not carry forward the previous round's answers.
+            raw = os.path.join(out, f"api-raw-{c}")
             with open(jobs[c], "w") as f:
-                f.write('pii = "drop"\ntenants = ["masmovil", "yoigo", "pepephone", "lebara"]\n'
+                f.write(f'pii = "drop"\nraw_output = "{raw}"\ntenants = ["masmovil", "yoigo", "pepephone", "lebara"]\n'
                         + "".join(f"[api.{api}]\n{section}" for api in ("appointments", "customer_care", "logistics")))
         r_e8, r_e1 = interleaved([([opslake, "extract", "--job", jobs[c], "--output", os.path.join(out, f"api-lake-{c}"),
-                                    "--as-of", DAY], api_env, None) for c in (8, 1)], a.runs)
+                                    "--as-of", DAY, "--full-refresh"], api_env, None) for c in (8, 1)], a.runs)
     finally:
         server.kill()
     extract = {8: medians(r_e8), 1: medians(r_e1)}

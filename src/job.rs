@@ -181,6 +181,18 @@ pub struct Settings {
     /// Orgs every API is extracted for, comma-separated, unless its section names its own.
     #[arg(long, value_delimiter = ',', env = "OPSLAKE_TENANTS")]
     pub tenants: Option<Vec<String>>,
+    /// Where raw API responses are kept (they hold personal data): a folder or a file://,
+    /// s3://, gs://, az:// URL outside the lake, with its own credentials (OPSLAKE_RAW_AWS_*...).
+    /// Unset: none are kept, and every night is a full pull.
+    #[arg(long, env = "OPSLAKE_RAW_OUTPUT")]
+    pub raw_output: Option<String>,
+    /// Days between nights that ask every per-id call again (0: every night).
+    #[arg(long, env = "OPSLAKE_FULL_REFRESH_DAYS", default_value_t = 7)]
+    pub full_refresh_days: u32,
+    /// Ask every per-id call again tonight, whatever the last night kept.
+    #[arg(long, env = "OPSLAKE_FULL_REFRESH")]
+    #[serde(default)]
+    pub full_refresh: bool,
     /// Job file only: with no key set, hash with the public development key whatever the
     /// input (test data only; without it the key is used for the samples alone).
     #[arg(skip)]
@@ -219,10 +231,32 @@ pub struct ApiConfig {
     pub timeout_seconds: u64,
     /// Retries per request after the first attempt.
     pub retries: u32,
-    /// Path overrides by source (`orders = "/v2/{tenant}/orders"`).
+    /// Path overrides by source (`orders = "/v2/{tenant}/orders"`): plain paths only.
     pub paths: BTreeMap<String, String>,
     /// Extra ids for this API's per-id sources (customers not seen in memos...).
     pub ids: Vec<String>,
+    /// More ids from a CSV or Parquet file: a path or an object-store URL (read-only).
+    pub ids_file: Option<IdsFile>,
+    /// More ids from a column of a committed lake table, `table.column` (a CRM export...).
+    pub ids_table: Option<String>,
+    /// Plain `http://` to a host that is not loopback (the key then travels in clear text).
+    pub allow_http: bool,
+    /// Most pages of one listing: a `total_pages` or a `next_request` chain past it is an error.
+    pub max_pages: u64,
+    /// Largest response body in bytes; a larger one fails the run.
+    pub max_body_bytes: u64,
+}
+
+/// A file of ids (`ids_file = { url = "s3://crm/customers.parquet", column = "customer_num" }`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IdsFile {
+    /// A path, or a file://, s3://, gs://, az:// URL; `.csv` (with a header) or `.parquet`.
+    pub url: String,
+    /// The column holding the ids (default: the file's only column).
+    pub column: Option<String>,
+    /// A column holding each id's tenant (default: every id is asked in every tenant).
+    pub tenant_column: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -239,6 +273,11 @@ impl Default for ApiConfig {
             retries: 5,
             paths: BTreeMap::new(),
             ids: Vec::new(),
+            ids_file: None,
+            ids_table: None,
+            allow_http: false,
+            max_pages: 100_000,
+            max_body_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -93,10 +93,11 @@ pub enum Method {
 /// How the API hands out a source's records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Paging {
-    /// `page`/`page_size` query parameters; the response carries `current_page`, `total_pages`.
+    /// `page`/`page_size` query parameters; the response carries `current_page`, `total_pages`
+    /// and `total_elements`.
     PageNumber,
-    /// Follow the link at `link` (a JSON pointer into the page) until there is none, a page
-    /// holds no item of the source's envelopes, or a link comes back.
+    /// Follow the link at `link` (a JSON pointer into the page) until there is none or a page
+    /// holds no item of the source's envelopes; a link that comes back is a loop (an error).
     NextLink {
         /// Where the next page's URL is in a page.
         link: &'static str,
@@ -108,13 +109,77 @@ pub enum Paging {
     Single,
 }
 
-/// Where the ids of a per-id source come from: a value in each item of another source.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Builds a per-id call's request body from its id and the item (of the id source) that
+/// named it.
+pub type BodyBuilder = fn(&str, &serde_json::Value) -> Result<serde_json::Value, String>;
+
+/// Where the ids of a per-id source come from, and how its answers age.
+#[derive(Clone, Copy, Debug)]
 pub struct IdSource {
     /// The source whose items give the ids.
     pub from: &'static str,
     /// Where the id is in each of its items (a JSON pointer).
     pub pointer: &'static str,
+    /// Ids known from earlier days are asked for even when no item of `from` names them
+    /// today: those the base run answered (per tenant), or, on a night without one, those in
+    /// these committed tables' columns (`(table, column)`). Empty: only today's items count.
+    pub known: &'static [(&'static str, &'static str)],
+    /// The request body of a call (a `POST`), built from the item that named the id; `None`:
+    /// no body.
+    pub body: Option<BodyBuilder>,
+    /// When an answer fetched on an earlier day may be carried forward instead of asked again.
+    pub settled: Settled,
+}
+
+// Function addresses are not comparable: two id sources are equal when they state the same
+// data and both build a body or neither does.
+impl PartialEq for IdSource {
+    fn eq(&self, other: &Self) -> bool {
+        self.from == other.from
+            && self.pointer == other.pointer
+            && self.known == other.known
+            && self.settled == other.settled
+            && self.body.is_some() == other.body.is_some()
+    }
+}
+
+impl Eq for IdSource {}
+
+/// When a per-id answer of an earlier day cannot have changed, so that an incremental night
+/// carries it forward instead of asking again. Whatever the rule, an id is asked again when it
+/// is new, when the items that named it changed since that day, and on a full refresh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// Never: asked every night.
+    Never,
+    /// Always (changes come through the items that name the id, or the full refresh).
+    Always,
+    /// When the answer's value at `pointer` is one of `values` (ASCII case-insensitive): a
+    /// final state. A 404 ("none") is never settled under this rule.
+    Answer {
+        /// A JSON pointer into the answer.
+        pointer: &'static str,
+        /// The final values.
+        values: &'static [&'static str],
+    },
+    /// When the item that named the id has, at `pointer`, one of `values` (the search of an
+    /// appointment in a final state).
+    Item {
+        /// A JSON pointer into the item.
+        pointer: &'static str,
+        /// The final values.
+        values: &'static [&'static str],
+    },
+}
+
+impl Settled {
+    /// Whether `value` (at the rule's pointer) is one of the rule's final values.
+    pub fn is_final(values: &[&str], value: Option<&serde_json::Value>) -> bool {
+        match value {
+            Some(serde_json::Value::String(s)) => values.iter().any(|v| v.eq_ignore_ascii_case(s.trim())),
+            _ => false,
+        }
+    }
 }
 
 /// How the API serves a source. The path is the default; a job may override it.
@@ -135,13 +200,16 @@ pub struct Endpoint {
 /// How a response is written as a raw line, so that a replay knows what it answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RawContext {
-    /// The body as it is.
+    /// The body as it is (pages, single calls).
     Body,
-    /// The body with a leading field `name: id` (the body must be a JSON object).
-    Field(&'static str),
-    /// `{"request": {"id": id}, "response": body}`.
-    Request,
+    /// A per-id answer: `{"_id": id, "_fetched_on": "YYYY-MM-DD", "request": {"id": id},
+    /// "response": body}`, and `"response": []` for a 404 ("none"), so that a later night
+    /// knows what was asked, when, and what came back. The source's envelopes unwrap it.
+    Answer,
 }
+
+/// The context name under which a per-id answer's fetch day reaches its items.
+pub const FETCHED_ON: &str = "_fetched_on";
 
 /// Where a source's items sit inside a page or envelope.
 #[derive(Clone, Copy, Debug)]

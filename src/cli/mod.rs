@@ -150,6 +150,16 @@ pub enum FixturesCommand {
         /// Make next_request links point at another host.
         #[arg(long)]
         foreign_next: bool,
+        /// Announce this total_pages on every numbered page.
+        #[arg(long)]
+        total_pages: Option<u64>,
+        /// Serve the first N requests for a numbered page past the first from a collection
+        /// shifted by one item (as when an item is inserted while a client pages).
+        #[arg(long, default_value_t = 0)]
+        shift_pages: u64,
+        /// Make next_request links never end (new offsets, items cycling).
+        #[arg(long)]
+        endless_next: bool,
     },
 }
 
@@ -333,6 +343,9 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             truncate_rate,
             seed,
             foreign_next,
+            total_pages,
+            shift_pages,
+            endless_next,
         }) => {
             pipeline::runtime(2)?.block_on(async {
                 let options = crate::fixtures::Options {
@@ -346,6 +359,9 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
                     truncate_rate,
                     seed,
                     foreign_next,
+                    total_pages,
+                    shift_pages,
+                    endless_next,
                 };
                 let (base, server) = crate::fixtures::serve(options)
                     .await

@@ -85,17 +85,20 @@ fn write_extract(o: &mut String, r: Option<&crate::extract::http::ExtractReport>
     let Some(r) = r else { return };
     let _ = writeln!(
         o,
-        "\n{:<20} {:<14} {:>10} {:>10} {:>8}",
-        "extracted", "api", "responses", "not found", "tenants"
+        "\n{:<20} {:<14} {:>10} {:>8} {:>8} {:>10} {:>7} {:>8}",
+        "extracted", "api", "responses", "called", "carried", "not found", "failed", "tenants"
     );
     for s in &r.sources {
         let _ = writeln!(
             o,
-            "{:<20} {:<14} {:>10} {:>10} {:>8}",
+            "{:<20} {:<14} {:>10} {:>8} {:>8} {:>10} {:>7} {:>8}",
             s.source,
             s.api,
             s.responses,
+            s.called,
+            s.carried,
             s.not_found,
+            s.failed,
             s.tenants.len()
         );
     }
@@ -105,6 +108,28 @@ fn write_extract(o: &mut String, r: Option<&crate::extract::http::ExtractReport>
             "{api}: {} requests, {} retried (429: {}, 5xx: {}, network: {}, bad body: {})",
             s.requests, s.retries, s.retried_429, s.retried_5xx, s.retried_network, s.retried_invalid_body
         );
+    }
+    let base = r
+        .base
+        .as_ref()
+        .map(|b| format!(", carried forward from run {}", b.run_id))
+        .unwrap_or_default();
+    let why = r
+        .full_refresh_reason
+        .as_ref()
+        .map(|w| format!(" ({w})"))
+        .unwrap_or_default();
+    let _ = writeln!(o, "per-id calls: {} refresh{why}{base}", r.refresh);
+    match &r.raw {
+        Some(c) => {
+            let _ = writeln!(o, "raw captures: {} files kept at {}/{}", c.files, c.url, c.prefix);
+        }
+        None => {
+            let _ = writeln!(o, "raw captures: none kept (raw_output is not set)");
+        }
+    }
+    if let Some(n) = r.journey_devices_without_fees {
+        let _ = writeln!(o, "journey devices without a fee record: {n}");
     }
 }
 
@@ -290,14 +315,18 @@ pub fn reconciled(o: &mut String, manifest: &RunManifest, r: &ReconcileReport) {
     write_recon_summary(o, r);
 }
 
-/// Committed raw captures of a day.
+/// Raw captures of a day kept at `raw_output`.
 pub fn extracted(o: &mut String, manifest: &RunManifest) {
+    let files = manifest
+        .extract
+        .as_ref()
+        .and_then(|e| e.raw.as_ref())
+        .map_or(0, |r| r.files);
     let _ = writeln!(
         o,
-        "opslake extract {} — {}: {} raw captures kept",
+        "opslake extract {} — {}: {files} raw captures kept",
         manifest.run_id,
         manifest.run_date.map(|d| d.to_string()).unwrap_or_default(),
-        manifest.raw.len()
     );
     write_extract(o, manifest.extract.as_ref());
 }

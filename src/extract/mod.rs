@@ -27,6 +27,14 @@ pub enum Error {
     /// An API section of the job is wrong (checked before the run starts).
     #[error(transparent)]
     ApiConfig(#[from] http::Error),
+    /// A job's `ids_file` could not be read.
+    #[error("cannot read the ids file {url}: {why}")]
+    IdsFile {
+        /// Its URL (without password).
+        url: String,
+        /// Why.
+        why: String,
+    },
     /// A folder (or a special file) is named like an export file.
     #[error("{path} is not a file: an export file was expected there; move it out of the input or rename it")]
     NotAFile {
@@ -56,7 +64,7 @@ impl Error {
             Error::MissingInput { .. } => true,
             Error::Api(e) => e.is_config(),
             Error::ApiConfig(e) => e.is_config(),
-            Error::Read { .. } | Error::NotAFile { .. } | Error::NotAFolder { .. } => false,
+            Error::Read { .. } | Error::IdsFile { .. } | Error::NotAFile { .. } | Error::NotAFolder { .. } => false,
         }
     }
 }

@@ -58,9 +58,6 @@ pub struct RunManifest {
     /// For `shards`: the runs whose shares were committed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shares: Vec<String>,
-    /// Raw API captures kept by the run, as paths from the lake's root.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub raw: Vec<String>,
 }
 
 /// One source's inputs and counts.

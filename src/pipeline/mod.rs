@@ -3,17 +3,23 @@
 //! ```text
 //!  JobArgs ──resolve──▶ Job ──Run::start──▶ Run { id, job, lake, sources, apis, runtime }
 //!                                              │
-//!   run:        extract? ─▶ normalize ─▶ reconcile? ─▶ publish ─▶ record
-//!   run --shard: normalize ─▶ upload share ─▶ (the last shard) publish every share ─▶ reconcile
-//!   extract:    extract ─▶ raw captures ─▶ record
+//!   run:        extract? ─▶ normalize ─▶ reconcile? ─▶ [captures ─▶ raw_output] ─▶ publish ─▶ record
+//!   run --shard: (extract?) normalize ─▶ upload share ─▶ (the last shard) publish every share ─▶ reconcile
+//!   extract:    extract ─▶ captures ─▶ raw_output ─▶ record
 //!   reconcile:  the day's committed tables ─▶ reconcile ─▶ publish (recon_* only) ─▶ record
-//!   replay:     raw captures ─▶ normalize ─▶ reconcile ─▶ publish ─▶ record
+//!   replay:     raw_output ─▶ normalize ─▶ reconcile ─▶ publish ─▶ record
 //! ```
+//! Raw captures never enter the lake: they are written to a local scratch folder, normalized
+//! from there, and kept at `raw_output` (its own URL and credentials) when the job sets one;
+//! the run record names them (`extract.raw`), so replays and the next night find them
+//! ([`captures`]). Ids that no item names come from [`ids`].
 //! Everything that can be checked before work is checked in [`Run::start`] (settings, names,
 //! API sections, the lake's URL), so a bad setting exits 2 before any file is read. Each stage
 //! is a method of the run that returns its report, under one tracing span; the run record is
 //! built once from the reports ([`record`]) and written once, after the tables are committed.
 
+pub mod captures;
+pub mod ids;
 pub mod manifest;
 pub mod record;
 mod shards;
@@ -52,6 +58,8 @@ pub struct Run {
     pub registry: &'static [&'static dyn Source],
     /// The APIs to extract from; `None`: the run reads export files.
     pub apis: Option<BTreeMap<Api, ApiSpec>>,
+    /// Where raw API captures are kept (`raw_output`), opened once; `None`: not kept.
+    pub raw_output: Option<Lake>,
     /// The async runtime of the object store and HTTP calls.
     pub runtime: tokio::runtime::Runtime,
 }
@@ -105,11 +113,15 @@ impl Run {
         let apis = match s.api.is_empty() {
             true => None,
             false => Some(
-                crate::extract::http::resolve_apis(&job, &|k| std::env::var(k).ok())
+                crate::extract::http::resolve_apis(&job, registry, &|k| std::env::var(k).ok())
                     .map_err(|e| crate::Error::Extract(e.into()))?,
             ),
         };
         let lake = open_lake(&s.output)?;
+        let raw_output = match &s.raw_output {
+            None => None,
+            Some(url) => Some(open_raw_output(url, &lake)?),
+        };
         limit_threads(job.threads);
         let runtime = runtime(job.threads)?;
         Ok(Run {
@@ -120,8 +132,19 @@ impl Run {
             sources,
             registry,
             apis,
+            raw_output,
             runtime,
         })
+    }
+
+    /// The local folder for scratch files (`work_dir`, else the system's temporary folder).
+    fn scratch(&self, what: &str) -> PathBuf {
+        self.job
+            .settings
+            .work_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir)
+            .join(format!("opslake-{what}-{}", self.id))
     }
 
     /// The run date.
@@ -152,13 +175,44 @@ impl Run {
         })
     }
 
-    /// Extract stage: pulls the run's sources from the APIs into `raw_root`.
-    fn extract(&self, apis: &BTreeMap<Api, ApiSpec>, raw_root: &Path) -> Result<ExtractReport> {
+    /// Extract stage: pulls the run's sources from the APIs into a local scratch folder
+    /// (never the package: raw captures do not go into the lake), carrying forward what the
+    /// base run's captures hold and cannot have changed.
+    fn extract(&self, apis: &BTreeMap<Api, ApiSpec>) -> Result<(ExtractReport, captures::Scratch)> {
+        let raw = captures::Scratch(self.scratch("raw"));
+        let base = match &self.raw_output {
+            Some(_) => captures::find_base(self, self.as_of())?,
+            None => None,
+        };
+        let reason = captures::full_reason(self, base.as_ref());
+        // The base's captures of the per-id sources and of the sources that name their ids.
+        let base_dir = captures::Scratch(self.scratch("base"));
+        let mut have_base = false;
+        if let (Some(store), Some(capture)) = (
+            &self.raw_output,
+            base.as_ref()
+                .and_then(|b| b.extract.as_ref())
+                .and_then(|e| e.raw.as_ref()),
+        ) {
+            let mut needed: Vec<&str> = Vec::new();
+            for s in &self.sources {
+                if let crate::source::Paging::PerId(ids) = s.endpoint().paging {
+                    needed.extend([s.name(), ids.from]);
+                }
+            }
+            captures::download(self, store, capture, &needed, &base_dir.0)?;
+            have_base = true;
+        }
+        let extra = ids::extra_ids(self, apis, have_base)?;
         let target = crate::extract::http::Target {
-            raw_root,
+            raw_root: &raw.0,
             run_date: self.as_of(),
             shard: self.job.settings.shard,
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            base: have_base.then_some(base_dir.0.as_path()),
+            full: reason.is_some(),
+            extra: &extra,
+            max_failed_ratio: self.job.settings.max_reject_ratio,
         };
         let extracted = tracing::info_span!("extract").in_scope(|| {
             self.runtime.block_on(crate::extract::http::extract(
@@ -168,7 +222,36 @@ impl Run {
                 &target,
             ))
         });
-        Ok(extracted.map_err(crate::extract::Error::from)?)
+        let mut report = extracted.map_err(crate::extract::Error::from)?;
+        if self.raw_output.is_none() {
+            tracing::warn!("raw_output is not set: no raw captures are kept, and every night is a full pull");
+        }
+        info!(
+            refresh = if reason.is_some() { "full" } else { "incremental" },
+            reason = reason.as_deref().unwrap_or(""),
+            per_id_calls = report.per_id_calls(),
+            carried = report.sources.iter().map(|s| s.carried).sum::<u64>(),
+            "extracted"
+        );
+        captures::record_refresh(&mut report, self, base.as_ref(), reason);
+        Ok((report, raw))
+    }
+
+    /// Keeps the captures in `dir` at `raw_output` (`None`: the job keeps none).
+    fn keep_captures(&self, dir: &Path) -> Result<Option<crate::extract::http::RawCapture>> {
+        match &self.raw_output {
+            Some(store) => Ok(Some(captures::upload(self, store, dir)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `result`, having removed the run's captures (`kept`) from `raw_output` when it failed:
+    /// a run that commits nothing leaves no captures that no record names.
+    fn or_discard_captures<T>(&self, result: Result<T>, kept: Option<&crate::extract::http::RawCapture>) -> Result<T> {
+        if let (Err(_), Some(store), Some(capture)) = (&result, &self.raw_output, kept) {
+            captures::discard(self, store, capture);
+        }
+        result
     }
 
     /// Normalize stage: the export files under `input` into `dir`.
@@ -336,6 +419,59 @@ pub fn check_development_key(job: &Job) -> std::result::Result<(), job::Error> {
     Ok(())
 }
 
+/// Opens `raw_output` with its own credentials; it may not be the lake or inside it (raw
+/// captures hold personal data), a configuration error like an unusable URL.
+fn open_raw_output(url: &str, lake: &Lake) -> Result<Lake> {
+    let bad = |why: String| job::Error::Value {
+        setting: "raw_output".into(),
+        value: crate::extract::http::client::redact_text(url),
+        why,
+    };
+    // Checked before the store is opened: opening a local folder creates it.
+    let local = |u: &str| -> Option<PathBuf> {
+        let path = match u.split_once("://") {
+            None => PathBuf::from(u),
+            Some(("file", _)) => url::Url::parse(u).ok()?.to_file_path().ok()?,
+            Some(_) => return None,
+        };
+        let abs = std::env::current_dir().ok()?.join(path);
+        // Lexically: the folder may not exist yet.
+        let mut clean = PathBuf::new();
+        for c in abs.components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    clean.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => clean.push(other),
+            }
+        }
+        Some(clean)
+    };
+    let inside = match (local(url), &lake.local_root) {
+        (Some(r), Some(l)) => r.starts_with(l) || l.canonicalize().is_ok_and(|l| r.starts_with(l)),
+        (Some(_), None) | (None, Some(_)) => false,
+        (None, None) => {
+            let norm = |u: &str| u.trim_end_matches('/').to_string();
+            let (r, l) = (norm(url), norm(&lake.url));
+            r == l || r.starts_with(&format!("{l}/"))
+        }
+    };
+    if inside {
+        return Err(bad(format!(
+            "it is inside the lake ({}): raw captures hold personal data and never go into the analysts' lake; \
+             give them a location of their own",
+            lake.url
+        ))
+        .into());
+    }
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    crate::extract::raw::store::open(url, &vars).map_err(|e| match e {
+        publish::Error::BadUrl { why, .. } => bad(why).into(),
+        other => crate::Error::from(other),
+    })
+}
+
 /// Opens the lake at `url`; a URL that cannot be a lake is a configuration error.
 pub fn open_lake(url: &str) -> Result<Lake> {
     Lake::open(url).map_err(|e| match e {
@@ -352,6 +488,11 @@ pub fn open_lake(url: &str) -> Result<Lake> {
 /// `run`: every stage, committing the day (or the run's sources' tables, or a shard's share).
 /// With `raw` (a replay), the export files are the raw captures there and no API is called.
 pub fn run(run: &Run, raw: Option<&Path>) -> Result<RunReport> {
+    run_stages(run, raw, None)
+}
+
+/// [`run`], with the extract report of the captures a replay reads (`replayed`).
+fn run_stages(run: &Run, raw: Option<&Path>, replayed: Option<ExtractReport>) -> Result<RunReport> {
     let apis = run.apis.as_ref().filter(|_| raw.is_none());
     let files = raw.unwrap_or(&run.job.settings.input).to_path_buf();
     info!(run_id = run.id, as_of = %run.as_of(), input = %files.display(), apis = apis.is_some(), output = %run.lake.url, "run started");
@@ -361,15 +502,14 @@ pub fn run(run: &Run, raw: Option<&Path>) -> Result<RunReport> {
     let package = run.package()?;
     let mut stages = Vec::new();
 
-    // Extract: an API run fetches into raw files here; export files are read as normalized.
+    // Extract: an API run fetches into a scratch folder; export files are read as they are.
     let t = Instant::now();
-    let raw_root = package.dir.join(layout::RAW);
-    let (input, extracted) = match apis {
-        Some(apis) => (
-            raw_root.clone(),
-            Some(run.or_discard(run.extract(apis, &raw_root), &package)?),
-        ),
-        None => (files, None),
+    let (input, mut extracted, scratch) = match apis {
+        Some(apis) => {
+            let (report, scratch) = run.or_discard(run.extract(apis), &package)?;
+            (scratch.0.clone(), Some(report), Some(scratch))
+        }
+        None => (files, replayed, None),
     };
     stages.push(record::stage(
         "extract",
@@ -387,8 +527,21 @@ pub fn run(run: &Run, raw: Option<&Path>) -> Result<RunReport> {
         normalized.sources.iter().map(|s| s.rows_written).sum(),
     ));
 
+    // The captures are kept (and the fee figure taken) before anything is published, so the
+    // record that commits the day names them; a run that then fails removes them again.
+    let mut kept = None;
+    if let Some(report) = extracted.as_mut() {
+        report.journey_devices_without_fees = ids::journey_devices_without_fees(&package.dir, run.as_of());
+        if let Some(s) = &scratch {
+            report.raw = run.or_discard(run.keep_captures(&s.0), &package)?;
+            kept = report.raw.clone();
+        }
+    }
+    drop(scratch);
+
     if let Some(shard) = run.job.settings.shard {
-        return shards::stage_share(run, &package, shard, normalized, extracted, stages);
+        let staged = shards::stage_share(run, &package, shard, normalized, extracted, stages);
+        return run.or_discard_captures(staged, kept.as_ref());
     }
 
     // A run of some sources replaces only their tables (and its sources' rejects): the
@@ -422,20 +575,30 @@ pub fn run(run: &Run, raw: Option<&Path>) -> Result<RunReport> {
     let mut manifest = record::build(run, &normalized, stages);
     manifest.kind = if every { "run" } else { "sources" }.into();
     manifest.input = input.display().to_string();
-    manifest.extract = extracted;
     manifest.warnings.extend(reconciled.warnings.iter().cloned());
-    if apis.is_some() {
-        manifest.raw = run.or_discard(keep_raw(run, &raw_root), &package)?;
+    if let Some(report) = &extracted {
+        // How many journey devices have no fee record: finance's NO_FEES_RECORD, in the record.
+        if let Some(n) = report.journey_devices_without_fees.filter(|n| *n > 0) {
+            manifest.warnings.push(format!(
+                "{n} journey devices have no fee record in customer_devices: their fees_outstanding is unknown \
+                 (name their customers in an id source: ids, ids_file or ids_table of [api.customer_care])"
+            ));
+        }
+        manifest.warnings.extend(report.warnings.iter().cloned());
     }
-    let uploaded = run.or_discard(run.upload(&package, &uploads(&package, &tables)), &package)?;
-    let kind = if every { ClaimKind::Day } else { ClaimKind::Sources };
-    run.publish(&package, kind, uploaded, &mut manifest)?;
-    manifest.stages.push(record::stage(
-        "publish",
-        t,
-        manifest.tables.values().map(|t| t.rows).sum(),
-    ));
-    run.write_record(&mut manifest)?;
+    manifest.extract = extracted;
+    let published = (|| {
+        let uploaded = run.or_discard(run.upload(&package, &uploads(&package, &tables)), &package)?;
+        let kind = if every { ClaimKind::Day } else { ClaimKind::Sources };
+        run.publish(&package, kind, uploaded, &mut manifest)?;
+        manifest.stages.push(record::stage(
+            "publish",
+            t,
+            manifest.tables.values().map(|t| t.rows).sum(),
+        ));
+        run.write_record(&mut manifest)
+    })();
+    run.or_discard_captures(published, kept.as_ref())?;
     let _ = run.runtime.block_on(publish::discard(&package));
     info!(
         stage = "publish",
@@ -510,36 +673,6 @@ fn merge_rejects(run: &Run, package: &Package, normalized: &NormalizeReport) -> 
     })
 }
 
-/// Uploads the raw captures under `raw_root` next to the run's record; returns their paths.
-fn keep_raw(run: &Run, raw_root: &Path) -> Result<Vec<String>> {
-    let mut kept = Vec::new();
-    let mut stack = vec![raw_root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            // {raw_root}/{source}/[{tenant}/]{file} -> raw/{source}/run_date=D/{run_id}/[{tenant}/]{file}
-            let Ok(rel) = path.strip_prefix(raw_root) else { continue };
-            let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned());
-            let Some(source) = parts.next() else { continue };
-            let rest: Vec<String> = parts.collect();
-            let target = format!(
-                "{}/{}",
-                layout::raw_prefix(&source, run.as_of(), &run.id),
-                rest.join("/")
-            );
-            run.runtime.block_on(run.lake.upload(&path, &target))?;
-            kept.push(target);
-        }
-    }
-    kept.sort();
-    Ok(kept)
-}
-
 /// `reconcile`: re-runs the reconcile stage on the day's committed tables and commits its
 /// tables (the day's other tables stay as they are).
 pub fn reconcile_day(run: &Run) -> Result<(RunManifest, ReconcileReport)> {
@@ -591,10 +724,21 @@ fn reconcile_committed(run: &Run, record_id: &str) -> Result<(RunManifest, Recon
 /// day, with a record (normalize them later with `opslake normalize --from-raw`).
 pub fn extract_day(run: &Run) -> Result<RunManifest> {
     let apis = run.apis.as_ref().ok_or(job::Error::NoApis)?;
+    if run.raw_output.is_none() {
+        return Err(job::Error::Value {
+            setting: "raw_output".into(),
+            value: String::new(),
+            why: "`opslake extract` keeps only the raw captures: set raw_output (OPSLAKE_RAW_OUTPUT) to where they go"
+                .into(),
+        }
+        .into());
+    }
     let package = run.package()?;
     let t = Instant::now();
-    let raw_root = package.dir.join(layout::RAW);
-    let report = run.or_discard(run.extract(apis, &raw_root), &package)?;
+    let (mut report, scratch) = run.or_discard(run.extract(apis), &package)?;
+    report.raw = run.or_discard(run.keep_captures(&scratch.0), &package)?;
+    drop(scratch);
+    let kept = report.raw.clone();
     let mut manifest = record::build(
         run,
         &NormalizeReport::default(),
@@ -605,57 +749,47 @@ pub fn extract_day(run: &Run) -> Result<RunManifest> {
         )],
     );
     manifest.kind = "extract".into();
+    manifest.warnings.extend(report.warnings.iter().cloned());
     manifest.extract = Some(report);
-    manifest.raw = run.or_discard(keep_raw(run, &raw_root), &package)?;
-    run.write_record(&mut manifest)?;
+    let written = run.write_record(&mut manifest);
+    run.or_discard_captures(written, kept.as_ref())?;
     let _ = run.runtime.block_on(publish::discard(&package));
     Ok(manifest)
 }
 
-/// `normalize --from-raw`: replays a day from the latest raw captures of its records,
-/// running every stage but extraction.
+/// `normalize --from-raw`: replays a day from the raw captures of its latest record that kept
+/// some, read from `raw_output`, running every stage but extraction.
 pub fn replay(run: &Run) -> Result<RunReport> {
-    let records = run.runtime.block_on(record::day(&run.lake, run.as_of()))?;
-    let Some(latest) = records.iter().rev().find(|r| !r.raw.is_empty()) else {
-        return Err(job::Error::NothingCommitted {
-            run_date: run.as_of(),
-            url: run.lake.url.clone(),
-            what: " (no raw captures)",
-        }
-        .into());
+    let nothing = || job::Error::NothingCommitted {
+        run_date: run.as_of(),
+        url: run.lake.url.clone(),
+        what: " (no raw captures)",
     };
-    let work = replay_dir(run)?;
-    let raw = work.join(layout::RAW);
-    let prefix_of = |source: &str| format!("{}/", layout::raw_prefix(source, run.as_of(), &latest.run_id));
-    for path in &latest.raw {
-        // raw/{source}/run_date=D/{run_id}/rest -> {raw}/{source}/rest
-        let Some(source) = path.strip_prefix("raw/").and_then(|p| p.split('/').next()) else {
-            continue;
-        };
-        let Some(rest) = path.strip_prefix(&prefix_of(source)) else {
-            continue;
-        };
-        run.runtime
-            .block_on(run.lake.download(path, &raw.join(source).join(rest)))?;
-    }
-    let report = self::run(run, Some(&raw));
-    let _ = std::fs::remove_dir_all(&work);
-    report
-}
-
-fn replay_dir(run: &Run) -> Result<PathBuf> {
-    let dir = run
-        .job
-        .settings
-        .work_dir
-        .clone()
-        .unwrap_or_else(std::env::temp_dir)
-        .join(format!("opslake-replay-{}", run.id));
-    std::fs::create_dir_all(&dir).map_err(|source| publish::Error::Local {
-        path: dir.clone(),
-        source,
+    let records = run.runtime.block_on(record::day(&run.lake, run.as_of()))?;
+    let Some(extracted) = records
+        .into_iter()
+        .rev()
+        .filter_map(|r| r.extract)
+        .find(|e| e.raw.is_some())
+    else {
+        return Err(nothing().into());
+    };
+    let Some(capture) = extracted.raw.clone() else {
+        return Err(nothing().into());
+    };
+    let store = run.raw_output.as_ref().ok_or_else(|| job::Error::Value {
+        setting: "raw_output".into(),
+        value: String::new(),
+        why: format!(
+            "a replay reads the raw captures kept at raw_output ({}): set it (OPSLAKE_RAW_OUTPUT)",
+            capture.url
+        ),
     })?;
-    Ok(dir)
+    let work = captures::Scratch(run.scratch("replay"));
+    if captures::download(run, store, &capture, &[], &work.0)? == 0 {
+        return Err(nothing().into());
+    }
+    run_stages(run, Some(&work.0), Some(extracted))
 }
 
 /// `normalize --out DIR`: the normalize stage alone into `dir` (laid out like the lake),

@@ -141,6 +141,5 @@ pub fn build(run: &Run, n: &NormalizeReport, stages: Vec<StageManifest>) -> RunM
         shard: s.shard.map(|s| s.to_string()),
         extract: None,
         shares: Vec::new(),
-        raw: Vec::new(),
     }
 }

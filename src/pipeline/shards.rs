@@ -215,6 +215,25 @@ fn try_commit(run: &Run, shard: Shard) -> Result<Option<ShardOutcome>> {
         .map_err(Into::into)
 }
 
+/// The record of `shard`'s share that the `shards` commit `committed` took, if that share is
+/// still the shard's latest (a shard run again later replaces its share file). A shard's own
+/// record lives only in its share: the next night of that shard reads its captures from here.
+pub(super) fn committed_share(
+    run: &Run,
+    committed: &RunManifest,
+    shard: Shard,
+) -> std::result::Result<Option<RunManifest>, publish::Error> {
+    let Some(day) = committed.run_date else {
+        return Ok(None);
+    };
+    if committed.kind != "shards" {
+        return Ok(None);
+    }
+    let path = layout::shard_path(day, shard.count, shard.index);
+    let share = run.runtime.block_on(publish::read_json::<Share>(&run.lake, &path))?;
+    Ok(share.filter(|s| committed.shares.contains(&s.run_id)).map(|s| s.record))
+}
+
 /// Every share's files of each table, as one upload per table.
 fn union<'a>(shares: impl Iterator<Item = &'a Share>) -> Vec<Uploaded> {
     let mut tables: BTreeMap<String, Uploaded> = BTreeMap::new();

@@ -7,8 +7,8 @@
 //! {root}/_runs/run_date=YYYY-MM-DD/_claims/{n:08}.json       claims: one per commit of the day
 //! {root}/_runs/run_date=YYYY-MM-DD/_shards/{n}/{i}.json      shard shares waiting for the others
 //! {root}/_staging/{run_id}/...                               a local lake's package, before publishing
-//! {root}/raw/{source}/run_date=YYYY-MM-DD/{run_id}/...       raw API captures of an extract run
 //! ```
+//! Raw API captures are never in the lake: they go to `raw_output` (`extract::raw::layout`).
 //! A package (a run's local output) is laid out like the root: `{table}/run_date=D/part-N.parquet`.
 //! Data file names are never reused: each holds the run's id and a random uuid.
 
@@ -18,8 +18,6 @@ use chrono::NaiveDate;
 pub const RUNS: &str = "_runs";
 /// The folder of local lakes' packages.
 pub const STAGING: &str = "_staging";
-/// The folder of raw API captures.
-pub const RAW: &str = "raw";
 /// The partition column.
 pub const RUN_DATE: &str = "run_date";
 
@@ -109,21 +107,6 @@ pub fn shard_path(run_date: NaiveDate, count: u32, index: u32) -> String {
 /// `_staging/{run_id}`: a local lake's package.
 pub fn staging_prefix(run_id: &str) -> String {
     format!("{STAGING}/{run_id}")
-}
-
-/// `raw/{source}/run_date=YYYY-MM-DD/{run_id}`: an extract run's captures of one source.
-pub fn raw_prefix(source: &str, run_date: NaiveDate, run_id: &str) -> String {
-    format!("{RAW}/{source}/{}/{run_id}", partition(run_date))
-}
-
-/// The folder of one source's and tenant's raw captures in a local raw root (laid out as an
-/// export folder: a tenant is a sub-folder of the source's folder).
-pub fn raw_dir(raw_root: &std::path::Path, source: &str, tenant: Option<&str>) -> std::path::PathBuf {
-    let d = raw_root.join(source);
-    match tenant {
-        Some(t) => d.join(t),
-        None => d,
-    }
 }
 
 #[cfg(test)]

@@ -534,7 +534,7 @@ pub async fn fetch(lake: &Lake, paths: &[String], dir: &Path) -> Result<Vec<Path
 pub async fn tables(lake: &Lake) -> Result<Vec<String>, Error> {
     let mut out = Vec::new();
     for folder in lake.folders("").await? {
-        if [layout::RUNS, layout::STAGING, layout::RAW].contains(&folder.as_str()) {
+        if [layout::RUNS, layout::STAGING].contains(&folder.as_str()) {
             continue;
         }
         if !lake.list(&layout::delta_log(&folder)).await?.is_empty() {

@@ -33,6 +33,8 @@ pub enum ColumnType {
     Timestamp,
     /// A decimal amount, `Decimal(38, 10)`.
     Money,
+    /// A calendar day, `Date`.
+    Date,
 }
 
 impl ColumnType {
@@ -46,6 +48,7 @@ impl ColumnType {
             ColumnType::Bool => DataType::Boolean,
             ColumnType::Timestamp => DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
             ColumnType::Money => DataType::Decimal(MONEY_PRECISION, MONEY_SCALE),
+            ColumnType::Date => DataType::Date,
         }
     }
 }
@@ -139,6 +142,19 @@ pub struct Timestamp(pub i64);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Money(pub i128);
 
+/// A calendar day: days since 1970-01-01.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date(pub i32);
+
+impl Date {
+    /// The day of an ISO `YYYY-MM-DD` text, if it is one.
+    pub fn parse(text: &str) -> Option<Date> {
+        let d = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()?;
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?;
+        i32::try_from((d - epoch).num_days()).ok().map(Date)
+    }
+}
+
 enum Builder {
     Text(StringChunkedBuilder),
     Int32(PrimitiveChunkedBuilder<Int32Type>),
@@ -147,6 +163,7 @@ enum Builder {
     Bool(BooleanChunkedBuilder),
     Timestamp(PrimitiveChunkedBuilder<Int64Type>),
     Money(PrimitiveChunkedBuilder<Int128Type>),
+    Date(PrimitiveChunkedBuilder<Int32Type>),
     /// A column dropped by the personal-data policy: values are discarded.
     Dropped,
 }
@@ -177,6 +194,7 @@ impl ColumnBuilder {
             (_, ColumnType::Bool) => Builder::Bool(BooleanChunkedBuilder::new(name, capacity)),
             (_, ColumnType::Timestamp) => Builder::Timestamp(PrimitiveChunkedBuilder::new(name, capacity)),
             (_, ColumnType::Money) => Builder::Money(PrimitiveChunkedBuilder::new(name, capacity)),
+            (_, ColumnType::Date) => Builder::Date(PrimitiveChunkedBuilder::new(name, capacity)),
         };
         let kind = spec.pii.unwrap_or(PiiKind::Identifier);
         ColumnBuilder {
@@ -289,6 +307,16 @@ impl ColumnBuilder {
         }
     }
 
+    /// Appends a day.
+    #[inline]
+    pub fn push_date(&mut self, value: Option<Date>) {
+        match &mut self.builder {
+            Builder::Date(b) => b.append_option(value.map(|d| d.0)),
+            Builder::Dropped => {}
+            _ => debug_assert!(false, "{} is not Date", self.spec.name),
+        }
+    }
+
     /// Appends a cell of a column group; a cell of another type than the column is null.
     pub fn push_cell(&mut self, cell: &Cell<'_>, pii: &Pii) {
         debug_assert!(
@@ -322,6 +350,8 @@ impl ColumnBuilder {
             (ColumnType::Timestamp, _) => self.push_timestamp(None),
             (ColumnType::Money, Cell::Money(v)) => self.push_money(Some(*v)),
             (ColumnType::Money, _) => self.push_money(None),
+            // No column group holds days.
+            (ColumnType::Date, _) => self.push_date(None),
         }
     }
 
@@ -338,6 +368,7 @@ impl ColumnBuilder {
                 .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
                 .into_series(),
             Builder::Money(b) => b.finish().into_series().into_decimal(MONEY_PRECISION, MONEY_SCALE)?,
+            Builder::Date(b) => b.finish().into_date().into_series(),
         };
         Ok(Some(series.into_column()))
     }
@@ -497,6 +528,14 @@ impl ColumnValue for Option<Money> {
     #[inline]
     fn push(self, column: &mut ColumnBuilder, _: &Pii) {
         column.push_money(self)
+    }
+}
+
+impl ColumnValue for Option<Date> {
+    const TYPE: ColumnType = ColumnType::Date;
+    #[inline]
+    fn push(self, column: &mut ColumnBuilder, _: &Pii) {
+        column.push_date(self)
     }
 }
 

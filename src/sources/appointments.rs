@@ -4,12 +4,14 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{read_item, required_text, text};
+use super::{fetched_on, read_item, required_text, text};
 use crate::schema::Rows;
-use crate::schema::columns::{Row, TableSpec, Timestamp};
+use crate::schema::columns::{Date, Row, TableSpec, Timestamp};
 use crate::schema::lenient::{Bool, Text};
 use crate::schema::roles::{Role, RolePair, RolePivot, RoleType};
-use crate::source::{Api, Endpoint, IdSource, Item, ItemKey, Method, Paging, RawContext, Source};
+use crate::source::{
+    Api, Endpoint, Envelope, FETCHED_ON, IdSource, Item, ItemKey, Method, Paging, RawContext, Settled, Source,
+};
 use crate::table_row;
 
 /// The appointments source.
@@ -87,6 +89,21 @@ pub static RESOURCES: RolePivot = RolePivot {
 };
 
 static PIVOTS: [&RolePivot; 3] = [&PARTIES, &ENTITIES, &RESOURCES];
+
+/// The appointment states after which an appointment no longer changes (compared ASCII
+/// case-insensitively). Seed 000 shows only `accepted` and `created`, both open; these are the
+/// end states of the TM Forum appointment life cycle (TMF646) the API follows, and their
+/// common spellings. An appointment in one of them is carried forward on incremental nights.
+pub const FINAL_STATUSES: &[&str] = &[
+    "completed",
+    "cancelled",
+    "canceled",
+    "failed",
+    "closed",
+    "finished",
+    "done",
+    "rejected",
+];
 
 /// An appointment, field by field as seed 000 returns it (public for the benchmark's
 /// parse-only floor, which deserializes this same model).
@@ -212,6 +229,7 @@ table_row! {
         related_place_href: Option<Cow<'a, str>>,
         related_place_role: Option<Cow<'a, str>>,
         related_place_name: Option<Cow<'a, str>> => Street,
+        _fetched_on: Option<Date>,
     }
     groups [PARTIES, ENTITIES, RESOURCES]
 }
@@ -223,6 +241,7 @@ table_row! {
         position: Option<i32>,
         role: Option<Cow<'a, str>>,
         value: Option<Cow<'a, str>>,
+        _fetched_on: Option<Date>,
     }
     groups []
 }
@@ -236,6 +255,7 @@ table_row! {
         value: Option<Cow<'a, str>>,
         name: Option<Cow<'a, str>>,
         href: Option<Cow<'a, str>>,
+        _fetched_on: Option<Date>,
     }
     groups []
 }
@@ -249,6 +269,7 @@ table_row! {
         resource_order_item_position: Option<i32>,
         role: Option<Cow<'a, str>>,
         value: Option<Cow<'a, str>>,
+        _fetched_on: Option<Date>,
     }
     groups []
 }
@@ -262,6 +283,7 @@ table_row! {
         author: Option<Cow<'a, str>> => Name,
         date: Option<Timestamp>,
         text: Option<Cow<'a, str>> => FreeText,
+        _fetched_on: Option<Date>,
     }
     groups []
 }
@@ -275,6 +297,7 @@ table_row! {
         preferred: Option<bool>,
         characteristic_key: Option<Cow<'a, str>>,
         characteristic_value: Option<Cow<'a, str>> => Phone,
+        _fetched_on: Option<Date>,
     }
     groups []
 }
@@ -292,8 +315,14 @@ impl Source for Appointments {
             paging: Paging::PerId(IdSource {
                 from: "orders",
                 pointer: "/order/work_order",
+                known: &[],
+                body: None,
+                settled: Settled::Answer {
+                    pointer: "/status",
+                    values: FINAL_STATUSES,
+                },
             }),
-            raw: RawContext::Body,
+            raw: RawContext::Answer,
         }
     }
 
@@ -308,12 +337,21 @@ impl Source for Appointments {
         ]
     }
 
+    fn envelopes(&self) -> &'static [Envelope] {
+        // A per-id answer as kept raw (`"response": []` is a 404); export records are bare.
+        &[Envelope {
+            items: &["response"],
+            context: &[(FETCHED_ON, &["_fetched_on"])],
+        }]
+    }
+
     fn pivots(&self) -> &'static [&'static RolePivot] {
         &PIVOTS
     }
 
     fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String> {
         let a: Appointment<'a> = read_item(item.bytes)?;
+        let fetched = fetched_on(item);
         let id = required_text(a.id, "id")?;
         let last_update = rows.timestamp(a.last_update.as_ref().map(Text::as_str), "lastUpdate")?;
         let (valid_for_start, valid_for_end) = match &a.valid_for {
@@ -338,6 +376,7 @@ impl Source for Appointments {
             related_place_href: None,
             related_place_role: None,
             related_place_name: None,
+            _fetched_on: fetched,
             groups: Vec::new(),
         };
         if let Some(p) = place {
@@ -391,6 +430,7 @@ impl Source for Appointments {
                 author: text(n.author),
                 date: rows.timestamp(n.date.as_ref().map(Text::as_str), "note.date")?,
                 text: text(n.text),
+                _fetched_on: fetched,
                 groups: Vec::new(),
             });
         }
@@ -403,6 +443,7 @@ impl Source for Appointments {
                 position: Some(p.position),
                 role: Some(p.role),
                 value: p.value,
+                _fetched_on: fetched,
                 groups: Vec::new(),
             });
         }
@@ -414,6 +455,7 @@ impl Source for Appointments {
                 value: p.value,
                 name,
                 href,
+                _fetched_on: fetched,
                 groups: Vec::new(),
             });
         }
@@ -425,6 +467,7 @@ impl Source for Appointments {
                 resource_order_item_position: Some(item_position),
                 role: Some(p.role),
                 value: p.value,
+                _fetched_on: fetched,
                 groups: Vec::new(),
             });
         }
@@ -455,6 +498,7 @@ impl Source for Appointments {
                 preferred: m.preferred.map(|b| b.0),
                 characteristic_key: key,
                 characteristic_value: value,
+                _fetched_on: fetched,
                 groups: Vec::new(),
             });
         }

@@ -5,11 +5,13 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{customer_of, read_item, required_text, text};
+use super::{KNOWN_CUSTOMERS, customer_of, fetched_on, read_item, required_text, text};
 use crate::schema::Rows;
-use crate::schema::columns::{Money, Row, TableSpec, Timestamp};
+use crate::schema::columns::{Date, Money, Row, TableSpec, Timestamp};
 use crate::schema::lenient::{Amount, Bool, Int32, Text};
-use crate::source::{Api, Endpoint, Envelope, IdSource, Item, ItemKey, Method, Paging, RawContext, Source};
+use crate::source::{
+    Api, Endpoint, Envelope, FETCHED_ON, IdSource, Item, ItemKey, Method, Paging, RawContext, Settled, Source,
+};
 use crate::table_row;
 
 /// The customer devices source.
@@ -107,6 +109,7 @@ table_row! {
         expedition_date: Option<Timestamp>,
         expedition_status_id: Option<Cow<'a, str>>,
         expedition_status_value: Option<Cow<'a, str>>,
+        _fetched_on: Option<Date>,
     }
     groups []
 }
@@ -124,8 +127,11 @@ impl Source for CustomerDevices {
             paging: Paging::PerId(IdSource {
                 from: "memos",
                 pointer: "/customer_num",
+                known: KNOWN_CUSTOMERS,
+                body: None,
+                settled: Settled::Always,
             }),
-            raw: RawContext::Field("customer_num"),
+            raw: RawContext::Answer,
         }
     }
 
@@ -134,10 +140,21 @@ impl Source for CustomerDevices {
     }
 
     fn envelopes(&self) -> &'static [Envelope] {
-        &[Envelope {
-            items: &["devices"],
-            context: &[("customer_num", &["customer_num"])],
-        }]
+        &[
+            // A per-id answer as kept raw; `"response": []` is a 404 (none).
+            Envelope {
+                items: &["response", "devices"],
+                context: &[("customer_num", &["_id"]), (FETCHED_ON, &["_fetched_on"])],
+            },
+            Envelope {
+                items: &["response"],
+                context: &[("customer_num", &["_id"]), (FETCHED_ON, &["_fetched_on"])],
+            },
+            Envelope {
+                items: &["devices"],
+                context: &[("customer_num", &["customer_num"])],
+            },
+        ]
     }
 
     fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String> {
@@ -170,6 +187,7 @@ impl Source for CustomerDevices {
             final_last_installment_fee: final_plan.last_installment_fee.map(|a| a.0),
             final_financed_by: text(final_plan.financed_by),
             final_installment_duration: final_plan.duration.map(|v| v.0),
+            _fetched_on: fetched_on(item),
             ..Default::default()
         };
         if let Some(s) = d.status {

@@ -35,6 +35,10 @@ pub const SOURCES: &[&dyn Source] = &[
     &external_orders::ExternalOrders,
 ];
 
+/// The customers known from earlier days: whoever had devices or typifications in the last
+/// committed tables is asked for them again, even with no memo today (their fees are still due).
+pub const KNOWN_CUSTOMERS: &[(&str, &str)] = &[("customer_devices", "customer_num"), ("typifications", "customer_num")];
+
 /// The text of an optional field.
 pub fn text<'a>(t: Option<crate::schema::lenient::Text<'a>>) -> Option<Cow<'a, str>> {
     t.map(|t| t.0)
@@ -117,6 +121,14 @@ pub fn customer_of<'a>(item: &Item<'_, 'a>) -> Option<Cow<'a, str>> {
     }
     let stem = item.file_stem;
     (!stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit())).then(|| Cow::Owned(stem.to_string()))
+}
+
+/// The day a per-id answer was fetched (its raw line's `_fetched_on`): `None` for export
+/// files, which do not say.
+pub fn fetched_on(item: &Item<'_, '_>) -> Option<crate::schema::columns::Date> {
+    item.context
+        .get(crate::source::FETCHED_ON)
+        .and_then(crate::schema::columns::Date::parse)
 }
 
 /// Requires a key field.

@@ -7,13 +7,14 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::appointments::{RelatedParty, ValidFor};
-use super::read_item;
+use super::{fetched_on, read_item};
 use crate::schema::Rows;
-use crate::schema::columns::{Row, TableSpec, Timestamp};
+use crate::schema::columns::{Date, Row, TableSpec, Timestamp};
 use crate::schema::lenient::Text;
 use crate::schema::roles::{Role, RolePivot, RoleType};
 use crate::source::{
-    Api, Endpoint, Envelope, IdSource, Item, ItemKey, Method, Paging, RawContext, Source, composite_key,
+    Api, Endpoint, Envelope, FETCHED_ON, IdSource, Item, ItemKey, Method, Paging, RawContext, Settled, Source,
+    composite_key,
 };
 use crate::table_row;
 
@@ -46,6 +47,7 @@ table_row! {
         slot_start: Option<Timestamp>,
         slot_end: Option<Timestamp>,
         search_date: Option<Timestamp>,
+        _fetched_on: Option<Date>,
     }
     groups [SLOT_ROLES]
 }
@@ -58,8 +60,28 @@ table_row! {
         position: Option<i32>,
         role: Option<Cow<'a, str>>,
         value: Option<Cow<'a, str>>,
+        _fetched_on: Option<Date>,
     }
     groups []
+}
+
+/// The searchTimeSlot request of seed 000 for an appointment: its `id`, `relatedEntity`,
+/// `relatedParty`, `relatedPlace` and `resourceOrderItem` as the appointment holds them, and its
+/// `validFor` as the one `requestedTimeSlot`. Parts the appointment lacks are left out (the API
+/// says what it misses in its 400).
+pub fn search_request(id: &str, appointment: &serde_json::Value) -> Result<serde_json::Value, String> {
+    let a = appointment.as_object().ok_or("the appointment is not a JSON object")?;
+    let mut body = serde_json::Map::new();
+    body.insert("id".into(), serde_json::Value::String(id.to_string()));
+    for key in ["relatedEntity", "relatedParty", "relatedPlace", "resourceOrderItem"] {
+        if let Some(v) = a.get(key).filter(|v| !v.is_null()) {
+            body.insert(key.into(), v.clone());
+        }
+    }
+    if let Some(v) = a.get("validFor").filter(|v| v.is_object()) {
+        body.insert("requestedTimeSlot".into(), serde_json::json!([{ "validFor": v }]));
+    }
+    Ok(serde_json::Value::Object(body))
 }
 
 impl Source for TimeSlots {
@@ -75,8 +97,16 @@ impl Source for TimeSlots {
             paging: Paging::PerId(IdSource {
                 from: "appointments",
                 pointer: "/id",
+                known: &[],
+                body: Some(search_request),
+                // Free slots change every day while the appointment is open; a search for an
+                // appointment in a final state is kept as it was.
+                settled: Settled::Item {
+                    pointer: "/status",
+                    values: super::appointments::FINAL_STATUSES,
+                },
             }),
-            raw: RawContext::Request,
+            raw: RawContext::Answer,
         }
     }
 
@@ -92,7 +122,13 @@ impl Source for TimeSlots {
                     ("response_id", &["response", "id"]),
                     ("appointment_id", &["request", "id"]),
                     ("search_date", &["response", "searchDate"]),
+                    (FETCHED_ON, &["_fetched_on"]),
                 ],
+            },
+            // A per-id answer kept raw as `"response": []`: the API answered 404.
+            Envelope {
+                items: &["response"],
+                context: &[],
             },
             Envelope {
                 items: &["availableTimeSlot"],
@@ -123,12 +159,14 @@ impl Source for TimeSlots {
         };
         let start = start.ok_or("missing required key validFor.startDateTime")?;
         let search_date = rows.timestamp(ctx.get("search_date"), "searchDate")?;
+        let fetched = fetched_on(item);
         let time = *rows.time();
         let mut row = TimeSlotRow {
             appointment_id: Some(appointment.clone()),
             slot_start: Some(start),
             slot_end: end,
             search_date,
+            _fetched_on: fetched,
             groups: Vec::with_capacity(2),
         };
         let mut pairs = Vec::new();
@@ -146,10 +184,45 @@ impl Source for TimeSlots {
                 position: Some(p.position),
                 role: Some(p.role),
                 value: p.value,
+                _fetched_on: fetched,
                 groups: Vec::new(),
             });
         }
         let key = composite_key(&[&appointment, itoa::Buffer::new().format(start.0)]);
         Ok(ItemKey::new(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_search_request_is_built_from_the_appointment_as_seed_000_defines_it() {
+        let appointment = serde_json::json!({
+            "id": "MYSIM_391588", "status": "accepted", "note": [{"text": "x"}],
+            "relatedEntity": [{"id": "MYSIM_12411", "role": "workorder"}],
+            "relatedParty": [{"id": "28036", "role": "zipcode"}],
+            "relatedPlace": {"id": "01000500059400011 001B", "role": "interventionAddress"},
+            "resourceOrderItem": [{"id": "6545"}],
+            "validFor": {"startDateTime": "2020-08-18T13:00:00Z", "endDateTime": "2020-08-18T15:00:00Z"}
+        });
+        let body = search_request("MYSIM_391588", &appointment).unwrap();
+        assert_eq!(body["id"], "MYSIM_391588");
+        assert_eq!(body["relatedPlace"]["id"], "01000500059400011 001B");
+        assert_eq!(body["relatedParty"][0]["role"], "zipcode");
+        assert_eq!(body["resourceOrderItem"][0]["id"], "6545");
+        assert_eq!(body["relatedEntity"][0]["role"], "workorder");
+        assert_eq!(
+            body["requestedTimeSlot"],
+            serde_json::json!([{"validFor": {"startDateTime": "2020-08-18T13:00:00Z", "endDateTime": "2020-08-18T15:00:00Z"}}])
+        );
+        assert!(
+            body.get("note").is_none() && body.get("status").is_none(),
+            "only what the request defines"
+        );
+        let bare = search_request("A1", &serde_json::json!({"id": "A1"})).unwrap();
+        assert_eq!(bare, serde_json::json!({"id": "A1"}));
+        assert!(search_request("A1", &serde_json::json!([1])).is_err());
     }
 }

@@ -4,11 +4,13 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{customer_of, read_item, required_text, text};
+use super::{KNOWN_CUSTOMERS, customer_of, fetched_on, read_item, required_text, text};
 use crate::schema::Rows;
-use crate::schema::columns::{Money, Row, TableSpec, Timestamp};
+use crate::schema::columns::{Date, Money, Row, TableSpec, Timestamp};
 use crate::schema::lenient::{Amount, Text};
-use crate::source::{Api, Endpoint, Envelope, IdSource, Item, ItemKey, Method, Paging, RawContext, Source};
+use crate::source::{
+    Api, Endpoint, Envelope, FETCHED_ON, IdSource, Item, ItemKey, Method, Paging, RawContext, Settled, Source,
+};
 use crate::table_row;
 
 /// The typifications source.
@@ -58,6 +60,7 @@ table_row! {
         operator: Option<Cow<'a, str>>,
         description: Option<Cow<'a, str>> => FreeText,
         initial_fee: Option<Money>,
+        _fetched_on: Option<Date>,
     }
     groups []
 }
@@ -75,8 +78,11 @@ impl Source for Typifications {
             paging: Paging::PerId(IdSource {
                 from: "memos",
                 pointer: "/customer_num",
+                known: KNOWN_CUSTOMERS,
+                body: None,
+                settled: Settled::Always,
             }),
-            raw: RawContext::Field("customer_num"),
+            raw: RawContext::Answer,
         }
     }
 
@@ -85,10 +91,21 @@ impl Source for Typifications {
     }
 
     fn envelopes(&self) -> &'static [Envelope] {
-        &[Envelope {
-            items: &["typifications"],
-            context: &[("customer_num", &["customer_num"])],
-        }]
+        &[
+            // A per-id answer as kept raw; `"response": []` is a 404 (none).
+            Envelope {
+                items: &["response", "typifications"],
+                context: &[("customer_num", &["_id"]), (FETCHED_ON, &["_fetched_on"])],
+            },
+            Envelope {
+                items: &["response"],
+                context: &[("customer_num", &["_id"]), (FETCHED_ON, &["_fetched_on"])],
+            },
+            Envelope {
+                items: &["typifications"],
+                context: &[("customer_num", &["customer_num"])],
+            },
+        ]
     }
 
     fn parse<'a>(&self, item: &Item<'_, 'a>, rows: &mut Rows<'_, 'a>) -> Result<ItemKey<'a>, String> {
@@ -115,6 +132,7 @@ impl Source for Typifications {
             operator: text(t.operator),
             description: text(t.description),
             initial_fee: t.initial_fee.map(|a| a.0),
+            _fetched_on: fetched_on(item),
             groups: Vec::new(),
         });
         Ok(ItemKey::new(id))

@@ -3,7 +3,13 @@
 //!
 //! Retried: connect errors, timeouts, 429 and 5xx (waiting at least `Retry-After`), and a
 //! body that is cut short or not valid JSON. Not retried: any other 4xx (401 and 403 name the
-//! key as the likely cause). A per-id 404 is an answer ("none"), not a failure.
+//! key as the likely cause) and a body larger than `max_body_bytes` (read as it streams, never
+//! whole). A per-id 404 is an answer ("none"), not a failure.
+//!
+//! The key goes only to its origin: the base URL is `https://`, or `http://` to a loopback
+//! host or where the job says `allow_http`; path overrides are plain paths; no redirect is
+//! followed; a `next_request` link to another origin is refused. URLs are shown without their
+//! password ([`redact`]).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -100,6 +106,53 @@ pub enum Error {
         /// The last failure.
         last: String,
     },
+    /// A response body is larger than the cap.
+    #[error(
+        "the {api} API sent more than {limit} bytes at {url}: the body was not read further; \
+         raise max_body_bytes in [api.{api}] or lower page_size"
+    )]
+    BodyTooLarge {
+        /// The API.
+        api: String,
+        /// The URL.
+        url: String,
+        /// The cap.
+        limit: u64,
+    },
+    /// A base URL would send the key in clear text.
+    #[error(
+        "refusing plain http:// to {host} for the {api} API: the key would travel in clear text; \
+         use https://, or set allow_http = true in [api.{api}] for a trusted network"
+    )]
+    PlainHttp {
+        /// The API.
+        api: String,
+        /// The host.
+        host: String,
+    },
+    /// A path override is not a plain path (it could send the key elsewhere).
+    #[error(
+        "bad path for {source_name} in [api.{api}.paths]: {path:?} {why}; a path starts with one '/' \
+         and names no host, user or scheme"
+    )]
+    BadPath {
+        /// The API.
+        api: String,
+        /// The source.
+        source_name: String,
+        /// The path.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// An id source of the job is not usable.
+    #[error("bad id source in [api.{api}]: {why}")]
+    BadIds {
+        /// The API.
+        api: String,
+        /// Why.
+        why: String,
+    },
     /// A `next_request` link points elsewhere than the API.
     #[error("refusing to follow next_request to {link}: it is not on {base}, and the API key must not leave its API")]
     ForeignLink {
@@ -121,6 +174,9 @@ impl Error {
                 | Error::BadBaseUrl { .. }
                 | Error::UnsafePathValue { .. }
                 | Error::Unauthorized { .. }
+                | Error::PlainHttp { .. }
+                | Error::BadPath { .. }
+                | Error::BadIds { .. }
         )
     }
 }
@@ -144,6 +200,97 @@ pub fn check_path_value(what: &'static str, value: &str) -> Result<(), Error> {
     }
 }
 
+/// A URL as it may be shown: without user name or password.
+pub fn redact(url: &Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.to_string();
+    }
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    let text = shown.to_string();
+    // Say that something was removed, where it was.
+    text.replacen("://", "://***@", 1)
+}
+
+/// A text that may be a URL, as it may be shown: whatever sits between `://` and an `@`
+/// before the path is removed, even when the text does not parse as a URL.
+pub fn redact_text(text: &str) -> String {
+    if let Ok(u) = Url::parse(text) {
+        return redact(&u);
+    }
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => text.to_string(),
+    }
+}
+
+/// Checks that a base URL keeps the key safe: `https://`, or `http://` to a loopback host
+/// (127.0.0.0/8, ::1, localhost) or with `allow_http`.
+pub fn check_base(api: &str, base: &Url, allow_http: bool) -> Result<(), Error> {
+    match base.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let loopback = match base.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                None => false,
+            };
+            if loopback || allow_http {
+                Ok(())
+            } else {
+                Err(Error::PlainHttp {
+                    api: api.to_string(),
+                    host: base.host_str().unwrap_or_default().to_string(),
+                })
+            }
+        }
+        other => Err(Error::BadBaseUrl {
+            api: api.to_string(),
+            url: redact(base),
+            why: format!("{other}:// is not http:// or https://"),
+            env: String::new(),
+        }),
+    }
+}
+
+/// Checks that a path override is a plain path below the base: one leading `/`, no `//`, no
+/// `@`, no scheme, no `..` segment, no backslash, space or control character.
+pub fn check_path(api: &str, source: &str, path: &str) -> Result<(), Error> {
+    let why = if !path.starts_with('/') {
+        Some("does not start with '/'")
+    } else if path.starts_with("//") || path.contains("//") {
+        Some("holds '//' (a host)")
+    } else if path.contains('@') {
+        Some("holds '@' (a user)")
+    } else if path.split('?').next().is_some_and(|p| p.contains(':')) {
+        Some("holds a scheme or a port")
+    } else if path.split(['/', '?']).any(|seg| seg == ".." || seg == ".") {
+        Some("holds a '..' or '.' segment")
+    } else if path
+        .chars()
+        .any(|c| c == '\\' || c == '#' || c.is_whitespace() || c.is_control())
+    {
+        Some("holds a backslash, '#', a space or a control character")
+    } else {
+        None
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(Error::BadPath {
+            api: api.to_string(),
+            source_name: source.to_string(),
+            path: redact_text(path),
+            why: why.to_string(),
+        }),
+    }
+}
+
 /// How an API is called.
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
@@ -161,6 +308,8 @@ pub struct ClientSettings {
     pub timeout: Duration,
     /// Retries per request after the first attempt.
     pub retries: u32,
+    /// Largest response body read; a larger one fails its call.
+    pub max_body_bytes: u64,
 }
 
 /// What was asked and how it went, for the manifest.
@@ -243,7 +392,7 @@ impl ApiClient {
             .build()
             .map_err(|e| Error::BadBaseUrl {
                 api: settings.api.clone(),
-                url: settings.base.to_string(),
+                url: redact(&settings.base),
                 why: e.to_string(),
                 env: String::new(),
             })?;
@@ -268,7 +417,7 @@ impl ApiClient {
         let text = format!("{base}{path_and_query}");
         Url::parse(&text).map_err(|e| Error::BadBaseUrl {
             api: self.settings.api.clone(),
-            url: text,
+            url: redact_text(&text),
             why: e.to_string(),
             env: String::new(),
         })
@@ -337,7 +486,7 @@ impl ApiClient {
                     let Some(delay) = backoff.next() else {
                         return Err(Error::Exhausted {
                             api: self.settings.api.clone(),
-                            url: url.to_string(),
+                            url: redact(url),
                             attempts,
                             last: why,
                         });
@@ -350,7 +499,7 @@ impl ApiClient {
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
                     let wait = after.map_or(delay, |a| a.max(delay));
-                    tracing::debug!(api = %self.settings.api, url = %url, %why, wait_ms = wait.as_millis() as u64, "retrying");
+                    tracing::debug!(api = %self.settings.api, url = %redact(url), %why, wait_ms = wait.as_millis() as u64, "retrying");
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -362,7 +511,7 @@ impl ApiClient {
         let Ok(_permit) = self.permits.acquire().await else {
             return Attempt::Fail(Error::Exhausted {
                 api: self.settings.api.clone(),
-                url: url.to_string(),
+                url: redact(url),
                 attempts: 0,
                 last: "the client was shut down".into(),
             });
@@ -389,9 +538,16 @@ impl ApiClient {
         };
         let status = response.status();
         let retry_after = retry_after(&response);
-        let bytes = match response.bytes().await {
+        let bytes = match self.body(response, url).await {
             Ok(b) => b,
-            Err(e) => {
+            Err(BodyError::TooLarge) => {
+                return Attempt::Fail(Error::BodyTooLarge {
+                    api: self.settings.api.clone(),
+                    url: redact(url),
+                    limit: self.settings.max_body_bytes,
+                });
+            }
+            Err(BodyError::Cut(e)) => {
                 return Attempt::Retry {
                     why: format!("the body was cut short: {}", describe(&e)),
                     after: None,
@@ -413,7 +569,7 @@ impl ApiClient {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Attempt::Fail(Error::Unauthorized {
                 api: self.settings.api.clone(),
                 status: status.as_u16(),
-                url: url.to_string(),
+                url: redact(url),
             }),
             StatusCode::TOO_MANY_REQUESTS => Attempt::Retry {
                 why: "HTTP 429 Too Many Requests".into(),
@@ -430,7 +586,7 @@ impl ApiClient {
                 Attempt::Fail(Error::Status {
                     api: self.settings.api.clone(),
                     status: s.as_u16(),
-                    url: url.to_string(),
+                    url: redact(url),
                     body: self.settings.key.scrub(&text),
                 })
             }
@@ -438,7 +594,36 @@ impl ApiClient {
     }
 }
 
-/// A reqwest error in a line, with the URL already known to the caller.
+/// Why a body could not be read.
+enum BodyError {
+    /// Larger than the cap.
+    TooLarge,
+    /// The connection failed while reading it.
+    Cut(reqwest::Error),
+}
+
+impl ApiClient {
+    /// Reads a body as it streams, refusing one larger than `max_body_bytes` (by its
+    /// `Content-Length` before reading, else as soon as the bytes read pass the cap).
+    async fn body(&self, mut response: reqwest::Response, url: &Url) -> Result<Bytes, BodyError> {
+        let limit = self.settings.max_body_bytes;
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(BodyError::TooLarge);
+        }
+        let mut buf = bytes::BytesMut::new();
+        while let Some(chunk) = response.chunk().await.map_err(BodyError::Cut)? {
+            if (buf.len() + chunk.len()) as u64 > limit {
+                tracing::warn!(api = %self.settings.api, url = %redact(url), limit, "body larger than max_body_bytes");
+                return Err(BodyError::TooLarge);
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    }
+}
+
+/// A reqwest error in a line, with the URL already known to the caller (and left out: it
+/// could hold a password).
 fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".into()
@@ -447,6 +632,10 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         let mut s = e.to_string();
         let mut source = std::error::Error::source(e);
+        // reqwest names the URL in its message; the caller names it, redacted.
+        if let Some(u) = e.url() {
+            s = s.replace(u.as_str(), &redact(u));
+        }
         while let Some(inner) = source {
             s.push_str(": ");
             s.push_str(&inner.to_string());
@@ -487,6 +676,7 @@ mod tests {
             requests_per_second: 10,
             timeout: Duration::from_secs(1),
             retries: 0,
+            max_body_bytes: 1 << 20,
         })
         .unwrap()
     }
@@ -515,6 +705,67 @@ mod tests {
             "another scheme is another origin"
         );
         assert!(c.follow("https://api.example.com:8443/memos").is_err());
+    }
+
+    #[test]
+    fn passwords_in_urls_are_never_shown() {
+        let u = Url::parse("https://opslake:hunter2@api.example.com/v1?x=1").unwrap();
+        assert_eq!(redact(&u), "https://***@api.example.com/v1?x=1");
+        assert_eq!(
+            redact(&Url::parse("https://api.example.com/").unwrap()),
+            "https://api.example.com/"
+        );
+        assert_eq!(
+            redact_text("https://u:hunter2@api.example.com/x"),
+            "https://***@api.example.com/x"
+        );
+        assert_eq!(redact_text("htps://u:hunter2@bad host/x"), "htps://***@bad host/x");
+        assert_eq!(redact_text("no url"), "no url");
+        let c = client("https://u:hunter2@api.example.com/care");
+        let url = c.url("/memos").unwrap();
+        assert_eq!(redact(&url), "https://***@api.example.com/care/memos");
+    }
+
+    #[test]
+    fn plain_http_is_for_loopback_or_where_the_job_allows_it() {
+        let ok = |u: &str, allow: bool| check_base("logistics", &Url::parse(u).unwrap(), allow).is_ok();
+        assert!(ok("https://api.example.com", false));
+        assert!(ok("http://127.0.0.1:8080", false));
+        assert!(ok("http://127.8.0.1:8080", false));
+        assert!(ok("http://[::1]:8080", false));
+        assert!(ok("http://localhost:8080", false));
+        assert!(!ok("http://api.example.com", false));
+        assert!(!ok("http://10.0.0.5", false));
+        assert!(ok("http://10.0.0.5", true));
+        assert!(!ok("ftp://api.example.com", true));
+        let e = check_base("logistics", &Url::parse("http://api.example.com").unwrap(), false).unwrap_err();
+        assert!(e.is_config() && e.to_string().contains("allow_http"), "{e}");
+    }
+
+    #[test]
+    fn path_overrides_are_plain_paths() {
+        for ok in [
+            "/v2/{tenant}/orders",
+            "/v1/orgs/{tenant}/customers/{id}/devices",
+            "/v1/stock?warehouse=all",
+        ] {
+            assert!(check_path("logistics", "orders", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "v1/orders",
+            "//evil.example.com/v1/orders",
+            "/v1//orders",
+            "https://evil.example.com/v1",
+            "/v1/@evil.example.com",
+            "/v1/orders:8443",
+            "/v1/../admin",
+            "/v1/orders\\x",
+            "/v1/orders#frag",
+            "/v1/ orders",
+        ] {
+            let e = check_path("logistics", "orders", bad).unwrap_err();
+            assert!(e.is_config(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Extraction from the three APIs into raw files (DESIGN.md 2.2).
 //!
 //! ```text
-//!  wave 1: page-number, next-link and single-call sources ──▶ {raw root}/{source}/{tenant}/
+//!  wave 1: page-number, next-link and single-call sources ──▶ {raw}/{source}/{tenant}/part-N
 //!  wave 2: per-id sources, ids read from wave 1's raw files (work orders, customers)
 //!  wave 3: per-id sources of wave 2 (time slots of the appointments found) ...
 //! ```
@@ -10,24 +10,31 @@
 //! files as they arrive, so memory does not grow with the data, and the normalizer then reads
 //! the raw folder like an export folder. A source that fails after its retries fails the
 //! extraction: nothing of the run is published.
+//!
+//! Listings are complete or failed ([`paging`]): `total_elements` is checked against the items
+//! received, a `total_pages` or `next_request` chain past `max_pages` is refused, and items
+//! that moved between pages while paging make the listing be read again.
+//!
+//! Per-id sources are incremental ([`per_id`]): with the captures of an earlier committed run
+//! (its base), only the ids that can have changed are asked; the other answers are copied
+//! from the base's captures, each keeping the day it was fetched.
 
 pub mod auth;
 pub mod client;
+pub mod paging;
+pub mod per_id;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::extract::raw::{self, RawWriter};
-use crate::extract::shape;
-use crate::job::{Job, Shard};
-use crate::publish::layout;
-use crate::source::{self, Api, Method as SourceMethod, Paging, Source};
+use crate::extract::raw::{self, RawWriter, layout};
+use crate::job::{IdsFile, Job, Shard};
+use crate::source::{Api, Method as SourceMethod, Paging, Source};
 use auth::ApiKey;
 pub use client::{ApiClient, ClientSettings, ClientStats, Error};
 
@@ -40,15 +47,27 @@ pub struct ApiSpec {
     pub tenants: Vec<String>,
     /// Items per page.
     pub page_size: u32,
-    /// Path overrides by source.
+    /// Path overrides by source (plain paths, checked).
     pub paths: BTreeMap<String, String>,
     /// Extra ids for the per-id sources of this API (customers not seen in memos...).
     pub ids: Vec<String>,
+    /// A file of more ids.
+    pub ids_file: Option<IdsFile>,
+    /// A committed table's column of more ids: `(table, column)`.
+    pub ids_table: Option<(String, String)>,
+    /// Most pages of one listing.
+    pub max_pages: u64,
 }
 
 /// The job's APIs, resolved: base URLs from `OPSLAKE_{API}_URL` (read through `env`) or the
-/// section, keys from `OPSLAKE_API_KEY_FILE`, the section's file or its variable.
-pub fn resolve_apis(job: &Job, env: &dyn Fn(&str) -> Option<String>) -> Result<BTreeMap<Api, ApiSpec>, Error> {
+/// section, keys from `OPSLAKE_API_KEY_FILE`, the section's file or its variable. The key goes
+/// only to its origin: base URLs are `https://` (or loopback, or `allow_http`) and path
+/// overrides are plain paths of the API's own sources.
+pub fn resolve_apis(
+    job: &Job,
+    registry: &[&dyn Source],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<Api, ApiSpec>, Error> {
     let default_tenants = job.settings.tenants.clone().unwrap_or_default();
     let mut apis = BTreeMap::new();
     for api in Api::ALL {
@@ -57,7 +76,7 @@ pub fn resolve_apis(job: &Job, env: &dyn Fn(&str) -> Option<String>) -> Result<B
         };
         let bad_base = |url: String, why: String| Error::BadBaseUrl {
             api: api.name().into(),
-            url,
+            url: client::redact_text(&url),
             why,
             env: api.url_env().into(),
         };
@@ -65,6 +84,32 @@ pub fn resolve_apis(job: &Job, env: &dyn Fn(&str) -> Option<String>) -> Result<B
             return Err(bad_base(String::new(), "no base URL".into()));
         };
         let base = url::Url::parse(&base).map_err(|e| bad_base(base.clone(), e.to_string()))?;
+        client::check_base(api.name(), &base, c.allow_http)?;
+        for (source, path) in &c.paths {
+            if !registry.iter().any(|s| s.name() == source && s.endpoint().api == api) {
+                return Err(Error::BadPath {
+                    api: api.name().into(),
+                    source_name: source.clone(),
+                    path: client::redact_text(path),
+                    why: "is not for a source of this API".into(),
+                });
+            }
+            client::check_path(api.name(), source, path)?;
+        }
+        let ids_table = match &c.ids_table {
+            None => None,
+            Some(t) => match t.split_once('.') {
+                Some((table, column)) if !table.is_empty() && !column.is_empty() => {
+                    Some((table.to_string(), column.to_string()))
+                }
+                _ => {
+                    return Err(Error::BadIds {
+                        api: api.name().into(),
+                        why: format!("ids_table {t:?} is not table.column"),
+                    });
+                }
+            },
+        };
         let key_file = env("OPSLAKE_API_KEY_FILE")
             .filter(|f| !f.is_empty())
             .map(PathBuf::from)
@@ -102,19 +147,69 @@ pub fn resolve_apis(job: &Job, env: &dyn Fn(&str) -> Option<String>) -> Result<B
                     requests_per_second: c.requests_per_second.max(1),
                     timeout: std::time::Duration::from_secs(c.timeout_seconds.max(1)),
                     retries: c.retries,
+                    max_body_bytes: c.max_body_bytes.max(1024),
                 },
                 tenants,
                 page_size: c.page_size.max(1),
                 paths: c.paths.clone(),
                 ids: c.ids.clone(),
+                ids_file: c.ids_file.clone(),
+                ids_table,
+                max_pages: c.max_pages.max(1),
             },
         );
     }
     Ok(apis)
 }
 
+/// Where an id of a per-id source came from, besides the items of its id source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IdOrigin {
+    /// The job's `ids` list.
+    List,
+    /// The job's `ids_file`.
+    File,
+    /// The job's `ids_table`.
+    Table,
+    /// Known from an earlier committed day.
+    Known,
+}
+
+/// One id that no item of the run names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraId {
+    /// The id.
+    pub id: String,
+    /// Its tenant (`None`: asked in every tenant of the API).
+    pub tenant: Option<String>,
+    /// Where it came from.
+    pub origin: IdOrigin,
+}
+
+/// Ids for per-id sources that no item of the run names, by source.
+#[derive(Debug, Clone, Default)]
+pub struct ExtraIds {
+    /// Source name → ids.
+    pub by_source: BTreeMap<String, Vec<ExtraId>>,
+}
+
+/// How many ids a per-id source had, by where they came from.
+#[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
+pub struct IdCounts {
+    /// Named by the items of its id source.
+    pub from_items: u64,
+    /// Only in the job's `ids` list.
+    pub list: u64,
+    /// Only in the job's `ids_file`.
+    pub file: u64,
+    /// Only in the job's `ids_table`.
+    pub table: u64,
+    /// Only known from an earlier committed day.
+    pub known: u64,
+}
+
 /// What was extracted from one source.
-#[derive(Debug, Default, Serialize, serde::Deserialize, Clone, PartialEq)]
+#[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
 pub struct SourceFetch {
     /// The source.
     pub source: String,
@@ -122,33 +217,125 @@ pub struct SourceFetch {
     pub api: String,
     /// Tenants fetched.
     pub tenants: Vec<String>,
-    /// Responses kept (pages, per-id answers).
+    /// Responses kept (pages, per-id answers fetched or carried forward).
     pub responses: u64,
     /// Per-id calls answered 404 ("none").
     pub not_found: u64,
     /// Ids of per-id calls left out because they cannot go into a URL path.
     pub unsafe_ids: u64,
+    /// Items received (listings).
+    #[serde(default)]
+    pub items: u64,
+    /// Items the listing announced (`total_elements`), where it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_elements: Option<u64>,
+    /// Listings read again because items moved between pages while paging.
+    #[serde(default)]
+    pub rereads: u64,
+    /// Per-id: the ids, by origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<IdCounts>,
+    /// Per-id calls made tonight.
+    #[serde(default)]
+    pub called: u64,
+    /// Per-id answers carried forward from the base run's captures.
+    #[serde(default)]
+    pub carried: u64,
+    /// Ids asked because they are new since the base run.
+    #[serde(default)]
+    pub asked_new: u64,
+    /// Ids asked because the items that name them changed since the base run.
+    #[serde(default)]
+    pub asked_changed: u64,
+    /// Ids asked because their answer was not in a final state.
+    #[serde(default)]
+    pub asked_unsettled: u64,
+    /// Per-id calls the API refused (a 4xx other than 401, 403, 404 and 429).
+    #[serde(default)]
+    pub failed: u64,
+    /// The first refused calls, each naming its id and the API's reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+}
+
+/// The run whose captures a night carried forward.
+#[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
+pub struct BaseRun {
+    /// Its id.
+    pub run_id: String,
+    /// Its day.
+    pub run_date: Option<NaiveDate>,
+}
+
+/// Where a run's raw captures are kept.
+#[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
+pub struct RawCapture {
+    /// The `raw_output` URL (without password).
+    pub url: String,
+    /// The captures' prefix in it.
+    pub prefix: String,
+    /// Files.
+    pub files: u64,
+    /// Bytes (compressed).
+    pub bytes: u64,
 }
 
 /// What the extraction did.
-#[derive(Debug, Default, Serialize, serde::Deserialize, Clone, PartialEq)]
+#[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
 pub struct ExtractReport {
     /// Per source, in the order they finished.
     pub sources: Vec<SourceFetch>,
     /// Per API: requests, retries by cause, bytes.
     pub apis: BTreeMap<String, ClientStats>,
+    /// `full` (every per-id call asked) or `incremental` (only what can have changed).
+    #[serde(default)]
+    pub refresh: String,
+    /// Why the night was a full pull.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_refresh_reason: Option<String>,
+    /// The committed run whose captures were carried forward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseRun>,
+    /// The last night that asked every per-id call (this one, on a full pull).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_full_refresh: Option<NaiveDate>,
+    /// Where this run's raw captures are kept (none: not kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<RawCapture>,
+    /// Journey devices with no fee record (`customer_devices`) after this run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journey_devices_without_fees: Option<u64>,
+    /// Things worth a look that did not fail the extraction (refused calls...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
-/// Where the extraction writes, and for which shard.
+impl ExtractReport {
+    /// Per-id calls made tonight, all sources.
+    pub fn per_id_calls(&self) -> u64 {
+        self.sources.iter().map(|s| s.called).sum()
+    }
+}
+
+/// Where the extraction writes, what it may carry forward, and for which shard.
 pub struct Target<'a> {
-    /// The raw root (`.../raw`).
+    /// The local folder of the run's captures.
     pub raw_root: &'a Path,
-    /// The run date.
+    /// The run date (the day answers are marked as fetched on).
     pub run_date: NaiveDate,
     /// The run's shard of the tenants.
     pub shard: Option<Shard>,
     /// Show progress bars (stderr is a terminal).
     pub progress: bool,
+    /// The base run's captures, downloaded (`None`: no base, every id is asked).
+    pub base: Option<&'a Path>,
+    /// Ask every per-id call even with a base (a full refresh); the base still names the
+    /// customers known from earlier days.
+    pub full: bool,
+    /// Ids no item names, by source.
+    pub extra: &'a ExtraIds,
+    /// Largest share of a per-id source's calls the API may refuse before the run fails.
+    pub max_failed_ratio: f64,
 }
 
 /// Everything extraction can fail on.
@@ -159,9 +346,9 @@ pub enum ExtractError {
     Api {
         /// The source.
         source_name: String,
-        /// What failed.
+        /// What failed (boxed: the error type is large and failures are rare).
         #[source]
-        error: Error,
+        error: Box<Error>,
     },
     /// A raw file could not be written or read.
     #[error("cannot write or read raw responses under {path}: {source}")]
@@ -180,6 +367,31 @@ pub enum ExtractError {
         url: String,
         /// Why.
         why: String,
+    },
+    /// A listing could not be read whole.
+    #[error("source {source_name} (tenant {tenant}): incomplete listing: {why}; nothing was published")]
+    Incomplete {
+        /// The source.
+        source_name: String,
+        /// The tenant (`-` when none).
+        tenant: String,
+        /// Why.
+        why: String,
+    },
+    /// The API refused more per-id calls than the job allows.
+    #[error(
+        "source {source_name}: the API refused {failed} of {called} calls (more than max_reject_ratio), \
+         first: {first}; nothing was published"
+    )]
+    Refused {
+        /// The source.
+        source_name: String,
+        /// Calls refused.
+        failed: u64,
+        /// Calls made.
+        called: u64,
+        /// The first refusal, naming its id.
+        first: String,
     },
     /// The job names an API that a selected source needs but no base URL is set.
     #[error("source {source_name} needs the {api} API: set {env} or [api.{api}] base_url in the job file")]
@@ -227,12 +439,12 @@ pub async fn extract(
         for t in &spec.tenants {
             client::check_path_value("tenant", t).map_err(|error| ExtractError::Api {
                 source_name: s.name().into(),
-                error,
+                error: Box::new(error),
             })?;
         }
         let c = ApiClient::new(spec.client.clone()).map_err(|error| ExtractError::Api {
             source_name: s.name().into(),
-            error,
+            error: Box::new(error),
         })?;
         clients.insert(api, Arc::new(c));
     }
@@ -264,6 +476,15 @@ pub async fn extract(
                     .find(|s| s.name() == fetched.source)
                     .map_or("", |s| s.name()),
             );
+            if fetched.failed > 0 {
+                report.warnings.push(format!(
+                    "{}: the API refused {} of {} calls (kept yesterday's answer where there was one), first: {}",
+                    fetched.source,
+                    fetched.failed,
+                    fetched.called,
+                    fetched.failures.first().map_or("", String::as_str)
+                ));
+            }
             report.sources.push(fetched);
         }
     }
@@ -317,39 +538,18 @@ async fn fetch_source(
                 SourceMethod::Post => Method::POST,
             },
             path: path.replace("{tenant}", tenant.as_deref().unwrap_or("")),
-            writer: RawWriter::new(layout::raw_dir(target.raw_root, name, tenant.as_deref())),
-            raw_root: target.raw_root,
+            writer: RawWriter::new(layout::dir(target.raw_root, name, tenant.as_deref())),
+            tenant: tenant.clone(),
+            run_date: target.run_date,
             bar: bar.as_ref(),
         };
         match endpoint.paging {
             Paging::Single => calls.single().await?,
-            Paging::PageNumber => calls.numbered_pages().await?,
-            Paging::NextLink { link } => calls.linked_pages(link).await?,
-            Paging::PerId(from) => {
-                let Some(ids_source) = source::find(registry, from.from) else {
-                    return Err(ExtractError::Shape {
-                        source_name: name.into(),
-                        url: String::new(),
-                        why: format!("its ids come from source {}, which is not registered", from.from),
-                    });
-                };
-                let dir = layout::raw_dir(target.raw_root, from.from, tenant.as_deref());
-                let mut ids = ids_in(&dir, ids_source.envelopes(), from.pointer)?;
-                ids.extend(spec.ids.iter().cloned());
-                let (safe, unsafe_ids): (Vec<String>, Vec<String>) = ids
-                    .into_iter()
-                    .partition(|id| client::check_path_value("id", id).is_ok());
-                if let Some(example) = unsafe_ids.first() {
-                    tracing::warn!(source = name, count = unsafe_ids.len(), example = %example, "ids left out: they cannot go into a URL path");
-                    fetch.unsafe_ids += unsafe_ids.len() as u64;
-                }
-                fetch.not_found += calls.per_id(safe).await?;
-            }
+            Paging::PageNumber => paging::numbered(&calls, &mut fetch).await?,
+            Paging::NextLink { link } => paging::linked(&calls, link, &mut fetch).await?,
+            Paging::PerId(ids) => per_id::fetch(&calls, ids, registry, target, &mut fetch).await?,
         }
-        calls.writer.finish().map_err(|source| ExtractError::Raw {
-            path: target.raw_root.to_path_buf(),
-            source,
-        })?;
+        calls.writer.finish().map_err(|e| calls.raw_err(e))?;
         fetch.responses += calls.writer.lines();
         if let Some(t) = tenant {
             fetch.tenants.push(t);
@@ -358,10 +558,13 @@ async fn fetch_source(
     if let Some(b) = bar {
         b.finish_with_message("done");
     }
+    per_id::check_refusals(&fetch, target.max_failed_ratio)?;
     tracing::info!(
         source = name,
         responses = fetch.responses,
         not_found = fetch.not_found,
+        called = fetch.called,
+        carried = fetch.carried,
         "extracted"
     );
     Ok(fetch)
@@ -378,7 +581,7 @@ fn progress_bar(bars: &indicatif::MultiProgress, name: &str) -> indicatif::Progr
 }
 
 /// The calls of one source for one tenant, and the raw files their answers go to.
-struct TenantCalls<'a> {
+pub struct TenantCalls<'a> {
     source: &'static dyn Source,
     client: &'a Arc<ApiClient>,
     spec: &'a ApiSpec,
@@ -386,7 +589,8 @@ struct TenantCalls<'a> {
     /// The source's path with the tenant filled in (`{id}` left for per-id calls).
     path: String,
     writer: RawWriter,
-    raw_root: &'a Path,
+    tenant: Option<String>,
+    run_date: NaiveDate,
     bar: Option<&'a indicatif::ProgressBar>,
 }
 
@@ -394,7 +598,22 @@ impl TenantCalls<'_> {
     fn api_err(&self, error: Error) -> ExtractError {
         ExtractError::Api {
             source_name: self.source.name().to_string(),
-            error,
+            error: Box::new(error),
+        }
+    }
+
+    fn raw_err(&self, source: std::io::Error) -> ExtractError {
+        ExtractError::Raw {
+            path: self.writer.dir().to_path_buf(),
+            source,
+        }
+    }
+
+    fn incomplete(&self, why: String) -> ExtractError {
+        ExtractError::Incomplete {
+            source_name: self.source.name().to_string(),
+            tenant: self.tenant.clone().unwrap_or_else(|| "-".into()),
+            why,
         }
     }
 
@@ -408,18 +627,19 @@ impl TenantCalls<'_> {
         self.client.url(&path).map_err(|e| self.api_err(e))
     }
 
-    /// Keeps one answer (for `id`, in per-id calls) as a raw line.
-    fn keep(&self, body: &[u8], id: Option<&str>) -> Result<(), ExtractError> {
+    /// Keeps one answer (for `id`, in per-id calls; `None` is a 404) as a raw line.
+    fn keep(&self, body: Option<&[u8]>, id: Option<&str>) -> Result<(), ExtractError> {
         self.writer
-            .write(&raw::line(self.source.endpoint().raw, body, id))
-            .map_err(|source| ExtractError::Raw {
-                path: self.raw_root.to_path_buf(),
-                source,
-            })?;
+            .write(&raw::line(self.source.endpoint().raw, body, id, self.run_date))
+            .map_err(|e| self.raw_err(e))?;
+        self.tick();
+        Ok(())
+    }
+
+    fn tick(&self) {
         if let Some(b) = self.bar {
             b.inc(1);
         }
-        Ok(())
     }
 
     async fn get(&self, url: &url::Url) -> Result<client::Answer, ExtractError> {
@@ -432,175 +652,17 @@ impl TenantCalls<'_> {
     /// One call returns everything.
     async fn single(&self) -> Result<(), ExtractError> {
         if let client::Answer::Json(body) = self.get(&self.url("")?).await? {
-            self.keep(&body, None)?;
+            self.keep(Some(&body), None)?;
         }
         Ok(())
     }
-
-    /// Page 1, then pages 2 to `total_pages` in parallel.
-    async fn numbered_pages(&self) -> Result<(), ExtractError> {
-        let page_size = self.spec.page_size;
-        let first_url = self.url(&format!("page=1&page_size={page_size}"))?;
-        let client::Answer::Json(first) = self.get(&first_url).await? else {
-            return Ok(());
-        };
-        let total = total_pages(&first).map_err(|why| ExtractError::Shape {
-            source_name: self.source.name().into(),
-            url: first_url.to_string(),
-            why,
-        })?;
-        if let Some(b) = self.bar {
-            b.inc_length(total.max(1));
-        }
-        self.keep(&first, None)?;
-        let urls = (2..=total)
-            .map(|page| self.url(&format!("page={page}&page_size={page_size}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let pages = futures::stream::iter(urls)
-            .map(|url| {
-                let client = self.client.clone();
-                let method = self.method.clone();
-                async move { client.call(method, &url, None, false).await }
-            })
-            .buffer_unordered(self.client.settings().concurrency.max(1));
-        futures::pin_mut!(pages);
-        while let Some(answer) = pages.try_next().await.map_err(|e| self.api_err(e))? {
-            if let client::Answer::Json(body) = answer {
-                self.keep(&body, None)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Follows the link at `link` until the last page, an empty page, or a link already
-    /// followed.
-    async fn linked_pages(&self, link: &str) -> Result<(), ExtractError> {
-        let mut url = self.url(&format!("limit={}", self.spec.page_size))?;
-        let mut seen = BTreeSet::new();
-        loop {
-            seen.insert(url.to_string());
-            let client::Answer::Json(body) = self.get(&url).await? else {
-                return Ok(());
-            };
-            self.keep(&body, None)?;
-            let (next, items) = next_link(&body, link, self.source.envelopes());
-            let Some(next) = next.filter(|_| items > 0) else {
-                return Ok(());
-            };
-            let next = self.client.follow(&next).map_err(|e| self.api_err(e))?;
-            if seen.contains(next.as_str()) {
-                return Ok(());
-            }
-            url = next;
-        }
-    }
-
-    /// One call per id; returns how many were answered 404 ("none").
-    async fn per_id(&self, ids: Vec<String>) -> Result<u64, ExtractError> {
-        if let Some(b) = self.bar {
-            b.inc_length(ids.len() as u64);
-        }
-        let calls = futures::stream::iter(ids)
-            .map(|id| {
-                let client = self.client.clone();
-                let method = self.method.clone();
-                let url = self.client.url(&self.path.replace("{id}", &id));
-                let body = (method == Method::POST).then(|| serde_json::json!({ "id": id }).to_string());
-                async move {
-                    let answer = client
-                        .call(method, &url?, body.as_deref().map(str::as_bytes), true)
-                        .await?;
-                    Ok::<_, Error>((id, answer))
-                }
-            })
-            .buffer_unordered(self.client.settings().concurrency.max(1));
-        futures::pin_mut!(calls);
-        let mut not_found = 0;
-        while let Some((id, answer)) = calls.try_next().await.map_err(|e| self.api_err(e))? {
-            match answer {
-                client::Answer::Json(body) => self.keep(&body, Some(&id))?,
-                client::Answer::NotFound => {
-                    not_found += 1;
-                    if let Some(b) = self.bar {
-                        b.inc(1);
-                    }
-                }
-            }
-        }
-        Ok(not_found)
-    }
-}
-
-/// `total_pages` of a numbered page (a page without it is the only one).
-fn total_pages(body: &[u8]) -> Result<u64, String> {
-    #[derive(serde::Deserialize)]
-    struct Pagination {
-        total_pages: Option<crate::schema::lenient::Int64>,
-    }
-    let p: Pagination = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    Ok(p.total_pages.map_or(1, |t| t.0.max(1) as u64))
-}
-
-/// The next page's link (at the JSON pointer `link`) and how many items of `envelopes` the
-/// page held; a page that holds none of the envelopes has no items.
-fn next_link(body: &[u8], link: &str, envelopes: &[source::Envelope]) -> (Option<String>, usize) {
-    let Ok(page) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return (None, 0);
-    };
-    let next = match page.pointer(link) {
-        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-        _ => None,
-    };
-    let enveloped = envelopes.iter().any(|e| {
-        let pointer: String = e.items.iter().map(|k| format!("/{k}")).collect();
-        page.pointer(&pointer).is_some()
-    });
-    let mut items = 0;
-    if enveloped {
-        let _ = shape::for_each_item(body, envelopes, &mut |_, _| items += 1);
-    }
-    (next, items)
-}
-
-/// The distinct ids at `pointer` in the items (inside `envelopes`) of the raw files in `dir`.
-fn ids_in(dir: &Path, envelopes: &[source::Envelope], pointer: &str) -> Result<BTreeSet<String>, ExtractError> {
-    let mut ids = BTreeSet::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(ids);
-    };
-    let io = |source| ExtractError::Raw {
-        path: dir.to_path_buf(),
-        source,
-    };
-    for entry in entries {
-        let path = entry.map_err(io)?.path();
-        if !path.is_file() {
-            continue;
-        }
-        let bytes = zstd::decode_all(std::fs::File::open(&path).map_err(io)?).map_err(io)?;
-        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let _ = shape::for_each_item(line, envelopes, &mut |item, _| {
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(item) {
-                    match v.pointer(pointer) {
-                        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => {
-                            ids.insert(s.trim().to_string());
-                        }
-                        Some(serde_json::Value::Number(n)) => {
-                            ids.insert(n.to_string());
-                        }
-                        _ => {}
-                    }
-                }
-            });
-        }
-    }
-    Ok(ids)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::job::Job;
+    use crate::sources::SOURCES;
 
     const JOB: &str = r#"
 pii = "drop"
@@ -616,6 +678,10 @@ orders = "/v2/{tenant}/orders"
         crate::job::tests::job_from_toml(text, &|_| None).unwrap()
     }
 
+    fn key(k: &str) -> Option<String> {
+        (k == "OPSLAKE_API_KEY").then(|| "k".to_string())
+    }
+
     #[test]
     fn api_sections_take_urls_and_keys_from_the_environment() {
         let env = |k: &str| match k {
@@ -623,42 +689,51 @@ orders = "/v2/{tenant}/orders"
             "OPSLAKE_API_KEY" => Some("sekret".to_string()),
             _ => None,
         };
-        let apis = resolve_apis(&job(JOB), &env).unwrap();
+        let apis = resolve_apis(&job(JOB), SOURCES, &env).unwrap();
         let l = &apis[&Api::Logistics];
         assert_eq!(l.client.base.as_str(), "http://127.0.0.1:9/");
         assert_eq!(l.tenants, ["masmovil", "yoigo"]);
         assert_eq!(l.client.concurrency, 4);
         assert_eq!(l.page_size, 200);
+        assert_eq!(l.max_pages, 100_000);
+        assert_eq!(l.client.max_body_bytes, 64 * 1024 * 1024);
         assert_eq!(l.paths["orders"], "/v2/{tenant}/orders");
         assert!(!format!("{:?}", l.client.key).contains("sekret"));
     }
 
     #[test]
     fn a_missing_key_or_a_bad_tenant_is_a_configuration_error() {
-        let err = resolve_apis(&job(JOB), &|_| None).unwrap_err();
+        let err = resolve_apis(&job(JOB), SOURCES, &|_| None).unwrap_err();
         assert!(err.to_string().starts_with("no API key for the logistics API"), "{err}");
         assert!(err.is_config());
-        let key = |k: &str| (k == "OPSLAKE_API_KEY").then(|| "k".to_string());
         let bad = JOB.replace("\"yoigo\"", "\"../etc\"");
-        let err = resolve_apis(&job(&bad), &key).unwrap_err();
+        let err = resolve_apis(&job(&bad), SOURCES, &key).unwrap_err();
         assert!(err.to_string().contains("../etc"), "{err}");
     }
 
     #[test]
-    fn next_links_are_followed_while_pages_hold_items() {
-        let envelopes = [source::Envelope {
-            items: &["data", "memos"],
-            context: &[],
-        }];
-        let page = br#"{"data": {"memos": [{"id": 1}, {"id": 2}]}, "next_request": "/memos?page=2"}"#;
-        assert_eq!(
-            next_link(page, "/next_request", &envelopes),
-            (Some("/memos?page=2".into()), 2)
-        );
-        let empty = br#"{"data": {"memos": []}, "next_request": "/memos?page=3"}"#;
-        assert_eq!(next_link(empty, "/next_request", &envelopes).1, 0);
-        let last = br#"{"data": {"memos": [{"id": 3}]}, "next_request": ""}"#;
-        assert_eq!(next_link(last, "/next_request", &envelopes), (None, 1));
-        assert_eq!(next_link(b"{}", "/next_request", &envelopes), (None, 0));
+    fn the_key_goes_only_to_its_origin() {
+        for (bad, says) in [
+            (r#"orders = "//evil.example.com/v1/orders""#, "'//'"),
+            (r#"orders = "https://evil.example.com/v1/orders""#, "scheme"),
+            (r#"orders = "/v1/x@evil.example.com""#, "'@'"),
+            (r#"memos = "/v1/memos""#, "not for a source of this API"),
+        ] {
+            let text = JOB.replace(r#"orders = "/v2/{tenant}/orders""#, bad);
+            let err = resolve_apis(&job(&text), SOURCES, &key).unwrap_err();
+            assert!(err.is_config() && err.to_string().contains(says), "{bad}: {err}");
+        }
+        let http = JOB.replace("https://logistics.example.com", "http://logistics.example.com");
+        let err = resolve_apis(&job(&http), SOURCES, &key).unwrap_err();
+        assert!(err.is_config() && err.to_string().contains("allow_http"), "{err}");
+        let allowed = http.replace("concurrency = 4", "concurrency = 4\nallow_http = true");
+        assert!(resolve_apis(&job(&allowed), SOURCES, &key).is_ok());
+        let password = JOB.replace("https://logistics", "https://opslake:hunter2@logistics");
+        let env = |k: &str| match k {
+            "OPSLAKE_LOGISTICS_URL" => Some("https://opslake:hunter2@bad host/".to_string()),
+            other => key(other),
+        };
+        let err = resolve_apis(&job(&password), SOURCES, &env).unwrap_err().to_string();
+        assert!(!err.contains("hunter2") && err.contains("***@"), "{err}");
     }
 }
