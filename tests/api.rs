@@ -687,6 +687,17 @@ fn drop_some_memos(dir: &Path) -> Vec<String> {
 
 #[test]
 fn every_customer_whose_fees_are_needed_is_asked_for() {
+    // The universe's own final payments without any fee record (NO_FEES_RECORD cases): no id
+    // source can find those. Counted on a lake of its own, whose customers are then known.
+    let whole = TestLake::new();
+    universe(&whole, 100);
+    let server = FixtureServer::start(&whole.input(), KEY, &[]);
+    ok(&run_api(&whole, &server, &api_job(&whole, TENANTS, ""), &["run"]));
+    let unknowable = extract_of(&whole, DAY)["journey_devices_without_fees"]
+        .as_u64()
+        .unwrap();
+    drop(server);
+
     let t = TestLake::new();
     universe(&t, 100);
     let dropped = drop_some_memos(&t.input());
@@ -697,7 +708,7 @@ fn every_customer_whose_fees_are_needed_is_asked_for() {
     let out = run_api(&t, &server, &job, &["run"]);
     ok(&out);
     let missing = extract_of(&t, DAY)["journey_devices_without_fees"].as_u64().unwrap();
-    assert!(missing > 0, "customers named by no memo lack fees");
+    assert!(missing > unknowable, "customers named by no memo lack fees");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!("journey devices without a fee record: {missing}")),
         "the summary says how many"
@@ -721,7 +732,7 @@ fn every_customer_whose_fees_are_needed_is_asked_for() {
     let out = run_api(&t, &server, &with_file, &["run"]);
     ok(&out);
     let extract = extract_of(&t, DAY);
-    assert_eq!(extract["journey_devices_without_fees"], 0);
+    assert_eq!(extract["journey_devices_without_fees"], unknowable);
     let devices = source_fetch(&extract, "customer_devices");
     assert!(devices["ids"]["file"].as_u64().unwrap() > 0, "{devices}");
     drop(server);
@@ -737,7 +748,8 @@ fn every_customer_whose_fees_are_needed_is_asked_for() {
     let server = FixtureServer::start(&day1.input(), KEY, &[]);
     ok(&run_api(&day1, &server, &job1, &["run"]));
     let extract = extract_of(&day1, DAY);
-    assert_eq!(extract["journey_devices_without_fees"], 0, "{extract}");
+    // The same universe: only its own NO_FEES_RECORD cases lack fees.
+    assert_eq!(extract["journey_devices_without_fees"], unknowable, "{extract}");
     assert!(
         source_fetch(&extract, "customer_devices")["ids"]["known"]
             .as_u64()
@@ -817,6 +829,11 @@ fn an_incremental_night_asks_only_what_can_have_changed() {
     let (a, b) = (tables_on(&t.lake(), DAY2), tables_on(&full.lake(), DAY2));
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (name, rows) in &b {
+        // recon_exceptions ages exceptions across the lake's days by design: the full pull's
+        // lake has no day 1, so every exception there is NEW.
+        if name == "recon_exceptions" {
+            continue;
+        }
         assert!(
             a[name] == *rows,
             "{name}: the incremental night differs from a full pull"
