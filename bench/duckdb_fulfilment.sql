@@ -38,4 +38,6 @@ SELECT o.order_id, o.subscription_device_id, o.position, o.product_code, coalesc
 FROM read_parquet('{lake}/order_products/run_date={day}/*.parquet') o
 LEFT JOIN chosen c ON c.subscription_device_id = o.subscription_device_id
 LEFT JOIN status_categories k ON k.status = c.last_status
+-- Discarded order lines are not demand (sql/recon_order_fulfilment.sql).
+WHERE coalesce(o.status, '') <> 'DISCARDED'
 ) TO '{out}' (FORMAT parquet, COMPRESSION zstd);
