@@ -20,6 +20,7 @@ use super::Run;
 use crate::error::Result;
 use crate::extract::http::{ApiSpec, ExtraId, ExtraIds, IdOrigin};
 use crate::job::{self, IdsFile};
+use crate::normalize::NormalizeReport;
 use crate::publish::{self, layout};
 use crate::source::{Api, Paging};
 
@@ -266,18 +267,13 @@ pub fn extra_ids(run: &Run, apis: &BTreeMap<Api, ApiSpec>, have_base: bool) -> R
 /// and have no `customer_devices` record, so that their fees are unknown; `None` when the
 /// package lacks one of the tables. The figure the finance reconciliation's NO_FEES_RECORD
 /// rests on, read from the package's tables before they are published.
-pub fn journey_devices_without_fees(dir: &Path, run_date: NaiveDate) -> Option<u64> {
+pub fn journey_devices_without_fees(dir: &Path, run_date: NaiveDate, normalized: &NormalizeReport) -> Option<u64> {
+    // The files normalize wrote for `table` (its report names them), only `columns` read.
     let read = |table: &str, columns: &[&str]| -> Option<DataFrame> {
-        let part_dir = dir.join(layout::table_partition(table, run_date));
-        let mut parts: Vec<PathBuf> = std::fs::read_dir(&part_dir)
-            .ok()?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-            .collect();
-        parts.sort();
+        let folder = dir.join(layout::table_partition(table, run_date));
         let mut all: Option<DataFrame> = None;
-        for p in parts {
-            let f = std::fs::File::open(&p).ok()?;
+        for file in &normalized.tables.get(table)?.files {
+            let f = std::fs::File::open(folder.join(&file.name)).ok()?;
             let df = ParquetReader::new(f)
                 .with_columns(Some(columns.iter().map(|c| (*c).into()).collect()))
                 .finish()

@@ -531,7 +531,7 @@ fn run_stages(run: &Run, raw: Option<&Path>, replayed: Option<ExtractReport>) ->
     // record that commits the day names them; a run that then fails removes them again.
     let mut kept = None;
     if let Some(report) = extracted.as_mut() {
-        report.journey_devices_without_fees = ids::journey_devices_without_fees(&package.dir, run.as_of());
+        report.journey_devices_without_fees = ids::journey_devices_without_fees(&package.dir, run.as_of(), &normalized);
         if let Some(s) = &scratch {
             report.raw = run.or_discard(run.keep_captures(&s.0), &package)?;
             kept = report.raw.clone();
