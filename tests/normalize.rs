@@ -101,6 +101,54 @@ fn large_files_are_read_in_many_batches_with_the_same_result() {
 }
 
 #[test]
+fn many_small_files_share_batches_with_the_same_result() {
+    // 600 files of one or two records each: read as a few batches, not one batch per file,
+    // yet every file keeps its records, rejects, duplicates and checksum.
+    let t = TestLake::new();
+    for i in 0..600 {
+        let mut text = stock("1", &format!("P{i}"), i).to_string();
+        if i == 300 {
+            text.push_str("\n{\"warehouse_id\": \"1\", \"product_id\": ");
+        }
+        t.file(&format!("stock/f{i:04}.ndjson"), text);
+    }
+    // The same key in an early and a late file: without a timestamp the later read wins.
+    t.file("stock/a-first.ndjson", stock("1", "P5", -1).to_string());
+    let out = t.run_ok(DAY, &["--sources", "stock"]);
+    let s = t.table("stock", DAY);
+    assert_eq!(s.height(), 600, "{out}");
+    assert_eq!(
+        cell(&s, "product_code", "P5", "available_quantity").as_deref(),
+        Some("5")
+    );
+    let r = t.table("_rejects", DAY);
+    assert_eq!(strings(&r, "file"), vec![Some("stock/f0300.ndjson".to_string())]);
+    assert_eq!(strings(&r, "line"), vec![Some("2".to_string())]);
+    let m = &t.manifests(DAY)[0];
+    let files = m["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "stock")
+        .unwrap()["files"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(files.len(), 601);
+    assert!(
+        files
+            .iter()
+            .all(|f| f["checksum"].as_str().unwrap().starts_with("xxh3-128:"))
+    );
+    assert_eq!(files.iter().map(|f| f["records"].as_u64().unwrap()).sum::<u64>(), 602);
+    // One file of one row group: the batches packed the small files together.
+    let parts = common::table_files(&t.lake(), "stock", DAY);
+    assert_eq!(parts.len(), 1);
+    let footer = opslake::publish::stats::read_footer(&parts[0]).unwrap();
+    assert_eq!(footer.num_row_groups(), 1, "one row group per batch, not per file");
+}
+
+#[test]
 fn role_lists_pivot_into_typed_columns_and_keep_every_pair() {
     let t = TestLake::new();
     let a = appointment(

@@ -1,18 +1,20 @@
-//! Normalize: records into typed tables, written as Parquet parts of a local package.
+//! Normalize: records into typed tables, written as Parquet files of a local package.
 //!
 //! ```text
-//!  reader thread                       worker threads (--threads)
-//!  files in name order ──chunks──▶  parse items → column builders → collapse duplicates
-//!  (decompress, cut at record          → one Parquet part per table per chunk
-//!   boundaries, bounded queue)
+//!  reader thread                          worker threads (--threads)
+//!  files in name order ──batches──▶  parse items → column builders → collapse duplicates
+//!  (decompress, cut at record             → one row group per table per batch, appended
+//!   boundaries, pack small files           to the table's open file (rolled at 1 M rows)
+//!   into one batch, bounded queue)
 //! ```
-//! Memory is bounded by `batch_bytes` × (workers + queue), whatever the input size: a chunk
+//! Memory is bounded by `batch_bytes` × (workers + queue), whatever the input size: a batch
 //! is parsed straight into column builders (no JSON tree per record) and written as soon as it
-//! is done. Duplicates are collapsed on the main table's key: inside a chunk by its worker,
-//! across chunks through the source's ledger of key hashes on disk ([`dedupe`]); a row already
-//! written that loses is removed by rewriting its part at the end (rare: only re-exported
-//! keys). At the end the code checks, per source,
-//! `records read = rows written + rejects + duplicates collapsed`.
+//! is done. The work per batch is the same whether its bytes come from one file or from a
+//! thousand: many small files cost about what a few large ones do. Duplicates are collapsed on
+//! the main table's key: inside a batch by its worker, across batches through the source's
+//! ledger of key hashes on disk ([`dedupe`]); a row already written that loses is removed by
+//! rewriting its file at the end (rare: only re-exported keys). At the end the code checks, per
+//! source, `records read = rows written + rejects + duplicates collapsed`.
 
 pub mod dedupe;
 pub mod rejects;
@@ -191,11 +193,32 @@ pub struct NormalizeReport {
     pub duration: Duration,
 }
 
+/// One batch for a worker: consecutive chunks of one source's files, about `batch_bytes` in
+/// all. Many small files share a batch, so a day exported as 50,000 small files costs the
+/// same column, row-group and ledger work as one exported as a few large ones.
 struct Work {
     source: usize,
-    file: usize,
     batch: u32,
+    parts: Vec<Part>,
+    /// Bytes of the parts' chunks.
+    bytes: usize,
+}
+
+/// A chunk of one file, in a batch.
+struct Part {
+    file: usize,
     chunk: files::Chunk,
+}
+
+impl Work {
+    fn new(source: usize, batch: u32) -> Self {
+        Work {
+            source,
+            batch,
+            parts: Vec::new(),
+            bytes: 0,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -250,7 +273,7 @@ impl Shared<'_> {
     }
 
     /// Appends rejects to the spill file.
-    fn spill(&self, key: SpillKey, rejects: &[Reject]) -> Result<(), Error> {
+    fn spill<'r>(&self, key: SpillKey, rejects: impl IntoIterator<Item = &'r Reject>) -> Result<(), Error> {
         let encoded = Spill::encode(rejects).map_err(|e| spill_error(self.opts, e))?;
         lock(&self.rejects)
             .append(key, &encoded)
@@ -463,38 +486,57 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The reader: files in name order, cut into chunks, sent to the workers.
+/// The reader: files in name order, cut into chunks, packed into batches of about
+/// `batch_bytes` and sent to the workers.
 fn read_all(shared: &Shared<'_>, tx: crossbeam_channel::Sender<Work>) {
     let opts = shared.opts;
+    let batch_bytes = opts.job.settings.batch_bytes;
+    let full = batch_bytes - batch_bytes / 8;
+    let limits = files::Limits::of(opts.job);
+    let mut batch = 0u32;
     for (si, source) in opts.sources.iter().enumerate() {
         let files: Vec<InputFile> = lock(&shared.sources[si]).files.iter().map(|f| f.0.clone()).collect();
-        let mut batch = 0u32;
+        // A batch holds one source's records only: it is parsed by that source.
+        let mut pending = Work::new(si, batch);
+        let send = |pending: &mut Work, batch: &mut u32| -> bool {
+            if pending.parts.is_empty() {
+                return true;
+            }
+            *batch += 1;
+            tx.send(std::mem::replace(pending, Work::new(si, *batch))).is_ok()
+        };
         for (fi, file) in files.iter().enumerate() {
             if shared.failed() {
                 return;
             }
             tracing::debug!(source = source.name(), file = %file.name, bytes = file.bytes, "reading");
-            let limits = files::Limits::of(opts.job);
             let (stream, checksum) = match files::open_with(file, &limits) {
                 Ok(x) => x,
                 Err(e) => return shared.fail(unreadable_file(file, e)),
             };
-            let mut reader = ChunkReader::new(stream, file.format, opts.job.settings.batch_bytes)
+            let mut reader = ChunkReader::new(stream, file.format, batch_bytes)
+                .expected_bytes(file.expected_bytes())
                 .max_record_bytes(limits.max_record_bytes)
                 .csv_columns(source.csv_columns());
             let mut records = 0u64;
             loop {
                 match reader.next_chunk() {
-                    Ok(Some(chunk)) => {
+                    Ok(Some(mut chunk)) => {
                         records += chunk.records() as u64;
-                        let job = Work {
-                            source: si,
-                            file: fi,
-                            batch,
-                            chunk,
-                        };
-                        batch += 1;
-                        if tx.send(job).is_err() {
+                        // A small file's chunk is read into a larger buffer: many of them
+                        // wait in one batch, so each keeps only what it holds.
+                        if chunk.data.capacity() > 2 * chunk.data.len() {
+                            chunk.data.shrink_to_fit();
+                        }
+                        // A batch stays within about `batch_bytes`, which bounds memory.
+                        let over = pending.bytes + chunk.data.len() > batch_bytes;
+                        if over && !send(&mut pending, &mut batch) {
+                            return;
+                        }
+                        pending.bytes += chunk.data.len();
+                        pending.parts.push(Part { file: fi, chunk });
+                        // A large file's chunk (a batch short of a record) goes at once.
+                        if pending.bytes >= full && !send(&mut pending, &mut batch) {
                             return;
                         }
                     }
@@ -514,6 +556,9 @@ fn read_all(shared: &Shared<'_>, tx: crossbeam_channel::Sender<Work>) {
             let mut st = lock(&shared.sources[si]);
             st.files[fi].1 = Some(checksum.hex());
             st.files[fi].2 = records;
+        }
+        if !send(&mut pending, &mut batch) {
+            return;
         }
     }
 }
@@ -539,13 +584,26 @@ struct Parsed<'a> {
     rounded: u64,
 }
 
-/// A worker's job: one chunk → rows → Parquet parts.
+/// Where an item is: its part, its bytes in that part's chunk, line, page and offset (for a
+/// later reject).
+struct Origin {
+    part: usize,
+    bytes: std::ops::Range<usize>,
+    line: u64,
+    page: Option<i64>,
+    offset: u64,
+}
+
+/// A worker's job: one batch → rows → row groups of the tables' files.
 fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
     let opts = shared.opts;
     let source = opts.sources[job.source];
     let specs = &shared.specs[job.source];
-    let file = lock(&shared.sources[job.source]).files[job.file].0.clone();
-    let capacity = job.chunk.spans.len();
+    let files: Vec<InputFile> = {
+        let st = lock(&shared.sources[job.source]);
+        job.parts.iter().map(|p| st.files[p.file].0.clone()).collect()
+    };
+    let capacity = job.parts.iter().map(|p| p.chunk.spans.len()).sum();
     let main = specs[0].name;
     let mut tables: Vec<TableBuilder> = specs
         .iter()
@@ -558,60 +616,94 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
     let bound: Vec<(&'static RolePivot, BoundPivot<'_>)> =
         source.pivots().iter().map(|p| (*p, p.bind(&opts.job.pii))).collect();
     let mut parsed: Vec<Option<Parsed<'_>>> = Vec::with_capacity(capacity);
-    // Where each item is: its bytes in `data`, line, page and offset (for a later reject).
-    let mut origins: Vec<(std::ops::Range<usize>, u64, Option<i64>, u64)> = Vec::with_capacity(capacity);
-    let mut rejects = Vec::new();
-    let data = &job.chunk.data;
+    let mut origins: Vec<Origin> = Vec::with_capacity(capacity);
+    // Rejects by the part they are in (its file), in read order.
+    let mut rejects: Vec<(usize, Reject)> = Vec::new();
 
-    for span in &job.chunk.spans {
-        let record = &data[span.start..span.end];
-        let result = shape::for_each_item(record, source.envelopes(), &mut |bytes, ctx| {
-            let ordinal = parsed.len() as u32;
-            let item = Item {
-                bytes,
-                context: ctx,
-                file_stem: &file.stem,
-            };
-            let mut rows = Rows::new(&mut tables, &bound, &opts.job.pii, &opts.job.time, ordinal);
-            let start = bytes.as_ptr() as usize - data.as_ptr() as usize;
-            let offset = span.offset + (bytes.as_ptr() as usize - record.as_ptr() as usize) as u64;
-            origins.push((start..start + bytes.len(), span.line, ctx.page, offset));
-            let outcome = source.parse(&item, &mut rows);
-            // Counted for the records kept only: a reject's amounts are not published.
-            let rounded_here = crate::schema::lenient::take_rounded();
-            match outcome {
-                Ok(key) => parsed.push(Some(Parsed {
-                    key: key.key,
-                    updated_at: key.updated_at,
-                    content: xxhash_rust::xxh3::xxh3_64(bytes),
-                    rounded: rounded_here,
-                })),
-                Err(reason) => {
-                    parsed.push(None);
-                    rejects.push(Reject::new(
-                        source.name(),
-                        &file.name,
-                        span.line,
-                        ctx.page,
-                        offset,
-                        reason,
-                        bytes,
-                        &opts.redactor,
-                    ));
+    for (pi, (part, file)) in job.parts.iter().zip(&files).enumerate() {
+        let data = &part.chunk.data;
+        for span in &part.chunk.spans {
+            let record = &data[span.start..span.end];
+            let result = shape::for_each_item(record, source.envelopes(), &mut |bytes, ctx| {
+                let ordinal = parsed.len() as u32;
+                let item = Item {
+                    bytes,
+                    context: ctx,
+                    file_stem: &file.stem,
+                };
+                let mut rows = Rows::new(&mut tables, &bound, &opts.job.pii, &opts.job.time, ordinal);
+                let start = bytes.as_ptr() as usize - data.as_ptr() as usize;
+                let offset = span.offset + (bytes.as_ptr() as usize - record.as_ptr() as usize) as u64;
+                origins.push(Origin {
+                    part: pi,
+                    bytes: start..start + bytes.len(),
+                    line: span.line,
+                    page: ctx.page,
+                    offset,
+                });
+                let outcome = source.parse(&item, &mut rows);
+                // Counted for the records kept only: a reject's amounts are not published.
+                let rounded_here = crate::schema::lenient::take_rounded();
+                match outcome {
+                    Ok(key) => parsed.push(Some(Parsed {
+                        key: key.key,
+                        updated_at: key.updated_at,
+                        content: xxhash_rust::xxh3::xxh3_64(bytes),
+                        rounded: rounded_here,
+                    })),
+                    Err(reason) => {
+                        parsed.push(None);
+                        let r = Reject::new(
+                            source.name(),
+                            &file.name,
+                            span.line,
+                            ctx.page,
+                            offset,
+                            reason,
+                            bytes,
+                            &opts.redactor,
+                        );
+                        rejects.push((pi, r));
+                    }
                 }
+            });
+            if let Err(reason) = result {
+                let r = Reject::new(
+                    source.name(),
+                    &file.name,
+                    span.line,
+                    None,
+                    span.offset,
+                    reason,
+                    record,
+                    &opts.redactor,
+                );
+                rejects.push((pi, r));
             }
-        });
-        if let Err(reason) = result {
-            rejects.push(Reject::new(
-                source.name(),
-                &file.name,
-                span.line,
-                None,
-                span.offset,
-                reason,
-                record,
-                &opts.redactor,
-            ));
+        }
+        // Records the reader refused (too long, a CSV row that does not fit its header).
+        for p in &part.chunk.problems {
+            let r = match p.sha256 {
+                Some(sha256) => Reject::unread(
+                    source.name(),
+                    &file.name,
+                    p.span.line,
+                    p.span.offset,
+                    p.reason.clone(),
+                    sha256,
+                ),
+                None => Reject::new(
+                    source.name(),
+                    &file.name,
+                    p.span.line,
+                    None,
+                    p.span.offset,
+                    p.reason.clone(),
+                    &data[p.span.start..p.span.end],
+                    &opts.redactor,
+                ),
+            };
+            rejects.push((pi, r));
         }
     }
 
@@ -625,44 +717,22 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
                 continue;
             }
             misfits.push(ordinal);
-            let (range, line, page, offset) = origins[i].clone();
-            rejects.push(Reject::new(
+            let o = &origins[i];
+            let r = Reject::new(
                 source.name(),
-                &file.name,
-                line,
-                page,
-                offset,
+                &files[o.part].name,
+                o.line,
+                o.page,
+                o.offset,
                 reason,
-                &data[range],
+                &job.parts[o.part].chunk.data[o.bytes.clone()],
                 &opts.redactor,
-            ));
+            );
+            rejects.push((o.part, r));
         }
     }
-
-    // Records the reader refused (too long, a CSV row that does not fit its header).
-    for p in &job.chunk.problems {
-        rejects.push(match p.sha256 {
-            Some(sha256) => Reject::unread(
-                source.name(),
-                &file.name,
-                p.span.line,
-                p.span.offset,
-                p.reason.clone(),
-                sha256,
-            ),
-            None => Reject::new(
-                source.name(),
-                &file.name,
-                p.span.line,
-                None,
-                p.span.offset,
-                p.reason.clone(),
-                &data[p.span.start..p.span.end],
-                &opts.redactor,
-            ),
-        });
-    }
-    rejects.sort_by_key(|r| r.offset);
+    // Parts of one file are consecutive, so sorting by part keeps the files' read order.
+    rejects.sort_by_key(|(part, r)| (*part, r.offset));
 
     // Duplicates inside the chunk are settled here; those across chunks at the end.
     let mut sightings: Vec<Sighting> = parsed
@@ -696,8 +766,10 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
             ledger.record(&sightings).map_err(|e| ledger_error(opts, e))?;
         }
     }
-    if !rejects.is_empty() {
-        shared.spill((shared.rank[job.source], job.file, job.batch), &rejects)?;
+    // Spilled per file: `_rejects` is in source, file, batch order.
+    for group in rejects.chunk_by(|a, b| job.parts[a.0].file == job.parts[b.0].file) {
+        let file = job.parts[group[0].0].file;
+        shared.spill((shared.rank[job.source], file, job.batch), group.iter().map(|(_, r)| r))?;
     }
     for t in tables {
         let name = t.spec().name;

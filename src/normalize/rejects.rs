@@ -120,7 +120,7 @@ impl Spill {
     }
 
     /// Serializes `rejects` for [`Spill::append`] (outside any lock).
-    pub fn encode(rejects: &[Reject]) -> io::Result<Vec<u8>> {
+    pub fn encode<'r>(rejects: impl IntoIterator<Item = &'r Reject>) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
         for r in rejects {
             serde_json::to_writer(&mut out, r)?;
