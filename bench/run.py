@@ -2,13 +2,20 @@
 
 1. normalize N seed-000 appointments (NDJSON) into `appointments` + `appointment_parties`
    (zstd Parquet): opslake, DuckDB doing the same job in SQL (bench/duckdb_normalize.sql),
-   and the floor: a serde-only parse on all cores (bench/parse_floor.rs);
+   and the floor: a serde-only parse on all cores (bench/parse_floor.rs); then the same on
+   appointments whose role lists come in varied orders, spellings and aliases
+   (`samples appointments --varied`); then the whole `opslake run` (six appointment tables,
+   personal data hashed, rejects, manifest, Delta commits) on the first file against DuckDB's
+   two-table job;
 2. recon_order_fulfilment over the order products and status histories of a generated
    universe: opslake and DuckDB (bench/duckdb_fulfilment.sql), states compared row by row;
-3. the full `opslake run` on the universe; and the normalize stage's peak memory on the
-   universe and on a quarter of it;
+3. the full `opslake run` on the universe, and on universes of 1/8, 1/4 and 1/2 its size (time
+   must grow linearly); the normalize stage's peak memory on the universe and on a quarter;
 4. extraction from the fixture API server answering with 50 ms of latency, with
-   concurrency 8 and with concurrency 1 (the same data, the same requests).
+   concurrency 8 and with concurrency 1 (the same data, the same requests);
+5. file count: the full `opslake run` on one universe written as many small files (about half
+   a file per order, as per-page / per-id API exports write them) and as a few large files
+   (one per source and tenant); the tables must match.
 
 Every figure is the median of --runs runs (wall seconds; peak RSS of the process, from wait4
 in bench/timed.py). Compared commands run in turn (A B A B ...) and a ratio is the median of
@@ -87,13 +94,15 @@ def main():
     p.add_argument("--quick", action="store_true", help="small inputs, one run, no targets")
     p.add_argument("--appointments", type=int, default=1_000_000)
     p.add_argument("--orders", type=int, default=1_000_000)
+    p.add_argument("--files-orders", type=int, default=100_000,
+                   help="orders of the universe written as small and as large files")
     p.add_argument("--runs", type=int, default=5, help="rounds of each comparison (the full run: at most 3)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     p.add_argument("--profile", default="release", help="release, or debug (CI's quick run)")
     a = p.parse_args()
     api_orders = 300
     if a.quick:
-        a.appointments, a.orders, a.runs, api_orders = 5_000, 4_000, 1, 40
+        a.appointments, a.orders, a.files_orders, a.runs, api_orders = 5_000, 4_000, 2_000, 1, 40
     opslake = os.path.join(ROOT, f"target/{a.profile}/opslake")
     floor = os.path.join(ROOT, f"target/{a.profile}/examples/parse_floor")
     data = os.path.join(HERE, "data")
@@ -109,44 +118,91 @@ def main():
     if not os.path.exists(appt_file):
         subprocess.run([opslake, "samples", "appointments", "--count", str(a.appointments), "--seed", "7",
                         "--out", appt_file], check=True, env=env)
-    universes = {}
-    for orders in (a.orders, a.orders // 4):
-        u = os.path.join(data, f"universe-{orders}")
+    varied_dir = os.path.join(data, f"appointments-varied-{a.appointments}")
+    varied_file = os.path.join(varied_dir, "appointments", "appointments.ndjson")
+    if not os.path.exists(varied_file):
+        subprocess.run([opslake, "samples", "appointments", "--count", str(a.appointments), "--seed", "11",
+                        "--varied", "--out", varied_file], check=True, env=env)
+
+    def universe(orders, layout="default"):
+        u = os.path.join(data, f"universe-{orders}" + ("" if layout == "default" else f"-{layout}"))
         if not os.path.exists(os.path.join(u, "_truth")):
             shutil.rmtree(u, ignore_errors=True)
-            subprocess.run([opslake, "samples", "generate", "--orders", str(orders), "--seed", "7", "--out", u],
-                           check=True, env=env, stdout=subprocess.DEVNULL)
-        universes[orders] = u
+            subprocess.run([opslake, "samples", "generate", "--orders", str(orders), "--seed", "7", "--files", layout,
+                            "--out", u], check=True, env=env, stdout=subprocess.DEVNULL)
+        return u
+
+    scale = [a.orders // 8, a.orders // 4, a.orders // 2, a.orders]
+    universes = {orders: universe(orders) for orders in scale}
     size = os.path.getsize(appt_file)
     rows = []
 
-    # 1. Normalize.
-    o_norm = os.path.join(out, "opslake-normalize")
-    d_norm = os.path.join(out, "duckdb-normalize")
+    # 1. Normalize, like for like with DuckDB, on the benchmark's input and on the varied one.
     clean = lambda d: (lambda: (shutil.rmtree(d, ignore_errors=True), os.makedirs(d)))
-    r_o, r_d, r_f = interleaved([
-        ([opslake, "normalize", "--input", appt_dir, "--out", o_norm, "--sources", "appointments",
-          "--tables", "appointments,appointment_parties", "--pii", "drop", "--as-of", DAY, "--threads", threads],
-         env, clean(o_norm)),
-        ([sys.executable, os.path.join(HERE, "duckdb_run.py"), os.path.join(HERE, "duckdb_normalize.sql"),
-          f"input={appt_file}", f"out={d_norm}", f"threads={threads}"], env, clean(d_norm)),
-        ([floor, appt_file, threads], env, None),
-    ], a.runs)
-    t_o, t_d, t_f = medians(r_o), medians(r_d), medians(r_f)
-    for table in ("appointments", "appointment_parties"):
-        n_o = count(f"{o_norm}/{table}/run_date={DAY}/*.parquet")
-        n_d = count(f"{d_norm}/{table}.parquet")
-        if n_o != n_d:
-            sys.exit(f"normalize: {table} has {n_o} rows from opslake but {n_d} from DuckDB")
-    n = a.appointments
-    rows += [("normalize", "opslake", *t_o, n), ("normalize", "duckdb", *t_d, n), ("normalize", "serde floor", *t_f, n)]
+    normalized = {}
+    for name, in_dir, in_file in (("", appt_dir, appt_file), (" varied", varied_dir, varied_file)):
+        o_norm = os.path.join(out, f"opslake-normalize{name.strip()}")
+        d_norm = os.path.join(out, f"duckdb-normalize{name.strip()}")
+        compared = [
+            ([opslake, "normalize", "--input", in_dir, "--out", o_norm, "--sources", "appointments",
+              "--tables", "appointments,appointment_parties", "--pii", "drop", "--as-of", DAY, "--threads", threads],
+             env, clean(o_norm)),
+            ([sys.executable, os.path.join(HERE, "duckdb_run.py"), os.path.join(HERE, "duckdb_normalize.sql"),
+              f"input={in_file}", f"out={d_norm}", f"threads={threads}"], env, clean(d_norm)),
+        ]
+        if not name:
+            compared.append(([floor, in_file, threads], env, None))
+        results = interleaved(compared, a.runs)
+        for table in ("appointments", "appointment_parties"):
+            n_o = count(f"{o_norm}/{table}/run_date={DAY}/*.parquet")
+            n_d = count(f"{d_norm}/{table}.parquet")
+            if n_o != n_d:
+                sys.exit(f"normalize{name}: {table} has {n_o} rows from opslake but {n_d} from DuckDB")
+        # Every role the varied spellings carry must land in the same column as DuckDB's.
+        diff = duckdb.execute(f"""
+            select count(*) from read_parquet('{o_norm}/appointments/run_date={DAY}/*.parquet') o
+            full join read_parquet('{d_norm}/appointments.parquet') d using (appointment_id)
+            where o.sell_channel is distinct from d.sell_channel or o.tenant is distinct from d.tenant
+               or o.work_order is distinct from d.work_order or o.territory_owner is distinct from d.territory_owner
+               or o.duration_min is distinct from d.duration_min or o.last_update is distinct from d.last_update
+        """).fetchone()[0]
+        if diff:
+            sys.exit(f"normalize{name}: {diff} appointments differ between opslake and DuckDB")
+        normalized[name] = results
+        rows += [(f"normalize{name}", "opslake", *medians(results[0]), a.appointments),
+                 (f"normalize{name}", "duckdb", *medians(results[1]), a.appointments)]
+        if not name:
+            rows.append(("normalize", "serde floor", *medians(results[2]), a.appointments))
+    r_o, r_d = normalized[""][0], normalized[""][1]
+    r_f = normalized[""][2]
+    r_vo, r_vd = normalized[" varied"]
 
-    # 3. The full run (it also publishes the lake the reconciliation reads).
+    # The whole product on the appointments file (personal data hashed: the key is in `env`)
+    # against DuckDB's two-table job.
+    run_lake = os.path.join(out, "appointments-lake")
+    r_ao, r_ad = interleaved([
+        ([opslake, "run", "--input", appt_dir, "--output", run_lake, "--as-of", DAY,
+          "--threads", threads], env, lambda: shutil.rmtree(run_lake, ignore_errors=True)),
+        ([sys.executable, os.path.join(HERE, "duckdb_run.py"), os.path.join(HERE, "duckdb_normalize.sql"),
+          f"input={appt_file}", f"out={os.path.join(out, 'duckdb-normalize')}", f"threads={threads}"], env,
+         clean(os.path.join(out, "duckdb-normalize"))),
+    ], a.runs)
+    rows += [("run, appointments", "opslake", *medians(r_ao), a.appointments),
+             ("run, appointments", "duckdb (2 tables)", *medians(r_ad), a.appointments)]
+    n = a.appointments
+
+    # 3. The full run (it also publishes the lake the reconciliation reads), and its growth.
     lake = os.path.join(out, "lake")
     t_run = measure([opslake, "run", "--input", universes[a.orders], "--output", lake, "--as-of", DAY,
                      "--threads", threads], min(a.runs, 3), env)
-    n_orders = a.orders
-    rows.append(("full run", "opslake", *t_run, n_orders))
+    runs_at = {a.orders: t_run}
+    for orders in scale[:-1]:
+        part_lake = os.path.join(out, f"lake-{orders}")
+        runs_at[orders] = measure([opslake, "run", "--input", universes[orders], "--output", part_lake,
+                                   "--as-of", DAY, "--threads", threads], 1, env)
+        shutil.rmtree(part_lake, ignore_errors=True)
+    for orders in scale:
+        rows.append(("full run", f"opslake {orders} orders", *runs_at[orders], orders))
     # The timed runs replaced the day several times; DuckDB below reads the day's folders, so
     # the files of superseded versions go first (a Delta reader would not need this).
     subprocess.run([opslake, "vacuum", "--retention-hours", "0", "--output", lake], env=env, check=True,
@@ -176,7 +232,8 @@ def main():
 
     # Memory of the normalize stage: the universe and a quarter of it.
     mem = {}
-    for orders, u in universes.items():
+    for orders in (a.orders, a.orders // 4):
+        u = universes[orders]
         o = os.path.join(out, f"normalize-{orders}")
         _, rss = measure([opslake, "normalize", "--input", u, "--out", o, "--as-of", DAY, "--threads", threads],
                          1, env, clean(o))
@@ -212,6 +269,24 @@ def main():
     rows += [("extract, 50 ms", "opslake concurrency 8", *extract[8], api_orders),
              ("extract, 50 ms", "opslake concurrency 1", *extract[1], api_orders)]
 
+    # 5. File count: one universe as many small files and as a few large ones.
+    layouts = {layout: universe(a.files_orders, layout) for layout in ("small", "large")}
+    files_in = {layout: sum(len(f) for d, _, f in os.walk(u) if "_truth" not in os.path.relpath(d, u))
+                for layout, u in layouts.items()}
+    lakes = {layout: os.path.join(out, f"lake-{layout}") for layout in layouts}
+    r_small, r_large = interleaved([
+        ([opslake, "run", "--input", layouts[layout], "--output", lakes[layout], "--as-of", DAY,
+          "--threads", threads], env, (lambda d: lambda: shutil.rmtree(d, ignore_errors=True))(lakes[layout]))
+        for layout in ("small", "large")], a.runs)
+    for table in ("order_products", "customer_devices", "appointments", "recon_order_fulfilment", "recon_summary"):
+        counts = {layout: count(f"{lakes[layout]}/{table}/run_date={DAY}/*.parquet") for layout in layouts}
+        if counts["small"] != counts["large"]:
+            sys.exit(f"file count: {table} has {counts['small']} rows from small files, {counts['large']} from large")
+    out_files = {layout: sum(f.endswith(".parquet") for _, _, fs in os.walk(lake) for f in fs)
+                 for layout, lake in lakes.items()}
+    rows += [("run, file count", f"{files_in['small']} small files", *medians(r_small), a.files_orders),
+             ("run, file count", f"{files_in['large']} large files", *medians(r_large), a.files_orders)]
+
     print(f"\ninputs: {n} appointments ({size / 2**30:.2f} GiB); universe of {a.orders} orders; "
           f"{products} order products x {statuses} statuses; {a.threads} threads; median of {a.runs} rounds (full run: {min(a.runs, 3)})\n")
     print(f"{'stage':<16} {'tool':<22} {'wall s':>8} {'records/s':>12} {'peak RSS MiB':>13}")
@@ -219,15 +294,24 @@ def main():
         rate = f"{records / wall:,.0f}" if wall else "-"
         print(f"{stage:<16} {tool:<22} {wall:>8.2f} {rate:>12} {rss:>13.0f}")
     ratios = [
-        ("normalize time, opslake / duckdb", ratio(r_o, r_d), 0.6),
-        ("normalize peak RSS, opslake / duckdb", ratio(r_o, r_d, 1), 0.5),
+        ("normalize time, opslake / duckdb", ratio(r_o, r_d), 0.5),
+        ("normalize peak RSS, opslake / duckdb", ratio(r_o, r_d, 1), 0.35),
+        ("normalize varied time, opslake / duckdb", ratio(r_vo, r_vd), 0.5),
+        ("normalize varied peak RSS, opslake / duckdb", ratio(r_vo, r_vd, 1), 0.35),
+        ("run appointments time, opslake / duckdb 2 tables", ratio(r_ao, r_ad), 0.8),
         ("normalize time, opslake / serde floor", ratio(r_o, r_f), 2.5),
         ("reconcile time, opslake / duckdb", ratio(r_ro, r_rd), 1.2),
         ("reconcile peak RSS, opslake / duckdb", ratio(r_ro, r_rd, 1), 1.5),
         (f"normalize stage RSS, {a.orders} / {a.orders // 4} orders", mem[a.orders] / mem[a.orders // 4], 1.3),
-        ("full run peak RSS, GiB", t_run[1] / 1024, 4.0),
+        ("full run peak RSS, GiB", t_run[1] / 1024, 1.0),
+        (f"full run time, {a.orders} / {a.orders // 4} orders (linear: 4)",
+         runs_at[a.orders][0] / runs_at[a.orders // 4][0], 4.4),
+        (f"run time, {files_in['small']} small / {files_in['large']} large files",
+         ratio(r_small, r_large), 1.3),
         ("extract time, concurrency 1 / concurrency 8 (>= 6)", ratio(r_e1, r_e8), None),
     ]
+    print(f"\noutput Parquet files of the file-count runs: {out_files['small']} (small inputs), "
+          f"{out_files['large']} (large inputs)")
     print()
     failed = 0
     for name, value, target in ratios:

@@ -193,6 +193,10 @@ pub enum SamplesCommand {
         /// Random seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Role lists in random orders, role names in random spellings and aliases, unknown
+        /// roles, instants with offsets or as local time.
+        #[arg(long)]
+        varied: bool,
         /// The NDJSON file to write.
         #[arg(long)]
         out: PathBuf,
@@ -371,8 +375,13 @@ pub fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
                 server.await.context("the fixture server stopped")
             })?;
         }
-        Command::Samples(SamplesCommand::Appointments { count, seed, out }) => {
-            let stats = crate::samples::write_appointments(count, seed, &out)
+        Command::Samples(SamplesCommand::Appointments {
+            count,
+            seed,
+            varied,
+            out,
+        }) => {
+            let stats = crate::samples::write_appointments(count, seed, varied, &out)
                 .with_context(|| format!("cannot write {}", out.display()))?;
             println!(
                 "wrote {count} appointments ({} bytes) to {}",

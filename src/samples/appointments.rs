@@ -18,8 +18,10 @@ use super::values::{iso, iso_ms, pick, snapshot_end_utc};
 use super::writers::TenantWriters;
 
 /// Writes `count` seed-shaped appointments, one per line, to `out` (the normalize benchmark's
-/// input: about 2 KB each).
-pub fn write_appointments(count: usize, seed: u64, out: &Path) -> io::Result<Stats> {
+/// input: about 2 KB each). `varied`: every role list in a random order with every role name
+/// spelled in a random style or alias, unknown roles added, and instants sent with offsets or
+/// as local time, as exports from several systems come.
+pub fn write_appointments(count: usize, seed: u64, varied: bool, out: &Path) -> io::Result<Stats> {
     if let Some(dir) = out.parent() {
         fs::create_dir_all(dir)?;
     }
@@ -32,7 +34,10 @@ pub fn write_appointments(count: usize, seed: u64, out: &Path) -> io::Result<Sta
         let work_order = format!("{prefix}{:07}", 2_000_000 + i);
         let start = end + Duration::hours(rng.random_range(-400..400));
         let updated = end - Duration::hours(rng.random_range(24..400));
-        let a = appointment_value(&mut rng, i, &work_order, &work_order, tenant_id, &who, start, updated);
+        let mut a = appointment_value(&mut rng, i, &work_order, &work_order, tenant_id, &who, start, updated);
+        if varied {
+            vary(&mut rng, &mut a);
+        }
         serde_json::to_writer(&mut file, &a)?;
         file.write_all(b"\n")?;
     }
@@ -197,4 +202,117 @@ fn appointment_value(
         }
     }
     a
+}
+
+/// Aliases the APIs also use for a role (the pivots know them).
+const ALIASES: &[(&str, &str)] = &[
+    ("tenant", "tenantId"),
+    ("duration", "durationMin"),
+    ("zipcode", "postCode"),
+    ("workorder", "workOrderId"),
+    ("email", "emailAddress"),
+    ("phoneNumber", "contactNumber"),
+];
+
+/// Roles no pivot knows: long-table rows only.
+const UNKNOWN_ROLES: &[&str] = &["campaign", "referrerCode", "preferredContactTime", "channelDetail"];
+
+/// Respells `role` in a random style (camelCase, snake_case, UPPER, kebab-case, spaced words,
+/// PascalCase) or alias; the pivots' matching (lower case, no `_`, `-` or spaces) and a SQL
+/// `lower(replace(...))` both find it.
+fn respell(rng: &mut ChaCha8Rng, role: &str) -> String {
+    let role = match ALIASES.iter().find(|(r, _)| r.eq_ignore_ascii_case(role)) {
+        Some((_, alias)) if rng.random_bool(0.5) => alias,
+        _ => role,
+    };
+    // Words: split at `_` and before an upper-case letter.
+    let mut words: Vec<String> = Vec::new();
+    for part in role.split('_') {
+        let mut word = String::new();
+        for c in part.chars() {
+            if c.is_ascii_uppercase() && !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            word.push(c.to_ascii_lowercase());
+        }
+        if !word.is_empty() {
+            words.push(word);
+        }
+    }
+    let cap = |w: &String| {
+        let mut c = w.chars();
+        c.next()
+            .map_or(String::new(), |f| f.to_ascii_uppercase().to_string() + c.as_str())
+    };
+    match rng.random_range(0..6) {
+        0 => words
+            .iter()
+            .enumerate()
+            .map(|(k, w)| if k == 0 { w.clone() } else { cap(w) })
+            .collect(),
+        1 => words.join("_"),
+        2 => words.join("_").to_ascii_uppercase(),
+        3 => words.join("-"),
+        4 => words.iter().map(cap).collect::<Vec<_>>().join(" "),
+        _ => words.iter().map(cap).collect(),
+    }
+}
+
+/// Reorders and respells every role list of an appointment, adds unknown roles, and sends its
+/// instants with an offset or as Madrid wall time.
+fn vary(rng: &mut ChaCha8Rng, a: &mut Value) {
+    let shuffle = |rng: &mut ChaCha8Rng, list: &mut Vec<Value>| {
+        for k in (1..list.len()).rev() {
+            list.swap(k, rng.random_range(0..=k));
+        }
+    };
+    if let Some(parties) = a["relatedParty"].as_array_mut() {
+        for _ in 0..rng.random_range(0..3) {
+            let role = *pick(rng, UNKNOWN_ROLES);
+            parties.push(json!({"id": format!("X{}", rng.random_range(0..1000)), "role": role}));
+        }
+    }
+    for list in ["relatedParty", "relatedEntity"] {
+        if let Some(pairs) = a[list].as_array_mut() {
+            shuffle(rng, pairs);
+            for p in pairs.iter_mut() {
+                if let Some(role) = p["role"].as_str() {
+                    p["role"] = json!(respell(rng, role));
+                }
+            }
+        }
+    }
+    if let Some(items) = a["resourceOrderItem"].as_array_mut() {
+        for item in items {
+            if let Some(chars) = item["resource"]["resourceCharacteristic"].as_array_mut() {
+                shuffle(rng, chars);
+                for c in chars.iter_mut() {
+                    if let Some(name) = c["name"].as_str() {
+                        c["name"] = json!(respell(rng, name));
+                    }
+                }
+            }
+        }
+    }
+    // Instants: with a +02:00 offset, or as local wall time without a zone (read as Madrid).
+    for field in ["creationDate", "lastUpdate"] {
+        let Some(t) = a[field]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        else {
+            continue;
+        };
+        let t = t.with_timezone(&chrono::Utc).naive_utc();
+        a[field] = match rng.random_range(0..3) {
+            0 => json!((t + Duration::hours(2)).format("%Y-%m-%dT%H:%M:%S+02:00").to_string()),
+            1 => json!(
+                chrono_tz::Europe::Madrid
+                    .from_utc_datetime(&t)
+                    .naive_local()
+                    .format("%Y-%m-%dT%H:%M:%S")
+                    .to_string()
+            ),
+            _ => a[field].clone(),
+        };
+    }
 }
