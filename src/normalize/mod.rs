@@ -821,24 +821,31 @@ fn remove_losers(
                 path: path.clone(),
                 source,
             };
-            let frame = parquet::read(&path).map_err(io)?;
-            let mut kept = drop_losers(&frame, main_key, &batches).map_err(|source| Error::Frame {
+            // Only the key columns are read to find the rows; the file is then rewritten a
+            // row group at a time (files hold up to 1 M rows: read whole, the long tables of a
+            // large day took gigabytes).
+            let keys = parquet::read_columns(&path, main_key).map_err(io)?;
+            let keep = losers_kept(&keys, main_key, &batches).map_err(|source| Error::Frame {
                 table: spec.name.to_string(),
                 source,
             })?;
-            let bytes = parquet::write(&path, &mut kept).map_err(io)?;
-            table.rows -= (frame.height() - kept.height()) as u64;
-            file.rows = kept.height() as u64;
+            if keep.iter().all(|k| *k) {
+                continue;
+            }
+            let (rows, bytes) = parquet::rewrite(&path, &keep).map_err(io)?;
+            table.rows -= file.rows - rows;
+            file.rows = rows;
             file.bytes = bytes;
         }
     }
     Ok(())
 }
 
-/// The rows of `frame` except those of the batches in `losers` whose key (its `key` columns
-/// joined like [`crate::source::composite_key`]) hashes ([`dedupe::key_hash`]) into that
-/// batch's set. Each batch occupies the rows `start..start + len` of the frame.
-fn drop_losers(frame: &DataFrame, key: &[&str], losers: &[BatchRows<'_>]) -> PolarsResult<DataFrame> {
+/// For each row of `frame`, whether it stays: not if it is in one of the batches in `losers`
+/// and its key (its `key` columns joined like [`crate::source::composite_key`]) hashes
+/// ([`dedupe::key_hash`]) into that batch's set. Each batch occupies the rows
+/// `start..start + len` of the frame.
+fn losers_kept(frame: &DataFrame, key: &[&str], losers: &[BatchRows<'_>]) -> PolarsResult<Vec<bool>> {
     // Instants are keyed by their microseconds, as the sources join them.
     let columns = key
         .iter()
@@ -864,7 +871,7 @@ fn drop_losers(frame: &DataFrame, key: &[&str], losers: &[BatchRows<'_>]) -> Pol
             }
         }
     }
-    frame.filter(&keep.into_iter().collect::<BooleanChunked>())
+    Ok(keep)
 }
 
 /// The rows of one batch in a table's file, and the keys it lost.

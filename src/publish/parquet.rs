@@ -203,6 +203,63 @@ impl TableFiles {
     }
 }
 
+/// Reads some columns of a Parquet file.
+pub fn read_columns(path: &Path, columns: &[&str]) -> std::io::Result<DataFrame> {
+    let file = File::open(path)?;
+    ParquetReader::new(file)
+        .with_columns(Some(columns.iter().map(|c| c.to_string()).collect()))
+        .finish()
+        .map_err(std::io::Error::other)
+}
+
+/// Rewrites the file at `path` keeping the rows whose `keep` is true, a row group's worth of
+/// rows at a time (memory is one row group, whatever the file's size); returns the rows and
+/// bytes of the new file, which replaces the old one by a rename.
+pub fn rewrite(path: &Path, keep: &[bool]) -> std::io::Result<(u64, u64)> {
+    let rows = ParquetReader::new(File::open(path)?)
+        .num_rows()
+        .map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("parquet.rewrite");
+    let mut writer = None;
+    let mut kept = 0u64;
+    let mut offset = 0;
+    while offset < rows.max(1) {
+        let slice = ParquetReader::new(File::open(path)?)
+            .with_slice(Some((offset, ROW_GROUP_ROWS)))
+            .finish()
+            .map_err(std::io::Error::other)?;
+        let mask: BooleanChunked = (0..slice.height())
+            .map(|i| keep.get(offset + i).copied().unwrap_or(true))
+            .collect();
+        let mut group = slice.filter(&mask).map_err(std::io::Error::other)?;
+        if writer.is_none() {
+            let file = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+            let w = ParquetWriter::new(file)
+                .with_compression(compression())
+                .with_statistics(StatisticsOptions::default())
+                .with_row_group_size(Some(ROW_GROUP_ROWS))
+                .set_parallel(false)
+                .batched(group.schema())
+                .map_err(std::io::Error::other)?;
+            writer = Some(w);
+        }
+        if let Some(w) = writer.as_mut() {
+            if group.height() > 0 {
+                group.rechunk_mut();
+                w.write_batch(&group).map_err(std::io::Error::other)?;
+            }
+        }
+        kept += group.height() as u64;
+        offset += ROW_GROUP_ROWS;
+    }
+    let bytes = match writer {
+        Some(w) => w.finish().map_err(std::io::Error::other)?,
+        None => return Ok((rows as u64, std::fs::metadata(path)?.len())),
+    };
+    std::fs::rename(&tmp, path)?;
+    Ok((kept, bytes))
+}
+
 /// Reads a whole Parquet file.
 pub fn read(path: &Path) -> std::io::Result<DataFrame> {
     let file = File::open(path)?;
