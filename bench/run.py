@@ -336,5 +336,6 @@ def main():
     if failed and not a.quick:
         sys.exit(f"{failed} target(s) missed")
 
+
 if __name__ == "__main__":
     main()
