@@ -23,7 +23,7 @@ use crate::schema::time::TimeParser;
 pub const EMBEDDED: &str = include_str!("../jobs/daily.toml");
 
 /// Input bytes per normalize batch unless the job says otherwise (see `normalize`).
-pub const DEFAULT_BATCH_BYTES: usize = 16 * 1024 * 1024;
+pub const DEFAULT_BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// The largest record unless the job says otherwise: far above any real record (an appointment
 /// is ~2 KB, a page of 200 orders ~1 MB), low enough that one hostile line cannot exhaust memory.

@@ -660,7 +660,7 @@ impl ChunkReader {
     fn fill(&mut self, data: &mut Vec<u8>, target: usize) -> io::Result<()> {
         while data.len() < target && !self.eof && self.failed.is_none() {
             // The buffer is zeroed before a read: a small file is asked for about its size,
-            // not a whole batch (16 MiB of memset for a few kilobytes), then reads double.
+            // not a whole batch (megabytes of memset for a few kilobytes), then reads double.
             let step = (target - data.len()).min(self.expected.max(data.len()).max(1024));
             match read_some(&mut self.reader, data, step) {
                 Ok(0) => self.eof = true,

@@ -126,12 +126,12 @@ impl Stage<'_> {
     }
 }
 
-/// Input bytes per chunk: 16 MiB keeps each worker's builders around 50 MiB for the widest
-/// source (appointments, ~2 KB a record, ~8k records a chunk) while giving Parquet row groups
-/// of tens of thousands of rows; memory is about this × 3 per worker, whatever the input size.
-/// Measured on 1 M appointments, 2 threads: 16 MiB 7.1 s / 175 MB; 32 MiB 8.0 s / 300 MB and
-/// 64 MiB 8.0 s / 560 MB (fewer chunks overlap reading with parsing less); 8 MiB 7.8 s / 107 MB
-/// and 4 MiB 8.0 s / 76 MB (more per-part overhead).
+/// Input bytes per chunk: 8 MiB keeps each worker's builders around 25 MiB for the widest
+/// source (appointments, ~2 KB a record, ~4k records a chunk); memory is about this × 3 per
+/// worker, whatever the input size. Measured on 1 M appointments, 2 threads, 5 paired runs
+/// (issue 16): 8 MiB 11.1 s / 138 MiB against 16 MiB 11.3 s / 197 MiB (wall ratio 1.00);
+/// 4 MiB saved only 4 MiB more; earlier, 32 and 64 MiB were slower (fewer chunks overlap
+/// reading with parsing less) and 300-560 MB.
 pub const DEFAULT_BATCH_BYTES: usize = crate::job::DEFAULT_BATCH_BYTES;
 
 /// One input file, as read.
