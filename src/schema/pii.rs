@@ -319,6 +319,7 @@ impl fmt::Debug for PiiKey {
 }
 
 /// A hex HMAC digest held on the stack.
+#[derive(Clone, Copy)]
 pub struct HexDigest([u8; 64]);
 
 impl HexDigest {
@@ -337,6 +338,33 @@ pub struct Pii {
     mac: Option<Hmac<Sha256>>,
     key_label: String,
     drop_everything: bool,
+    /// Tells policies apart in the per-thread cache of digests ([`RecentDigests`]).
+    id: u64,
+}
+
+/// Policies made so far: each gets its own id.
+static POLICIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Slots of [`RecentDigests`].
+const RECENT_DIGESTS: usize = 256;
+
+/// The last digests a thread made, by value: a personal value is hashed for its wide column
+/// and again for its long table's row (and the same customer's phone recurs across records),
+/// so a lookup spares about half of the HMACs of a run (issue 16). Direct-mapped: a slot
+/// holds the last value that fell on it.
+struct RecentDigests {
+    slots: Vec<Option<RecentDigest>>,
+}
+
+struct RecentDigest {
+    policy: u64,
+    email: bool,
+    value: String,
+    digest: HexDigest,
+}
+
+thread_local! {
+    static RECENT: std::cell::RefCell<RecentDigests> = const { std::cell::RefCell::new(RecentDigests { slots: Vec::new() }) };
 }
 
 impl fmt::Debug for Pii {
@@ -376,6 +404,7 @@ impl Pii {
             mac,
             key_label,
             drop_everything: false,
+            id: POLICIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -387,6 +416,7 @@ impl Pii {
             mac: None,
             key_label: "none (pii = \"drop\")".into(),
             drop_everything: false,
+            id: POLICIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -455,19 +485,54 @@ impl Pii {
     /// Without a key (drop mode) the digest is all zeros; callers never publish it then,
     /// because [`Pii::action`] turns every hash into a drop.
     pub fn hash(&self, kind: PiiKind, value: &str) -> HexDigest {
-        let mut out = [b'0'; 64];
-        if let Some(mac) = &self.mac {
-            let mut m = mac.clone();
-            let v = value.trim();
-            if kind == PiiKind::Email && v.bytes().any(|b| b.is_ascii_uppercase()) {
-                m.update(v.to_ascii_lowercase().as_bytes());
-            } else {
-                m.update(v.as_bytes());
+        let Some(mac) = &self.mac else {
+            return HexDigest([b'0'; 64]);
+        };
+        let email = kind == PiiKind::Email;
+        let slot = (xxhash_rust::xxh3::xxh3_64(value.as_bytes()) as usize ^ usize::from(email)) % RECENT_DIGESTS;
+        RECENT.with_borrow_mut(|recent| {
+            if recent.slots.is_empty() {
+                recent.slots.resize_with(RECENT_DIGESTS, || None);
             }
-            let digest = m.finalize().into_bytes();
-            // Encoding 32 bytes into a 64-byte buffer cannot fail.
-            let _ = hex::encode_to_slice(digest, &mut out);
+            match &mut recent.slots[slot] {
+                Some(r) if r.policy == self.id && r.email == email && r.value == value => r.digest,
+                entry => {
+                    let digest = Self::digest(mac, email, value);
+                    match entry {
+                        Some(r) => {
+                            r.policy = self.id;
+                            r.email = email;
+                            r.value.clear();
+                            r.value.push_str(value);
+                            r.digest = digest;
+                        }
+                        None => {
+                            *entry = Some(RecentDigest {
+                                policy: self.id,
+                                email,
+                                value: value.to_string(),
+                                digest,
+                            })
+                        }
+                    }
+                    digest
+                }
+            }
+        })
+    }
+
+    fn digest(mac: &Hmac<Sha256>, email: bool, value: &str) -> HexDigest {
+        let mut out = [b'0'; 64];
+        let mut m = mac.clone();
+        let v = value.trim();
+        if email && v.bytes().any(|b| b.is_ascii_uppercase()) {
+            m.update(v.to_ascii_lowercase().as_bytes());
+        } else {
+            m.update(v.as_bytes());
         }
+        let digest = m.finalize().into_bytes();
+        // Encoding 32 bytes into a 64-byte buffer cannot fail.
+        let _ = hex::encode_to_slice(digest, &mut out);
         HexDigest(out)
     }
 }
@@ -504,6 +569,26 @@ mod tests {
         m.update(b"test@pe.es");
         let want = hex::encode(m.finalize().into_bytes());
         assert_eq!(p.hash(PiiKind::Email, "Test@PE.es").as_str(), want);
+    }
+
+    #[test]
+    fn digests_from_the_recent_cache_are_those_a_fresh_hmac_gives() {
+        let hmac = |key: &[u8], value: &str| {
+            let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+            m.update(value.as_bytes());
+            hex::encode(m.finalize().into_bytes())
+        };
+        let (p, q) = (policy(b"k1"), policy(b"k2"));
+        // More values than the cache has slots, twice: the second round mixes hits and
+        // values whose slot another took; neither may give another value's or key's digest.
+        let values: Vec<String> = (0..1000).map(|i| format!("Val{i}@PE.es")).collect();
+        for _ in 0..2 {
+            for v in &values {
+                assert_eq!(p.hash(PiiKind::Email, v).as_str(), hmac(b"k1", &v.to_lowercase()));
+                assert_eq!(p.hash(PiiKind::Phone, v).as_str(), hmac(b"k1", v));
+                assert_eq!(q.hash(PiiKind::Email, v).as_str(), hmac(b"k2", &v.to_lowercase()));
+            }
+        }
     }
 
     #[test]
