@@ -42,6 +42,12 @@ fn run_samples(t: &TestLake) -> String {
         .arg(t.lake());
     let out = c.output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // In JSON log mode stderr is a log stream: a library printing plain text there (polars'
+    // deprecation notices did) breaks the log collector reading it.
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        let parsed = serde_json::from_str::<serde_json::Value>(line);
+        assert!(parsed.is_ok_and(|v| v.is_object()), "not a JSON log line: {line}");
+    }
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

@@ -226,7 +226,9 @@ impl Params {
             .unwrap_or_default()
             .format("%Y-%m-%d %H:%M:%S%.6f+0000");
         let as_of = format!("TIMESTAMP('{instant}', '%Y-%m-%d %H:%M:%S%.6f%z')");
-        let run_date = format!("CAST('{}' AS DATE)", self.as_of.format("%Y-%m-%d"));
+        // DATE() parses the text; a CAST of text to a date makes polars print a deprecation
+        // notice on stderr, which would break a JSON log stream.
+        let run_date = format!("DATE('{}', '%Y-%m-%d')", self.as_of.format("%Y-%m-%d"));
         sql.replace(":as_of", &as_of)
             .replace(":stuck_after_days", &self.stuck_after_days.to_string())
             .replace(":run_date", &run_date)
