@@ -353,10 +353,11 @@ const RECENT_DIGESTS: usize = 256;
 /// so a lookup spares about half of the HMACs of a run (issue 16). Direct-mapped: a slot
 /// holds the last value that fell on it.
 struct RecentDigests {
-    slots: Vec<Option<RecentDigest>>,
+    slots: Vec<RecentDigest>,
 }
 
 struct RecentDigest {
+    /// The policy's id; `u64::MAX` for a slot never filled.
     policy: u64,
     email: bool,
     value: String,
@@ -492,32 +493,22 @@ impl Pii {
         let slot = (xxhash_rust::xxh3::xxh3_64(value.as_bytes()) as usize ^ usize::from(email)) % RECENT_DIGESTS;
         RECENT.with_borrow_mut(|recent| {
             if recent.slots.is_empty() {
-                recent.slots.resize_with(RECENT_DIGESTS, || None);
+                recent.slots.resize_with(RECENT_DIGESTS, || RecentDigest {
+                    policy: u64::MAX,
+                    email: false,
+                    value: String::new(),
+                    digest: HexDigest([b'0'; 64]),
+                });
             }
-            match &mut recent.slots[slot] {
-                Some(r) if r.policy == self.id && r.email == email && r.value == value => r.digest,
-                entry => {
-                    let digest = Self::digest(mac, email, value);
-                    match entry {
-                        Some(r) => {
-                            r.policy = self.id;
-                            r.email = email;
-                            r.value.clear();
-                            r.value.push_str(value);
-                            r.digest = digest;
-                        }
-                        None => {
-                            *entry = Some(RecentDigest {
-                                policy: self.id,
-                                email,
-                                value: value.to_string(),
-                                digest,
-                            })
-                        }
-                    }
-                    digest
-                }
+            let r = &mut recent.slots[slot];
+            if !(r.policy == self.id && r.email == email && r.value == value) {
+                r.digest = Self::digest(mac, email, value);
+                r.policy = self.id;
+                r.email = email;
+                r.value.clear();
+                r.value.push_str(value);
             }
+            r.digest
         })
     }
 
