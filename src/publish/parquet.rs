@@ -17,6 +17,16 @@ fn compression() -> ParquetCompression {
     ParquetCompression::Zstd(polars::polars_utils::compression::ZstdLevel::try_new(1).ok())
 }
 
+/// A Parquet writer into `sink` configured as every opslake file is.
+fn configured_writer<W: std::io::Write>(sink: W) -> ParquetWriter<W> {
+    ParquetWriter::new(sink)
+        .with_compression(compression())
+        .with_statistics(StatisticsOptions::default())
+        .with_row_group_size(Some(ROW_GROUP_ROWS))
+        // Batches are already written in parallel; one thread per file avoids oversubscription.
+        .set_parallel(false)
+}
+
 /// Writes one batch of a table to `path` (creating parent folders); returns the file's size in
 /// bytes.
 pub fn write(path: &Path, frame: &mut DataFrame) -> std::io::Result<u64> {
@@ -24,12 +34,7 @@ pub fn write(path: &Path, frame: &mut DataFrame) -> std::io::Result<u64> {
         std::fs::create_dir_all(parent)?;
     }
     let file = File::create(path)?;
-    ParquetWriter::new(BufWriter::with_capacity(1 << 20, file))
-        .with_compression(compression())
-        .with_statistics(StatisticsOptions::default())
-        .with_row_group_size(Some(ROW_GROUP_ROWS))
-        // Batches are already written in parallel; one thread per file avoids oversubscription.
-        .set_parallel(false)
+    configured_writer(BufWriter::with_capacity(1 << 20, file))
         .finish(frame)
         .map_err(std::io::Error::other)
 }
@@ -160,11 +165,7 @@ impl TableFiles {
             inner: BufWriter::with_capacity(1 << 20, File::create(self.dir.join(&name))?),
             bytes: bytes.clone(),
         };
-        let writer = ParquetWriter::new(sink)
-            .with_compression(compression())
-            .with_statistics(StatisticsOptions::default())
-            .with_row_group_size(Some(ROW_GROUP_ROWS))
-            .set_parallel(false)
+        let writer = configured_writer(sink)
             .batched(&self.schema)
             .map_err(std::io::Error::other)?;
         Ok(OpenFile {
@@ -238,11 +239,7 @@ pub fn rewrite(path: &Path, keep: &[bool]) -> std::io::Result<(u64, u64)> {
         let mut group = slice.filter(&mask).map_err(std::io::Error::other)?;
         if writer.is_none() {
             let file = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-            let w = ParquetWriter::new(file)
-                .with_compression(compression())
-                .with_statistics(StatisticsOptions::default())
-                .with_row_group_size(Some(ROW_GROUP_ROWS))
-                .set_parallel(false)
+            let w = configured_writer(file)
                 .batched(group.schema())
                 .map_err(std::io::Error::other)?;
             writer = Some(w);
