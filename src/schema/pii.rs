@@ -338,24 +338,20 @@ pub struct Pii {
     mac: Option<Hmac<Sha256>>,
     key_label: String,
     drop_everything: bool,
-    /// Tells policies apart in the per-thread cache of digests ([`RecentDigests`]).
+    /// Tells policies apart in the per-thread cache of digests ([`RecentDigest`]).
     id: u64,
 }
 
 /// Policies made so far: each gets its own id.
 static POLICIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Slots of [`RecentDigests`].
+/// Slots of the per-thread cache of digests.
 const RECENT_DIGESTS: usize = 256;
 
-/// The last digests a thread made, by value: a personal value is hashed for its wide column
-/// and again for its long table's row (and the same customer's phone recurs across records),
-/// so a lookup spares about half of the HMACs of a run (issue 16). Direct-mapped: a slot
-/// holds the last value that fell on it.
-struct RecentDigests {
-    slots: Vec<RecentDigest>,
-}
-
+/// A slot of the last digests a thread made, by value: a personal value is hashed for its
+/// wide column and again for its long table's row (and the same customer's phone recurs
+/// across records), so a lookup spares about half of the HMACs of a run (issue 16).
+/// Direct-mapped: a slot holds the last value that fell on it.
 struct RecentDigest {
     /// The policy's id; `u64::MAX` for a slot never filled.
     policy: u64,
@@ -365,7 +361,7 @@ struct RecentDigest {
 }
 
 thread_local! {
-    static RECENT: std::cell::RefCell<RecentDigests> = const { std::cell::RefCell::new(RecentDigests { slots: Vec::new() }) };
+    static RECENT: std::cell::RefCell<Vec<RecentDigest>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl fmt::Debug for Pii {
@@ -492,15 +488,15 @@ impl Pii {
         let email = kind == PiiKind::Email;
         let slot = (xxhash_rust::xxh3::xxh3_64(value.as_bytes()) as usize ^ usize::from(email)) % RECENT_DIGESTS;
         RECENT.with_borrow_mut(|recent| {
-            if recent.slots.is_empty() {
-                recent.slots.resize_with(RECENT_DIGESTS, || RecentDigest {
+            if recent.is_empty() {
+                recent.resize_with(RECENT_DIGESTS, || RecentDigest {
                     policy: u64::MAX,
                     email: false,
                     value: String::new(),
                     digest: HexDigest([b'0'; 64]),
                 });
             }
-            let r = &mut recent.slots[slot];
+            let r = &mut recent[slot];
             if !(r.policy == self.id && r.email == email && r.value == value) {
                 r.digest = Self::digest(mac, email, value);
                 r.policy = self.id;
