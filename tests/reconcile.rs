@@ -938,9 +938,23 @@ fn reconcile_alone_republishes_only_its_tables_atomically() {
     let orders = t.table("orders", DAY).height();
     let mut c = t.cmd();
     c.args(["reconcile", "--run-date", DAY, "--stuck-after-days", "5", "--output"])
-        .arg(t.lake());
+        .arg(t.lake())
+        .args(["--log", "opslake=debug", "--log-format", "json"]);
     let out = c.output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let done: BTreeMap<String, u64> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["fields"]["message"] == "reconciliation done")
+        .map(|e| {
+            let f = &e["fields"];
+            assert!(f["seconds"].as_f64().is_some_and(|s| s >= 0.0), "{e}");
+            (
+                f["reconciliation"].as_str().unwrap().to_string(),
+                f["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("commit #2"), "{text}");
     let got = states(
@@ -958,6 +972,12 @@ fn reconcile_alone_republishes_only_its_tables_atomically() {
         "a reconcile record names only the recon tables it replaced: {tables:?}"
     );
     assert_eq!(m[1]["stages"][0]["name"], "reconcile");
+    // At debug level each reconciliation logs its rows, the rows its table was committed with.
+    let committed: BTreeMap<String, u64> = tables
+        .iter()
+        .map(|(name, t)| (name.clone(), t["rows"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(done, committed);
     // A day never published cannot be reconciled: the day named is wrong (exit 2, issue 15).
     let mut c = t.cmd();
     c.args(["reconcile", "--run-date", "2025-01-01", "--output"])

@@ -361,6 +361,7 @@ pub fn reconcile(job: &Job, inputs: &Inputs, out: &Path) -> Result<ReconcileRepo
     tables.insert("status_categories".into(), categories.lazy());
 
     for r in plan(selected) {
+        let started = std::time::Instant::now();
         let mut ctx = SQLContext::new();
         for (name, lf) in &tables {
             ctx.register(name, lf.clone());
@@ -388,6 +389,12 @@ pub fn reconcile(job: &Job, inputs: &Inputs, out: &Path) -> Result<ReconcileRepo
             report.exceptions = Some(exceptions_top(&result).map_err(query)?);
         }
         tables.insert(r.name.to_string(), result);
+        tracing::debug!(
+            reconciliation = r.name,
+            rows = report.rows.get(r.name),
+            seconds = started.elapsed().as_secs_f64(),
+            "reconciliation done"
+        );
     }
     Ok(report)
 }
