@@ -34,10 +34,20 @@ SELECT o.order_id, o.subscription_device_id, o.position, o.product_code, coalesc
            WHEN k.category IN ('DELIVERED', 'RETURNED', 'CANCELLED', 'INCIDENCE') THEN k.category
            WHEN c.last_status_at < TIMESTAMPTZ '{as_of}' - INTERVAL 7 DAY THEN 'STUCK'
            ELSE 'IN_PROGRESS'
-       END AS state
+       END AS state,
+       w.expedition_id AS logistics_expedition_id,
+       w.current_status AS logistics_status,
+       CASE
+           WHEN w.subscription_device_id IS NULL THEN NULL
+           WHEN c.expedition_id IS NULL THEN FALSE
+           ELSE coalesce(w.expedition_id, '') = c.expedition_id AND coalesce(w.current_status, '') = coalesce(c.last_status, '')
+       END AS logistics_status_agrees
 FROM read_parquet('{lake}/order_products/run_date={day}/*.parquet') o
 LEFT JOIN chosen c ON c.subscription_device_id = o.subscription_device_id
 LEFT JOIN status_categories k ON k.status = c.last_status
+-- The logistics system's own view of the product (the same comparison as the rule's).
+LEFT JOIN read_parquet('{lake}/products_with_expedition/run_date={day}/*.parquet') w
+       ON w.subscription_device_id = o.subscription_device_id
 -- Discarded order lines are not demand (sql/recon_order_fulfilment.sql).
 WHERE coalesce(o.status, '') <> 'DISCARDED'
 ) TO '{out}' (FORMAT parquet, COMPRESSION zstd);

@@ -244,6 +244,7 @@ def main():
             select count(*) from read_parquet({live(lake, "recon_order_fulfilment")}) o
             full join read_parquet('{d_recon}') d using (order_id, position)
             where o.state is distinct from d.state or o.expedition_id is distinct from d.expedition_id
+               or o.logistics_status_agrees is distinct from d.logistics_status_agrees
         """).fetchone()[0]
         if diff:
             sys.exit(f"reconciliation: {diff} products differ between opslake and DuckDB")
