@@ -4,8 +4,8 @@
 //!  reader thread                          worker threads (--threads)
 //!  files in name order ──batches──▶  parse items → column builders → collapse duplicates
 //!  (decompress, cut at record             → one row group per table per batch, appended
-//!   boundaries, pack small files           to the table's open file (rolled at 1 M rows)
-//!   into one batch, bounded queue)
+//!   boundaries, pack small files           to the table's open file (rolled at 1 M rows
+//!   into one batch, bounded queue)         or 64 row groups)
 //! ```
 //! Memory is bounded by `batch_bytes` × (workers + queue), whatever the input size: a batch
 //! is parsed straight into column builders (no JSON tree per record) and written as soon as it

@@ -70,6 +70,10 @@ pub fn sink(path: &Path, query: LazyFrame) -> PolarsResult<u64> {
 pub const FILE_ROWS: u64 = 1_000_000;
 /// Bytes of a table file before the next file starts.
 pub const FILE_BYTES: u64 = 128 * 1024 * 1024;
+/// Row groups of a table file before the next file starts: polars' Parquet writer keeps every
+/// page's header and statistics until its file closes (a few KB per column chunk), so a file
+/// of many small row groups would make the stage's memory grow with the day.
+pub const FILE_ROW_GROUPS: usize = 64;
 
 /// One finished file of a table.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
@@ -83,8 +87,9 @@ pub struct WrittenFile {
 }
 
 /// A table written as a few large files, whatever the number of batches: batches are appended
-/// as row groups to the open file, and the next file starts at [`FILE_ROWS`] rows or
-/// [`FILE_BYTES`] bytes. Files are `part-{n}.parquet` in one folder.
+/// as row groups to the open file, and the next file starts at [`FILE_ROWS`] rows,
+/// [`FILE_BYTES`] bytes or [`FILE_ROW_GROUPS`] row groups. Files are `part-{n}.parquet` in one
+/// folder.
 pub struct TableFiles {
     dir: PathBuf,
     schema: Schema,
@@ -97,6 +102,8 @@ struct OpenFile {
     bytes: Arc<std::sync::atomic::AtomicU64>,
     name: String,
     rows: u64,
+    /// Row groups written so far.
+    groups: usize,
 }
 
 /// Counts the bytes written through it, so a file can be closed at a size.
@@ -133,6 +140,7 @@ impl TableFiles {
     pub fn write(&mut self, frame: &DataFrame) -> std::io::Result<(usize, usize)> {
         let full = self.open.as_ref().is_some_and(|o| {
             o.rows + frame.height() as u64 > FILE_ROWS
+                || o.groups >= FILE_ROW_GROUPS
                 || o.bytes.load(std::sync::atomic::Ordering::Relaxed) >= FILE_BYTES
         });
         if full {
@@ -150,6 +158,7 @@ impl TableFiles {
                 let mut group = frame.slice(offset as i64, ROW_GROUP_ROWS);
                 group.rechunk_mut();
                 open.writer.write_batch(&group).map_err(std::io::Error::other)?;
+                open.groups += 1;
                 offset += ROW_GROUP_ROWS;
             }
             open.rows += frame.height() as u64;
@@ -173,6 +182,7 @@ impl TableFiles {
             bytes,
             name,
             rows: 0,
+            groups: 0,
         })
     }
 
@@ -270,6 +280,35 @@ pub fn read(path: &Path) -> std::io::Result<DataFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_closes_at_its_row_group_limit_and_the_next_one_takes_the_rest() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let schema = Schema::from_iter([Field::new("id".into(), DataType::Int64)]);
+        let mut files = TableFiles::new(dir.path().join("t"), schema);
+        // Small batches, each its own row group: far below the file's row and byte limits.
+        let mut starts = Vec::new();
+        for batch in 0..FILE_ROW_GROUPS as i64 + 2 {
+            let frame = DataFrame::new(
+                3,
+                vec![Column::new("id".into(), vec![batch * 3, batch * 3 + 1, batch * 3 + 2])],
+            )
+            .map_err(std::io::Error::other)?;
+            starts.push(files.write(&frame)?);
+        }
+        let written = files.finish()?;
+
+        let rows: Vec<u64> = written.iter().map(|f| f.rows).collect();
+        assert_eq!(rows, vec![3 * FILE_ROW_GROUPS as u64, 6]);
+        assert_eq!(starts[FILE_ROW_GROUPS - 1], (0, 3 * (FILE_ROW_GROUPS - 1)));
+        assert_eq!(starts[FILE_ROW_GROUPS], (1, 0));
+        assert_eq!(starts[FILE_ROW_GROUPS + 1], (1, 3));
+        for file in &written {
+            let back = read(&dir.path().join("t").join(&file.name))?;
+            assert_eq!(back.height() as u64, file.rows);
+        }
+        Ok(())
+    }
 
     #[test]
     fn rewrite_keeps_exactly_the_kept_rows_across_its_slices() -> std::io::Result<()> {
