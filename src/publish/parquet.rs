@@ -303,10 +303,17 @@ mod tests {
         assert_eq!(starts[FILE_ROW_GROUPS - 1], (0, 3 * (FILE_ROW_GROUPS - 1)));
         assert_eq!(starts[FILE_ROW_GROUPS], (1, 0));
         assert_eq!(starts[FILE_ROW_GROUPS + 1], (1, 3));
+        // Every row, once, in the order written.
+        let mut ids = Vec::new();
         for file in &written {
             let back = read(&dir.path().join("t").join(&file.name))?;
             assert_eq!(back.height() as u64, file.rows);
+            let column = back
+                .column("id")
+                .and_then(|c| c.i64().map(|c| c.into_no_null_iter().collect::<Vec<_>>()));
+            ids.extend(column.map_err(std::io::Error::other)?);
         }
+        assert_eq!(ids, (0..3 * (FILE_ROW_GROUPS as i64 + 2)).collect::<Vec<_>>());
         Ok(())
     }
 
