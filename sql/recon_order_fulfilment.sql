@@ -30,6 +30,9 @@
 --   counts them (done in Rust, next to this file, because it is a warning, not a row).
 -- * quantity defaults to 1 when the order does not give it.
 --
+-- Two steps: `chosen` (a device's expedition) is written and read back before the final
+-- join, so the memory of the histories' joins is freed before the orders are read.
+--
 -- No window functions (polars runs them in memory, slowly): an expedition's last status is
 -- the MAX of (timestamp, position) packed in one INT128, joined back; a device's expedition
 -- is the FIRST of its candidates once they are ordered by the rule (polars keeps that order
@@ -37,6 +40,7 @@
 --
 -- Parameters: :as_of = the end of the as_of day in source_timezone, as a UTC timestamp;
 -- :stuck_after_days = whole days.
+CREATE TABLE chosen AS
 WITH history AS (
     SELECT expedition_id, position, status, status_at,
            -- (timestamp, position) as one number: position is 0 <= p < 2^32.
@@ -62,17 +66,16 @@ candidates AS (
            COALESCE(s.latest, -9223372036854775807) AS latest
     FROM device_expeditions d
     LEFT JOIN last_status s ON s.expedition_id = d.expedition_id
-),
--- A device's expedition: the latest last status, then the greatest expedition_id.
-chosen AS (
-    SELECT subscription_device_id,
-           FIRST(expedition_id) AS expedition_id,
-           FIRST(last_status) AS last_status,
-           FIRST(last_status_at) AS last_status_at,
-           COUNT(*) AS expedition_count
-    FROM (SELECT * FROM candidates ORDER BY subscription_device_id, latest DESC, expedition_id DESC) ranked
-    GROUP BY subscription_device_id
 )
+-- A device's expedition: the latest last status, then the greatest expedition_id.
+SELECT subscription_device_id,
+       FIRST(expedition_id) AS expedition_id,
+       FIRST(last_status) AS last_status,
+       FIRST(last_status_at) AS last_status_at,
+       COUNT(*) AS expedition_count
+FROM (SELECT * FROM candidates ORDER BY subscription_device_id, latest DESC, expedition_id DESC) ranked
+GROUP BY subscription_device_id;
+
 SELECT
     o.order_id,
     o.subscription_device_id,

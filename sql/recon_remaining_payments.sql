@@ -36,6 +36,10 @@
 -- * A missing currency is EUR (the seed's only currency; the field is optional).
 -- * fees_state is null when the order amount is unknown (ORDER_NOT_FOUND).
 -- * A device's plan is the installment plan when any of its three figures is present.
+--
+-- Two steps: `journey_totals` is written and read back before the final join, so the memory
+-- of matching devices to orders is freed before the journeys are read.
+CREATE TABLE journey_totals AS
 WITH journey_devices AS (
     SELECT order_id_external, reexpedition, journey_index, subscription_device_id,
            MAX(subscription_order_id) AS subscription_order_id
@@ -79,19 +83,18 @@ device_fees AS (
                ELSE COALESCE(final_monthly_fee, 0) * COALESCE(final_unpaid_installments, 0) + COALESCE(final_last_installment_fee, 0)
            END AS fees_outstanding
     FROM customer_devices
-),
-journey_totals AS (
-    SELECT m.order_id_external, m.reexpedition, m.journey_index,
-           COUNT(*) AS devices,
-           COUNT(m.order_id) AS order_devices,
-           SUM(p.remaining_payment) AS order_amount,
-           COUNT(CASE WHEN m.order_id IS NOT NULL THEN f.subscription_device_id END) AS fee_devices,
-           SUM(CASE WHEN m.order_id IS NOT NULL THEN f.fees_outstanding END) AS fees_outstanding
-    FROM matched m
-    LEFT JOIN products p ON p.order_id = m.order_id AND p.subscription_device_id = m.subscription_device_id
-    LEFT JOIN device_fees f ON f.subscription_device_id = m.subscription_device_id
-    GROUP BY m.order_id_external, m.reexpedition, m.journey_index
 )
+SELECT m.order_id_external, m.reexpedition, m.journey_index,
+       COUNT(*) AS devices,
+       COUNT(m.order_id) AS order_devices,
+       SUM(p.remaining_payment) AS order_amount,
+       COUNT(CASE WHEN m.order_id IS NOT NULL THEN f.subscription_device_id END) AS fee_devices,
+       SUM(CASE WHEN m.order_id IS NOT NULL THEN f.fees_outstanding END) AS fees_outstanding
+FROM matched m
+LEFT JOIN products p ON p.order_id = m.order_id AND p.subscription_device_id = m.subscription_device_id
+LEFT JOIN device_fees f ON f.subscription_device_id = m.subscription_device_id
+GROUP BY m.order_id_external, m.reexpedition, m.journey_index;
+
 SELECT
     j.order_id_external,
     j.reexpedition,

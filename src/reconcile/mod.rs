@@ -14,7 +14,9 @@
 //! Parameters are spliced in as literals (polars SQL has no bind parameters): `:as_of` is the
 //! end of the `as_of` day in the source time zone as a UTC timestamp, `:stuck_after_days` a
 //! whole number, `:run_date` the run date as a `DATE` and `:run_day` its days since
-//! 1970-01-01. Each statement runs in a fresh `SQLContext`. An input a day may lack
+//! 1970-01-01. Each reconciliation runs in a fresh `SQLContext`; its file may stage steps
+//! (`CREATE TABLE t AS ...;` before the final query: written to a temporary Parquet file and
+//! read back as `t`, so the steps' memory does not add up). An input a day may lack
 //! ([`OPTIONAL_INPUTS`]: a source not every deployment has, the first day's missing
 //! yesterday) is registered empty with the columns the SQL reads.
 
@@ -367,7 +369,11 @@ pub fn reconcile(job: &Job, inputs: &Inputs, out: &Path) -> Result<ReconcileRepo
             ctx.register(name, lf.clone());
         }
         let query = |source| Error::Query { name: r.name, source };
-        let plan = ctx.execute(&params.bind(r.sql)).map_err(query)?;
+        let steps = tempfile::tempdir_in(out).map_err(|source| Error::Write {
+            path: out.to_path_buf(),
+            source,
+        })?;
+        let plan = execute(r.name, &mut ctx, &params.bind(r.sql), steps.path())?;
         // The streaming engine runs joins and group-bys in morsels on every core and holds
         // far less than the in-memory engine; a published result streams into its file.
         let result = if selected.is_none_or(|s| s.iter().any(|n| n == r.name)) {
@@ -394,6 +400,74 @@ pub fn reconcile(job: &Job, inputs: &Inputs, out: &Path) -> Result<ReconcileRepo
         );
     }
     Ok(report)
+}
+
+/// Runs reconciliation `name`'s SQL: every `CREATE TABLE t AS <query>;` before the last
+/// statement is run into a Parquet file under `steps` and read back as `t`, so that one step's
+/// memory is freed before the next starts (one plan would hold the joins and cached CTEs of
+/// all of them at once); the last statement is the result.
+fn execute(name: &'static str, ctx: &mut SQLContext, sql: &str, steps: &Path) -> Result<LazyFrame, Error> {
+    let query = |source| Error::Query { name, source };
+    let statements = statements(sql);
+    let Some((last, staged)) = statements.split_last() else {
+        return Err(query(PolarsError::ComputeError("the SQL has no statement".into())));
+    };
+    for statement in staged {
+        let Some((table, step)) = staged_table(statement) else {
+            let message =
+                format!("only the last statement may be a query, the others CREATE TABLE t AS ...: {statement}");
+            return Err(query(PolarsError::ComputeError(message.into())));
+        };
+        let path = steps.join(format!("{table}.parquet"));
+        parquet::sink(&path, ctx.execute(step).map_err(query)?).map_err(query)?;
+        ctx.register(table, scan(table, Some(&vec![path]))?);
+    }
+    ctx.execute(last).map_err(query)
+}
+
+/// The statements of `sql`, split at the semicolons outside comments and quoted text, without
+/// the comments; empty statements are dropped.
+fn statements(sql: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for line in sql.lines() {
+        for (i, c) in line.char_indices() {
+            match c {
+                '\'' => quoted = !quoted,
+                '-' if !quoted && line[i..].starts_with("--") => break,
+                ';' if !quoted => {
+                    statements.push(std::mem::take(&mut current));
+                    continue;
+                }
+                _ => {}
+            }
+            current.push(c);
+        }
+        current.push('\n');
+    }
+    statements.push(current);
+    statements
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// `CREATE TABLE name AS query` split into its name and query.
+fn staged_table(statement: &str) -> Option<(&str, &str)> {
+    let rest = after_word(statement, "create")?;
+    let rest = after_word(rest, "table")?;
+    let (name, rest) = rest.split_once(char::is_whitespace)?;
+    let query = after_word(rest.trim_start(), "as")?;
+    Some((name, query))
+}
+
+/// `text` after its first word if that word is `word` (any case).
+fn after_word<'a>(text: &'a str, word: &str) -> Option<&'a str> {
+    let head = text.get(..word.len())?;
+    let rest = &text[word.len()..];
+    (head.eq_ignore_ascii_case(word) && rest.starts_with(char::is_whitespace)).then(|| rest.trim_start())
 }
 
 /// Runs `plan` on the streaming engine into one frame: the in-memory engine decodes every
@@ -568,6 +642,48 @@ fn summary_rows(frame: &DataFrame) -> PolarsResult<Vec<SummaryRow>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_split_at_semicolons_outside_comments_and_quotes() {
+        let sql =
+            "-- a rule; its comment\nCREATE TABLE t AS\nSELECT ';' AS s -- why; here\nFROM x;\n\nSELECT * FROM t;\n";
+        assert_eq!(
+            statements(sql),
+            vec![
+                "CREATE TABLE t AS\nSELECT ';' AS s \nFROM x".to_string(),
+                "SELECT * FROM t".to_string()
+            ]
+        );
+        assert_eq!(statements("-- only a comment; nothing else\n"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_staged_table_is_a_create_table_as_with_its_name_and_query() {
+        assert_eq!(
+            staged_table("create  TABLE chosen\n  As\nWITH a AS (SELECT 1) SELECT * FROM a"),
+            Some(("chosen", "WITH a AS (SELECT 1) SELECT * FROM a"))
+        );
+        assert_eq!(staged_table("SELECT * FROM created"), None);
+        assert_eq!(staged_table("CREATE TABLES t AS SELECT 1"), None);
+        assert_eq!(staged_table("CREATE TABLE t SELECT 1"), None);
+    }
+
+    #[test]
+    fn staged_steps_are_read_back_by_the_statements_after_them() -> Result<(), Box<dyn std::error::Error>> {
+        let steps = tempfile::tempdir()?;
+        let mut ctx = SQLContext::new();
+        let x = DataFrame::new(3, vec![Column::new("v".into(), vec![1i64, 2, 3])])?;
+        ctx.register("x", x.lazy());
+        let sql = "CREATE TABLE doubled AS SELECT v * 2 AS v FROM x;\nSELECT SUM(v) AS total FROM doubled";
+
+        let result = collect(execute("test", &mut ctx, sql, steps.path())?)?;
+
+        assert_eq!(result.column("total")?.i64()?.get(0), Some(12));
+        assert!(steps.path().join("doubled.parquet").exists());
+        let bad = execute("test", &mut ctx, "SELECT 1; SELECT 2", steps.path());
+        assert!(matches!(bad, Err(Error::Query { name: "test", .. })));
+        Ok(())
+    }
 
     #[test]
     fn the_category_file_maps_all_89_status_values_as_the_design_says() {
