@@ -12,6 +12,7 @@
 //! [`sources`] holds what differs per source; [`pipeline`] runs the stages in order; [`job`]
 //! resolves the job file, environment and flags into a [`job::Job`].
 
+pub mod allocator;
 pub mod cli;
 pub mod error;
 pub mod extract;

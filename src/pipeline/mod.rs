@@ -817,23 +817,8 @@ fn limit_threads(threads: usize) {
         // created after this, and the CLI runs no other thread.
         unsafe { std::env::set_var("POLARS_MAX_THREADS", threads.to_string()) };
     }
-    limit_malloc_arenas(threads);
+    crate::allocator::limit_arenas(threads);
 }
-
-/// glibc gives up to 8 arenas per core, and each keeps the memory its threads freed: the
-/// reconciliation's joins peaked 25% higher that way. One arena per worker thread costs the
-/// normalize stage nothing measurable. An explicit `MALLOC_ARENA_MAX` wins.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn limit_malloc_arenas(threads: usize) {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        let arenas = libc::c_int::try_from(threads.max(1)).unwrap_or(libc::c_int::MAX);
-        // SAFETY: mallopt only sets an allocator tunable; arenas already created stay valid.
-        unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas(_threads: usize) {}
 
 /// The runtime of a run: object store and HTTP calls are async.
 pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {

@@ -364,6 +364,8 @@ pub fn reconcile(job: &Job, inputs: &Inputs, out: &Path) -> Result<ReconcileRepo
 
     for r in plan(selected) {
         let started = std::time::Instant::now();
+        // Each rule starts from what the ones before it freed, not on top of it.
+        crate::allocator::release_freed();
         let mut ctx = SQLContext::new();
         for (name, lf) in &tables {
             ctx.register(name, lf.clone());
@@ -420,6 +422,7 @@ fn execute(name: &'static str, ctx: &mut SQLContext, sql: &str, steps: &Path) ->
         };
         let path = steps.join(format!("{table}.parquet"));
         parquet::sink(&path, ctx.execute(step).map_err(query)?).map_err(query)?;
+        crate::allocator::release_freed();
         ctx.register(table, scan(table, Some(&vec![path]))?);
     }
     ctx.execute(last).map_err(query)
