@@ -22,6 +22,10 @@
 -- * The invoice terms belong to the order, so each device of an order is compared with them
 --   (the orders of the seeds finance one device each).
 -- * DISCARDED products are not compared (they are not demand, DESIGN.md 3).
+--
+-- Two steps: `device_plans` (each demanded device with its plan) is written and read back
+-- before the orders' invoice terms are joined, so no step holds both joins at once.
+CREATE TABLE device_plans AS
 WITH plans AS (
     SELECT subscription_terminal_id AS subscription_device_id,
            upfront_fee,
@@ -35,9 +39,15 @@ WITH plans AS (
                 OR last_installment_fee IS NOT NULL OR installment_duration IS NOT NULL) AS installment_plan
         FROM customer_devices
     ) d
-),
-pairs AS (
-    SELECT p.order_id, p.subscription_device_id, d.plan,
+)
+SELECT p.order_id, p.subscription_device_id, d.plan,
+       d.monthly_fee, d.installment_duration, d.last_installment_fee, d.upfront_fee
+FROM order_products p
+JOIN plans d ON d.subscription_device_id = p.subscription_device_id
+WHERE COALESCE(p.status, '') <> 'DISCARDED';
+
+WITH pairs AS (
+    SELECT d.order_id, d.subscription_device_id, d.plan,
            o.invoice_fee_amount, d.monthly_fee,
            o.invoice_fee_duration, d.installment_duration,
            o.invoice_residual_value, d.last_installment_fee,
@@ -50,10 +60,8 @@ pairs AS (
                 ELSE ABS(o.invoice_residual_value - d.last_installment_fee) > CAST('0.01' AS DECIMAL(38, 10)) END AS residual_differs,
            CASE WHEN o.invoice_initial_payment IS NULL OR d.upfront_fee IS NULL THEN NULL
                 ELSE ABS(o.invoice_initial_payment - d.upfront_fee) > CAST('0.01' AS DECIMAL(38, 10)) END AS initial_differs
-    FROM order_products p
-    JOIN plans d ON d.subscription_device_id = p.subscription_device_id
-    LEFT JOIN orders o ON o.order_id = p.order_id
-    WHERE COALESCE(p.status, '') <> 'DISCARDED'
+    FROM device_plans d
+    LEFT JOIN orders o ON o.order_id = d.order_id
 )
 SELECT order_id, subscription_device_id, plan,
        invoice_fee_amount, monthly_fee,

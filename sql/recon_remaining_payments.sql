@@ -37,26 +37,28 @@
 -- * fees_state is null when the order amount is unknown (ORDER_NOT_FOUND).
 -- * A device's plan is the installment plan when any of its three figures is present.
 --
--- Two steps: `journey_totals` is written and read back before the final join, so the memory
--- of matching devices to orders is freed before the journeys are read.
-CREATE TABLE journey_totals AS
-WITH journey_devices AS (
-    SELECT order_id_external, reexpedition, journey_index, subscription_device_id,
-           MAX(subscription_order_id) AS subscription_order_id
-    FROM external_order_devices
-    WHERE subscription_device_id IS NOT NULL
-    GROUP BY order_id_external, reexpedition, journey_index, subscription_device_id
-),
+-- Five steps, each written and read back before the next starts, so that no step holds the
+-- memory of the one before (and the two tables read twice are computed once):
+-- `journey_devices`, `products`, `matched` (a journey device's order), `journey_totals`, then
+-- the journeys.
+CREATE TABLE journey_devices AS
+SELECT order_id_external, reexpedition, journey_index, subscription_device_id,
+       MAX(subscription_order_id) AS subscription_order_id
+FROM external_order_devices
+WHERE subscription_device_id IS NOT NULL
+GROUP BY order_id_external, reexpedition, journey_index, subscription_device_id;
+
 -- Demand only: a DISCARDED product is published in order_products but owes nothing here.
-products AS (
-    SELECT p.order_id, p.subscription_device_id, COALESCE(p.remaining_payment, 0) AS remaining_payment,
-           o.order_id_crm
-    FROM order_products p
-    LEFT JOIN orders o ON o.order_id = p.order_id
-    WHERE p.subscription_device_id IS NOT NULL AND COALESCE(p.status, '') <> 'DISCARDED'
-),
+CREATE TABLE products AS
+SELECT p.order_id, p.subscription_device_id, COALESCE(p.remaining_payment, 0) AS remaining_payment,
+       o.order_id_crm
+FROM order_products p
+LEFT JOIN orders o ON o.order_id = p.order_id
+WHERE p.subscription_device_id IS NOT NULL AND COALESCE(p.status, '') <> 'DISCARDED';
+
 -- The order the device names (its subscription.order_id is the order's order_id_crm).
-named AS (
+CREATE TABLE matched AS
+WITH named AS (
     SELECT d.order_id_external, d.reexpedition, d.journey_index, d.subscription_device_id,
            MAX(p.order_id) AS order_id
     FROM journey_devices d
@@ -66,16 +68,16 @@ named AS (
 -- Else the latest order holding the device.
 latest AS (
     SELECT subscription_device_id, MAX(order_id) AS order_id FROM products GROUP BY subscription_device_id
-),
-matched AS (
-    SELECT d.order_id_external, d.reexpedition, d.journey_index, d.subscription_device_id,
-           COALESCE(n.order_id, l.order_id) AS order_id
-    FROM journey_devices d
-    LEFT JOIN named n ON n.order_id_external = d.order_id_external AND n.reexpedition = d.reexpedition
-        AND n.journey_index = d.journey_index AND n.subscription_device_id = d.subscription_device_id
-    LEFT JOIN latest l ON l.subscription_device_id = d.subscription_device_id
-),
-device_fees AS (
+)
+SELECT d.order_id_external, d.reexpedition, d.journey_index, d.subscription_device_id,
+       COALESCE(n.order_id, l.order_id) AS order_id
+FROM journey_devices d
+LEFT JOIN named n ON n.order_id_external = d.order_id_external AND n.reexpedition = d.reexpedition
+    AND n.journey_index = d.journey_index AND n.subscription_device_id = d.subscription_device_id
+LEFT JOIN latest l ON l.subscription_device_id = d.subscription_device_id;
+
+CREATE TABLE journey_totals AS
+WITH device_fees AS (
     SELECT subscription_terminal_id AS subscription_device_id,
            CASE
                WHEN monthly_fee IS NOT NULL OR unpaid_installments IS NOT NULL OR last_installment_fee IS NOT NULL
