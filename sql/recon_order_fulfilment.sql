@@ -30,10 +30,8 @@
 --   counts them (done in Rust, next to this file, because it is a warning, not a row).
 -- * quantity defaults to 1 when the order does not give it.
 --
--- Four steps, each written and read back before the next starts, so that no step holds the
--- memory of the one before: `last_status` (an expedition's), `chosen` (a device's
--- expedition), `demand` (the order products with the logistics system's view), then the two
--- joined.
+-- Two steps: `chosen` (a device's expedition) is written and read back before the final
+-- join, so the memory of the histories' joins is freed before the orders are read.
 --
 -- No window functions (polars runs them in memory, slowly): an expedition's last status is
 -- the MAX of (timestamp, position) packed in one INT128, joined back; a device's expedition
@@ -42,7 +40,7 @@
 --
 -- Parameters: :as_of = the end of the as_of day in source_timezone, as a UTC timestamp;
 -- :stuck_after_days = whole days.
-CREATE TABLE last_status AS
+CREATE TABLE chosen AS
 WITH history AS (
     SELECT expedition_id, position, status, status_at,
            -- (timestamp, position) as one number: position is 0 <= p < 2^32.
@@ -51,14 +49,14 @@ WITH history AS (
 ),
 last_rank AS (
     SELECT expedition_id, MAX(rank) AS rank FROM history GROUP BY expedition_id
-)
-SELECT h.expedition_id, h.status AS last_status, h.status_at AS last_status_at,
-       COALESCE(CAST(h.status_at AS BIGINT), -9223372036854775807) AS latest
-FROM history h
-JOIN last_rank r ON r.expedition_id = h.expedition_id AND r.rank = h.rank;
-
-CREATE TABLE chosen AS
-WITH device_expeditions AS (
+),
+last_status AS (
+    SELECT h.expedition_id, h.status AS last_status, h.status_at AS last_status_at,
+           COALESCE(CAST(h.status_at AS BIGINT), -9223372036854775807) AS latest
+    FROM history h
+    JOIN last_rank r ON r.expedition_id = h.expedition_id AND r.rank = h.rank
+),
+device_expeditions AS (
     SELECT DISTINCT subscription_device_id, expedition_id
     FROM expedition_products
     WHERE subscription_device_id IS NOT NULL
@@ -78,8 +76,6 @@ SELECT subscription_device_id,
 FROM (SELECT * FROM candidates ORDER BY subscription_device_id, latest DESC, expedition_id DESC) ranked
 GROUP BY subscription_device_id;
 
--- The demand (order products that are not DISCARDED), with the logistics system's own view.
-CREATE TABLE demand AS
 SELECT
     o.order_id,
     o.subscription_device_id,
@@ -87,20 +83,6 @@ SELECT
     o.product_code,
     COALESCE(o.quantity, 1) AS quantity,
     o.remaining_payment,
-    w.subscription_device_id IS NOT NULL AS listed_by_logistics,
-    w.expedition_id AS logistics_expedition_id,
-    w.current_status AS logistics_status
-FROM order_products o
-LEFT JOIN products_with_expedition w ON w.subscription_device_id = o.subscription_device_id
-WHERE COALESCE(o.status, '') <> 'DISCARDED';
-
-SELECT
-    d.order_id,
-    d.subscription_device_id,
-    d.position,
-    d.product_code,
-    d.quantity,
-    d.remaining_payment,
     c.expedition_id,
     COALESCE(c.expedition_count, 0) AS expedition_count,
     c.last_status,
@@ -113,14 +95,15 @@ SELECT
         WHEN c.last_status_at < :as_of - INTERVAL ':stuck_after_days days' THEN 'STUCK'
         ELSE 'IN_PROGRESS'
     END AS state,
-    d.logistics_expedition_id,
-    d.logistics_status,
+    w.expedition_id AS logistics_expedition_id,
+    w.current_status AS logistics_status,
     CASE
-        WHEN NOT d.listed_by_logistics THEN NULL
+        WHEN w.subscription_device_id IS NULL THEN NULL
         WHEN c.expedition_id IS NULL THEN FALSE
-        ELSE COALESCE(d.logistics_expedition_id, '') = c.expedition_id
-            AND COALESCE(d.logistics_status, '') = COALESCE(c.last_status, '')
+        ELSE COALESCE(w.expedition_id, '') = c.expedition_id AND COALESCE(w.current_status, '') = COALESCE(c.last_status, '')
     END AS logistics_status_agrees
-FROM demand d
-LEFT JOIN chosen c ON c.subscription_device_id = d.subscription_device_id
+FROM order_products o
+LEFT JOIN chosen c ON c.subscription_device_id = o.subscription_device_id
 LEFT JOIN status_categories k ON k.status = c.last_status
+LEFT JOIN products_with_expedition w ON w.subscription_device_id = o.subscription_device_id
+WHERE COALESCE(o.status, '') <> 'DISCARDED'
