@@ -24,8 +24,8 @@ pub fn limit_arenas(_threads: usize) {}
 ///
 /// glibc returns only the free memory at the top of an arena's heap; what is freed below a
 /// live block stays resident, and the next step's allocations fit it only in part. Without
-/// this, the reconciliation's steps piled up: the 1 M-order run peaked at 1.13-1.54 GB with
-/// them against 0.85 GB with a trim after each.
+/// this, the reconciliation's steps piled up: the 1 M-order run peaked at 1.08-1.47 GiB with
+/// them against 0.81 GiB with a trim after each.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn release_freed() {
     // SAFETY: malloc_trim only returns free pages to the kernel; no live block moves.

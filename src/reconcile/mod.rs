@@ -405,9 +405,9 @@ pub fn reconcile(job: &Job, inputs: &Inputs, out: &Path) -> Result<ReconcileRepo
 }
 
 /// Runs reconciliation `name`'s SQL: every `CREATE TABLE t AS <query>;` before the last
-/// statement is run into a Parquet file under `steps` and read back as `t`, so that one step's
-/// memory is freed before the next starts (one plan would hold the joins and cached CTEs of
-/// all of them at once); the last statement is the result.
+/// statement is run into a Parquet file under `steps` and read back as `t`, and the memory it
+/// freed is handed back, before the next starts (one plan would hold the joins and cached
+/// CTEs of all of them at once); the last statement is the result.
 fn execute(name: &'static str, ctx: &mut SQLContext, sql: &str, steps: &Path) -> Result<LazyFrame, Error> {
     let query = |source| Error::Query { name, source };
     let statements = statements(sql);
