@@ -22,67 +22,88 @@ pub fn for_each_item<'a>(
     envelopes: &[Envelope],
     item: &mut dyn FnMut(&'a [u8], &Context<'a>),
 ) -> Result<(), String> {
-    visit(record, envelopes, &Context::default(), item, 0)
+    Shapes::new(envelopes).for_each_item(record, item)
 }
 
-fn visit<'a>(
-    record: &'a [u8],
-    envelopes: &[Envelope],
-    inherited: &Context<'a>,
-    item: &mut dyn FnMut(&'a [u8], &Context<'a>),
-    depth: usize,
-) -> Result<(), String> {
-    if depth > MAX_DEPTH {
-        return Err("records nested too deeply".into());
+/// A source's envelopes with the search for their keys prepared once, for reading many
+/// records (building a substring searcher per record cost ~0.6% of normalizing).
+pub struct Shapes<'e> {
+    envelopes: &'e [Envelope],
+    /// `"key"` of each envelope's first items key, quoted.
+    keys: Vec<memchr::memmem::Finder<'static>>,
+}
+
+impl<'e> Shapes<'e> {
+    /// The shapes of a source's `envelopes`.
+    pub fn new(envelopes: &'e [Envelope]) -> Self {
+        let keys = envelopes
+            .iter()
+            .map(|e| memchr::memmem::Finder::new(format!("\"{}\"", e.items[0]).as_bytes()).into_owned())
+            .collect();
+        Shapes { envelopes, keys }
     }
-    match record.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'[') => {
-            let elements: Vec<&RawValue> =
-                serde_json::from_slice(record).map_err(|e| format!("invalid JSON array: {e}"))?;
-            for e in elements {
-                visit(e.get().as_bytes(), envelopes, inherited, item, depth + 1)?;
-            }
-            Ok(())
+
+    /// [`for_each_item`] with these shapes.
+    pub fn for_each_item<'a>(
+        &self,
+        record: &'a [u8],
+        item: &mut dyn FnMut(&'a [u8], &Context<'a>),
+    ) -> Result<(), String> {
+        self.visit(record, &Context::default(), item, 0)
+    }
+
+    fn visit<'a>(
+        &self,
+        record: &'a [u8],
+        inherited: &Context<'a>,
+        item: &mut dyn FnMut(&'a [u8], &Context<'a>),
+        depth: usize,
+    ) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err("records nested too deeply".into());
         }
-        Some(b'{') => {
-            if !envelopes.iter().any(|e| mentions_key(record, e.items[0])) {
-                item(record, inherited);
-                return Ok(());
-            }
-            let object: BTreeMap<Cow<'a, str>, &'a RawValue> =
-                serde_json::from_slice(record).map_err(|e| format!("invalid JSON: {e}"))?;
-            for envelope in envelopes {
-                let Some(items) = lookup(&object, envelope.items)? else {
-                    continue;
-                };
-                let mut ctx = inherited.clone();
-                if let Some(page) = object.get("current_page") {
-                    ctx.page = serde_json::from_str::<i64>(page.get()).ok();
+        match record.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'[') => {
+                let elements: Vec<&RawValue> =
+                    serde_json::from_slice(record).map_err(|e| format!("invalid JSON array: {e}"))?;
+                for e in elements {
+                    self.visit(e.get().as_bytes(), inherited, item, depth + 1)?;
                 }
-                for (name, path) in envelope.context {
-                    if let Some(v) = lookup(&object, path)? {
-                        if let Ok(t) = serde_json::from_str::<crate::schema::lenient::Text<'a>>(v.get()) {
-                            ctx.set(name, t.0);
+                Ok(())
+            }
+            Some(b'{') => {
+                // Whether a quoted key appears anywhere in the record: a cheap pre-check; the
+                // parse decides.
+                if !self.keys.iter().any(|k| k.find(record).is_some()) {
+                    item(record, inherited);
+                    return Ok(());
+                }
+                let object: BTreeMap<Cow<'a, str>, &'a RawValue> =
+                    serde_json::from_slice(record).map_err(|e| format!("invalid JSON: {e}"))?;
+                for envelope in self.envelopes {
+                    let Some(items) = lookup(&object, envelope.items)? else {
+                        continue;
+                    };
+                    let mut ctx = inherited.clone();
+                    if let Some(page) = object.get("current_page") {
+                        ctx.page = serde_json::from_str::<i64>(page.get()).ok();
+                    }
+                    for (name, path) in envelope.context {
+                        if let Some(v) = lookup(&object, path)? {
+                            if let Ok(t) = serde_json::from_str::<crate::schema::lenient::Text<'a>>(v.get()) {
+                                ctx.set(name, t.0);
+                            }
                         }
                     }
+                    return self.visit(items.get().as_bytes(), &ctx, item, depth + 1);
                 }
-                return visit(items.get().as_bytes(), envelopes, &ctx, item, depth + 1);
+                item(record, inherited);
+                Ok(())
             }
-            item(record, inherited);
-            Ok(())
+            Some(_) => Err("not a JSON object or array".into()),
+            None => Err("empty record".into()),
         }
-        Some(_) => Err("not a JSON object or array".into()),
-        None => Err("empty record".into()),
     }
-}
-
-/// Whether the quoted key appears anywhere in the record (a cheap pre-check; the parse decides).
-fn mentions_key(record: &[u8], key: &str) -> bool {
-    let mut quoted = Vec::with_capacity(key.len() + 2);
-    quoted.push(b'"');
-    quoted.extend_from_slice(key.as_bytes());
-    quoted.push(b'"');
-    memchr::memmem::find(record, &quoted).is_some()
 }
 
 /// Follows `path` through nested objects.

@@ -22,6 +22,7 @@ pub mod rejects;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use polars::prelude::*;
@@ -133,6 +134,9 @@ impl Stage<'_> {
 /// 4 MiB saved only 4 MiB more; earlier, 32 and 64 MiB were slower (fewer chunks overlap
 /// reading with parsing less) and 300-560 MB.
 pub const DEFAULT_BATCH_BYTES: usize = crate::job::DEFAULT_BATCH_BYTES;
+
+/// One row per record in [`Shared::rows_per_record`]'s fixed point (sixteenths).
+const ROW_RATIO_ONE: usize = 16;
 
 /// One input file, as read.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -250,6 +254,10 @@ struct Shared<'s> {
     rank: Vec<usize>,
     rejects: Mutex<Spill>,
     failure: Mutex<Option<Error>>,
+    /// Rows per input record of each source's tables in the latest batch, in sixteenths: a
+    /// long table holds ~20 rows per record, and sizing its columns from the start saves
+    /// growing (and copying) them several times per batch.
+    rows_per_record: Vec<Vec<AtomicUsize>>,
 }
 
 impl Shared<'_> {
@@ -322,6 +330,11 @@ pub fn normalize(job: &Job, sources: &[&dyn Source], input: &Path, package: &Pat
         rank,
         rejects: Mutex::new(Spill::new(opts.package).map_err(|e| spill_error(opts, e))?),
         failure: Mutex::new(None),
+        rows_per_record: opts
+            .sources
+            .iter()
+            .map(|s| s.tables().iter().map(|_| AtomicUsize::new(ROW_RATIO_ONE)).collect())
+            .collect(),
     };
     for (i, s) in opts.sources.iter().enumerate() {
         let (files, skipped) = files::list(opts.input, s.name())?;
@@ -605,10 +618,15 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
     };
     let capacity = job.parts.iter().map(|p| p.chunk.spans.len()).sum();
     let main = specs[0].name;
+    let ratios = &shared.rows_per_record[job.source];
     let mut tables: Vec<TableBuilder> = specs
         .iter()
-        .map(|s| match opts.writes(s.name, main) {
-            true => TableBuilder::new(s.clone(), &opts.job.pii, capacity),
+        .zip(ratios)
+        .map(|(s, ratio)| match opts.writes(s.name, main) {
+            true => {
+                let rows = capacity * ratio.load(Ordering::Relaxed) / ROW_RATIO_ONE;
+                TableBuilder::new(s.clone(), &opts.job.pii, rows)
+            }
             // A table the run does not write costs no column work.
             false => TableBuilder::new(s.clone(), &Pii::drop_everything(), 0),
         })
@@ -617,6 +635,7 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
         source.pivots().iter().map(|p| (*p, p.bind(&opts.job.pii))).collect();
     let mut parsed: Vec<Option<Parsed<'_>>> = Vec::with_capacity(capacity);
     let mut origins: Vec<Origin> = Vec::with_capacity(capacity);
+    let shapes = shape::Shapes::new(source.envelopes());
     // Rejects by the part they are in (its file), in read order.
     let mut rejects: Vec<(usize, Reject)> = Vec::new();
 
@@ -624,7 +643,7 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
         let data = &part.chunk.data;
         for span in &part.chunk.spans {
             let record = &data[span.start..span.end];
-            let result = shape::for_each_item(record, source.envelopes(), &mut |bytes, ctx| {
+            let result = shapes.for_each_item(record, &mut |bytes, ctx| {
                 let ordinal = parsed.len() as u32;
                 let item = Item {
                     bytes,
@@ -764,6 +783,11 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
         st.rounded += parsed.iter().flatten().map(|p| p.rounded).sum::<u64>();
         if let Some(ledger) = st.ledger.as_mut() {
             ledger.record(&sightings).map_err(|e| ledger_error(opts, e))?;
+        }
+    }
+    if !parsed.is_empty() {
+        for (t, ratio) in tables.iter().zip(ratios) {
+            ratio.store(t.len() * ROW_RATIO_ONE / parsed.len(), Ordering::Relaxed);
         }
     }
     // Spilled per file: `_rejects` is in source, file, batch order.

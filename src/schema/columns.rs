@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 
 use polars::prelude::*;
+use polars_arrow::array::{MutableBinaryViewArray, View};
 
 use super::pii::{Pii, PiiAction, PiiKind};
 
@@ -155,8 +156,77 @@ impl Date {
     }
 }
 
+/// A text column being built. A value appended again on the next row from the same place in
+/// the input (a long table repeats its record's key on every row) reuses the previous row's
+/// view instead of copying its bytes again.
+struct TextColumn {
+    name: PlSmallStr,
+    values: MutableBinaryViewArray<str>,
+    /// Address and length of the last value appended from the input; (0, 0) after a null or
+    /// a hashed value.
+    last: (usize, usize),
+    /// Bytes of the values appended as a repeated view (not yet in the array's byte total).
+    repeated_bytes: usize,
+}
+
+impl TextColumn {
+    fn new(name: PlSmallStr, capacity: usize) -> Self {
+        TextColumn {
+            name,
+            values: MutableBinaryViewArray::with_capacity(capacity),
+            last: (0, 0),
+            repeated_bytes: 0,
+        }
+    }
+
+    /// Appends `v`, which borrows from the input or from a value that lives as long as the row.
+    #[inline]
+    fn push_input(&mut self, v: &str) {
+        let here = (v.as_ptr() as usize, v.len());
+        if here == self.last && v.len() > View::MAX_INLINE_SIZE as usize {
+            // The same address and length held these bytes on the previous row; compared
+            // anyway, since an owned value's allocation may have been reused.
+            if let Some(view) = self.values.views().last().copied() {
+                if self.values.value(self.values.len() - 1) == v {
+                    // SAFETY: the view is the previous row's, valid for this array's buffers
+                    // (a view names its buffer by index, which does not change when the
+                    // buffer in progress is completed); `finish` adds its bytes to the total.
+                    unsafe { self.values.views_mut().push(view) };
+                    self.repeated_bytes += v.len();
+                    if let Some(validity) = self.values.validity() {
+                        validity.push(true);
+                    }
+                    return;
+                }
+            }
+        }
+        self.values.push_value(v);
+        self.last = here;
+    }
+
+    /// Appends a value that is not from the input (a digest in a reused buffer).
+    #[inline]
+    fn push_other(&mut self, v: &str) {
+        self.values.push_value(v);
+        self.last = (0, 0);
+    }
+
+    #[inline]
+    fn push_null(&mut self) {
+        self.values.push_null();
+        self.last = (0, 0);
+    }
+
+    fn finish(mut self) -> StringChunked {
+        let total = self.values.total_bytes_len() + self.repeated_bytes;
+        // SAFETY: the total now counts every view's bytes, the repeated ones included.
+        unsafe { self.values.set_total_bytes_len(total) };
+        StringChunked::with_chunk(self.name, self.values.freeze())
+    }
+}
+
 enum Builder {
-    Text(StringChunkedBuilder),
+    Text(TextColumn),
     Int32(PrimitiveChunkedBuilder<Int32Type>),
     Int64(PrimitiveChunkedBuilder<Int64Type>),
     Float64(PrimitiveChunkedBuilder<Float64Type>),
@@ -187,7 +257,7 @@ impl ColumnBuilder {
         let name: PlSmallStr = spec.name.into();
         let builder = match (action, spec.ty) {
             (PiiAction::Drop, _) => Builder::Dropped,
-            (_, ColumnType::Text) => Builder::Text(StringChunkedBuilder::new(name, capacity)),
+            (_, ColumnType::Text) => Builder::Text(TextColumn::new(name, capacity)),
             (_, ColumnType::Int32) => Builder::Int32(PrimitiveChunkedBuilder::new(name, capacity)),
             (_, ColumnType::Int64) => Builder::Int64(PrimitiveChunkedBuilder::new(name, capacity)),
             (_, ColumnType::Float64) => Builder::Float64(PrimitiveChunkedBuilder::new(name, capacity)),
@@ -222,9 +292,9 @@ impl ColumnBuilder {
         self.counted(true);
         if let Builder::Text(b) = &mut self.builder {
             match (value, self.action) {
-                (Some(v), PiiAction::Hash) => b.append_value(pii.hash(self.kind, v).as_str()),
-                (Some(v), _) => b.append_value(v),
-                (None, _) => b.append_null(),
+                (Some(v), PiiAction::Hash) => b.push_other(pii.hash(self.kind, v).as_str()),
+                (Some(v), _) => b.push_input(v),
+                (None, _) => b.push_null(),
             }
         } else {
             debug_assert!(
@@ -632,6 +702,49 @@ mod tests {
             weight: Option<f64>,
         }
         groups []
+    }
+
+    #[test]
+    fn a_value_repeated_from_the_same_place_reads_back_as_itself() {
+        let input = "MYSIM_2000000MYSIM_2000001short";
+        let (first, second, short) = (&input[..13], &input[13..26], &input[26..]);
+        let mut column = TextColumn::new("id".into(), 0);
+        let mut expected: Vec<Option<String>> = Vec::new();
+        let mut push = |column: &mut TextColumn, v: Option<&str>| {
+            match v {
+                Some(v) => column.push_input(v),
+                None => column.push_null(),
+            }
+            expected.push(v.map(str::to_string));
+        };
+        for _ in 0..3 {
+            push(&mut column, Some(first));
+        }
+        push(&mut column, None);
+        push(&mut column, Some(first));
+        push(&mut column, Some(second));
+        push(&mut column, Some(short));
+        push(&mut column, Some(short));
+        // Enough long values to complete the buffer in progress between two repeats.
+        let long = "x".repeat(40_000);
+        push(&mut column, Some(&long));
+        push(&mut column, Some(&long));
+        for i in 0..4 {
+            // Owned values: the same address may come back with other bytes.
+            let owned = format!("value-number-{i:04}");
+            push(&mut column, Some(&owned));
+        }
+        push(&mut column, Some(second));
+        push(&mut column, Some(second));
+        let total: usize = expected.iter().flatten().map(String::len).sum();
+
+        let values = column.finish();
+
+        let array = values.downcast_as_array();
+        let got: Vec<Option<String>> = array.iter().map(|v| v.map(str::to_string)).collect();
+        assert_eq!(got, expected);
+        assert_eq!(array.total_bytes_len(), total);
+        assert_eq!(values.null_count(), 1);
     }
 
     #[test]

@@ -66,6 +66,46 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
+/// Room a role list's vector starts with: serde's own starts empty and doubles, so a list of
+/// twenty pairs cost four allocations and three copies.
+const LIST_ROOM: usize = 16;
+
+/// An optional JSON list (`null` or absent: `None`) read into a vector that starts with room
+/// for [`LIST_ROOM`] elements; for `#[serde(default, deserialize_with = ...)]` on the long
+/// role lists.
+pub fn list<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct List<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for List<T> {
+        type Value = Option<Vec<T>>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            // serde's own words for a list, so reject reasons read as before.
+            f.write_str("a sequence")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_seq(self)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(LIST_ROOM).min(LIST_ROOM));
+            while let Some(v) = seq.next_element()? {
+                out.push(v);
+            }
+            Ok(Some(out))
+        }
+    }
+    d.deserialize_option(List(std::marker::PhantomData))
+}
+
 /// The shortest decimal text that reads back as `v` (integral values without `.0`).
 fn format_float(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
@@ -348,6 +388,24 @@ mod tests {
 
     fn probe(json: &str) -> Probe<'_> {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[derive(Deserialize)]
+    struct Lists {
+        #[serde(default, deserialize_with = "list")]
+        l: Option<Vec<i64>>,
+    }
+
+    #[test]
+    fn a_list_reads_as_serde_reads_an_optional_vector() {
+        let read = |json: &str| serde_json::from_str::<Lists>(json).map(|p| p.l);
+        assert_eq!(read("{}").ok(), Some(None));
+        assert_eq!(read(r#"{"l": null}"#).ok(), Some(None));
+        assert_eq!(read(r#"{"l": []}"#).ok(), Some(Some(vec![])));
+        let long: Vec<i64> = (0..40).collect();
+        assert_eq!(read(&format!(r#"{{"l": {long:?}}}"#)).ok(), Some(Some(long)));
+        let err = read(r#"{"l": "x"}"#).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("expected a sequence"), "{err}");
     }
 
     #[test]

@@ -9,8 +9,6 @@
 
 use std::borrow::Cow;
 
-use polars::prelude::PlHashMap;
-
 use super::columns::{Cell, ColumnSpec, ColumnType};
 use super::pii::{Pii, PiiAction, PiiKind};
 use super::time::TimeParser;
@@ -107,8 +105,11 @@ pub struct RolePair<'a> {
     pub value: Option<Cow<'a, str>>,
 }
 
+/// Longest normalized role spelling looked up; longer ones are unknown roles.
+const ROLE_MAX: usize = 64;
+
 /// Lower-cases ASCII and removes `_`, `-` and spaces; `None` when longer than the buffer.
-fn normalize_role<'b>(role: &str, buf: &'b mut [u8; 64]) -> Option<&'b [u8]> {
+fn normalize_role<'b>(role: &str, buf: &'b mut [u8; ROLE_MAX]) -> Option<&'b [u8]> {
     let mut n = 0;
     for b in role.bytes() {
         if matches!(b, b'_' | b'-' | b' ') {
@@ -123,7 +124,88 @@ fn normalize_role<'b>(role: &str, buf: &'b mut [u8; 64]) -> Option<&'b [u8]> {
     Some(&buf[..n])
 }
 
+/// A normalized role spelling as zero-padded words, so that hashing and comparing it are a
+/// few word operations instead of a byte loop and a `memcmp`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Spelling {
+    words: [u64; ROLE_MAX / 8],
+    len: usize,
+}
+
+impl Spelling {
+    /// The normalized form of `role`; `None` when longer than [`ROLE_MAX`].
+    #[inline]
+    fn of(role: &str) -> Option<Spelling> {
+        let mut buf = [0u8; ROLE_MAX];
+        let len = normalize_role(role, &mut buf)?.len();
+        let mut words = [0u64; ROLE_MAX / 8];
+        for (w, bytes) in words.iter_mut().zip(buf.chunks_exact(8)) {
+            *w = <[u8; 8]>::try_from(bytes).map_or(0, u64::from_le_bytes);
+        }
+        Some(Spelling { words, len })
+    }
+
+    /// A hash of the first 24 bytes and the length (equal hashes are confirmed by `==`).
+    #[inline]
+    fn hash(&self) -> u64 {
+        let h = self.words[0] ^ self.words[1].rotate_left(21) ^ self.words[2].rotate_left(42) ^ self.len as u64;
+        h.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+}
+
+/// Normalized spelling → role, an open-addressed table looked up once per pair.
+struct RoleIndex {
+    slots: Vec<Option<(Spelling, usize)>>,
+}
+
+impl RoleIndex {
+    fn new(spellings: impl Iterator<Item = (&'static str, usize)>) -> Self {
+        let spellings: Vec<(Spelling, usize)> =
+            spellings.filter_map(|(s, i)| Spelling::of(s).map(|s| (s, i))).collect();
+        // At most a quarter full, so a lookup probes about one slot.
+        let mut slots = vec![None; (spellings.len() * 4).next_power_of_two().max(8)];
+        let mask = slots.len() - 1;
+        for (spelling, role) in spellings {
+            let mut at = (spelling.hash() >> 32) as usize & mask;
+            loop {
+                match slots[at] {
+                    // A later role listing the same spelling takes it.
+                    Some((s, _)) if s == spelling => {
+                        slots[at] = Some((spelling, role));
+                        break;
+                    }
+                    Some(_) => at = (at + 1) & mask,
+                    None => {
+                        slots[at] = Some((spelling, role));
+                        break;
+                    }
+                }
+            }
+        }
+        RoleIndex { slots }
+    }
+
+    #[inline]
+    fn get(&self, role: &str) -> Option<usize> {
+        let spelling = Spelling::of(role)?;
+        let mask = self.slots.len() - 1;
+        let mut at = (spelling.hash() >> 32) as usize & mask;
+        loop {
+            match &self.slots[at] {
+                Some((s, role)) if *s == spelling => return Some(*role),
+                Some(_) => at = (at + 1) & mask,
+                None => return None,
+            }
+        }
+    }
+}
+
 impl RolePivot {
+    /// Number of wide columns.
+    pub fn width(&self) -> usize {
+        self.roles.iter().map(Role::width).sum()
+    }
+
     /// The wide columns, in order.
     pub fn column_specs(&self) -> Vec<ColumnSpec> {
         let mut out = Vec::new();
@@ -164,12 +246,12 @@ impl RolePivot {
             .map(|r| pii.action(self.table, r.column, r.pii))
             .collect();
         // Looked up once per pair: a hash of the spelling beats scanning every role's.
-        let index = self
-            .roles
-            .iter()
-            .enumerate()
-            .flat_map(|(i, r)| r.sent_as.iter().map(move |s| (s.as_bytes(), i)))
-            .collect();
+        let index = RoleIndex::new(
+            self.roles
+                .iter()
+                .enumerate()
+                .flat_map(|(i, r)| r.sent_as.iter().map(move |s| (*s, i))),
+        );
         BoundPivot {
             pivot: self,
             index,
@@ -185,7 +267,7 @@ impl RolePivot {
 pub struct BoundPivot<'p> {
     pivot: &'p RolePivot,
     /// Normalized spelling → role.
-    index: PlHashMap<&'static [u8], usize>,
+    index: RoleIndex,
     offsets: Vec<usize>,
     width: usize,
     actions: Vec<PiiAction>,
@@ -207,7 +289,9 @@ impl BoundPivot<'_> {
     {
         let base = cells.len();
         cells.resize(base + self.width, Cell::Null);
-        for (position, (role, value)) in pairs.into_iter().enumerate() {
+        let pairs = pairs.into_iter();
+        long.reserve(pairs.size_hint().0);
+        for (position, (role, value)) in pairs.enumerate() {
             let known = self.find(&role);
             let stored = match (known, &value) {
                 (_, None) => None,
@@ -245,10 +329,9 @@ impl BoundPivot<'_> {
         Ok(())
     }
 
+    #[inline]
     fn find(&self, role: &str) -> Option<usize> {
-        let mut buf = [0u8; 64];
-        let key = normalize_role(role, &mut buf)?;
-        self.index.get(key).copied()
+        self.index.get(role)
     }
 
     // The value stays a `Cow` so that a borrowed one is kept without copying.
@@ -314,10 +397,52 @@ mod tests {
     }
 
     #[test]
+    fn the_role_index_finds_every_spelling_as_sent_and_nothing_else() {
+        let index = RoleIndex::new(
+            [
+                ("connectioninstallationflow", 0),
+                ("connectioninstallationfloor", 1),
+                ("email", 2),
+                ("emailaddress", 3),
+                ("a", 4),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(index.get("connectionInstallationFlow"), Some(0));
+        assert_eq!(index.get("connection_installation_floor"), Some(1));
+        assert_eq!(index.get("E-Mail"), Some(2));
+        assert_eq!(index.get("email address"), Some(3));
+        assert_eq!(index.get("A"), Some(4));
+        // The same first 24 bytes, or the same hash words, but another spelling.
+        assert_eq!(index.get("connectioninstallationflo"), None);
+        assert_eq!(index.get("connectioninstallationflowx"), None);
+        assert_eq!(index.get("emai"), None);
+        assert_eq!(index.get(""), None);
+        assert_eq!(index.get(&"x".repeat(ROLE_MAX + 1)), None);
+        // Every pivot of every source: each spelling finds its own role.
+        for source in crate::sources::SOURCES {
+            for pivot in source.pivots() {
+                let index = RoleIndex::new(
+                    pivot
+                        .roles
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(i, r)| r.sent_as.iter().map(move |s| (*s, i))),
+                );
+                for (i, r) in pivot.roles.iter().enumerate() {
+                    for s in r.sent_as {
+                        assert_eq!(index.get(&s.to_uppercase()), Some(i), "{}: {s}", pivot.list);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn aliases_are_written_normalized() {
         for r in ROLES {
             for s in r.sent_as {
-                let mut buf = [0u8; 64];
+                let mut buf = [0u8; ROLE_MAX];
                 assert_eq!(normalize_role(s, &mut buf).unwrap(), s.as_bytes());
             }
         }

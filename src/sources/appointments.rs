@@ -119,7 +119,9 @@ pub struct Appointment<'a> {
     last_update: Option<Text<'a>>,
     contact_medium: Option<Vec<ContactMedium<'a>>>,
     note: Option<Vec<Note<'a>>>,
+    #[serde(default, deserialize_with = "crate::schema::lenient::list")]
     related_entity: Option<Vec<RelatedEntity<'a>>>,
+    #[serde(default, deserialize_with = "crate::schema::lenient::list")]
     related_party: Option<Vec<RelatedParty<'a>>>,
     related_place: Option<RelatedPlace<'a>>,
     resource_order_item: Option<Vec<ResourceOrderItem<'a>>>,
@@ -193,6 +195,7 @@ struct ResourceOrderItem<'a> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct Resource<'a> {
+    #[serde(default, deserialize_with = "crate::schema::lenient::list")]
     resource_characteristic: Option<Vec<Characteristic<'a>>>,
 }
 
@@ -377,7 +380,8 @@ impl Source for Appointments {
             related_place_role: None,
             related_place_name: None,
             _fetched_on: fetched,
-            groups: Vec::new(),
+            // The three pivots' cells, allocated once.
+            groups: Vec::with_capacity(PIVOTS.iter().map(|p| p.width()).sum()),
         };
         if let Some(p) = place {
             row.related_place_id = text(p.id);
