@@ -138,6 +138,11 @@ pub const DEFAULT_BATCH_BYTES: usize = crate::job::DEFAULT_BATCH_BYTES;
 /// One row per record in [`Shared::rows_per_record`]'s fixed point (sixteenths).
 const ROW_RATIO_ONE: usize = 16;
 
+/// Input bytes per row below which a batch's columns are not presized: the guess from the
+/// previous batch never reserves more rows than a batch's bytes could hold (a record with a
+/// list of a million pairs must not make the next batch reserve a million rows per record).
+const PRESIZE_ROW_BYTES: usize = 16;
+
 /// One input file, as read.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct FileReport {
@@ -255,7 +260,7 @@ struct Shared<'s> {
     rejects: Mutex<Spill>,
     failure: Mutex<Option<Error>>,
     /// Rows per input record of each source's tables in the latest batch, in sixteenths: a
-    /// long table holds ~20 rows per record, and sizing its columns from the start saves
+    /// long table holds ~16 rows per record, and sizing its columns from the start saves
     /// growing (and copying) them several times per batch.
     rows_per_record: Vec<Vec<AtomicUsize>>,
 }
@@ -616,7 +621,8 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
         let st = lock(&shared.sources[job.source]);
         job.parts.iter().map(|p| st.files[p.file].0.clone()).collect()
     };
-    let capacity = job.parts.iter().map(|p| p.chunk.spans.len()).sum();
+    let capacity: usize = job.parts.iter().map(|p| p.chunk.spans.len()).sum();
+    let most_rows = job.parts.iter().map(|p| p.chunk.data.len()).sum::<usize>() / PRESIZE_ROW_BYTES;
     let main = specs[0].name;
     let ratios = &shared.rows_per_record[job.source];
     let mut tables: Vec<TableBuilder> = specs
@@ -624,7 +630,7 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
         .zip(ratios)
         .map(|(s, ratio)| match opts.writes(s.name, main) {
             true => {
-                let rows = capacity * ratio.load(Ordering::Relaxed) / ROW_RATIO_ONE;
+                let rows = (capacity.saturating_mul(ratio.load(Ordering::Relaxed)) / ROW_RATIO_ONE).min(most_rows);
                 TableBuilder::new(s.clone(), &opts.job.pii, rows)
             }
             // A table the run does not write costs no column work.

@@ -179,7 +179,7 @@ impl TextColumn {
         }
     }
 
-    /// Appends `v`, which borrows from the input or from a value that lives as long as the row.
+    /// Appends `v`, a value of the input (or any value: a repeat is confirmed by its bytes).
     #[inline]
     fn push_input(&mut self, v: &str) {
         let here = (v.as_ptr() as usize, v.len());
