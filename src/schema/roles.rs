@@ -163,40 +163,32 @@ impl RoleIndex {
         let spellings: Vec<(Spelling, usize)> =
             spellings.filter_map(|(s, i)| Spelling::of(s).map(|s| (s, i))).collect();
         // At most a quarter full, so a lookup probes about one slot.
-        let mut slots = vec![None; (spellings.len() * 4).next_power_of_two().max(8)];
-        let mask = slots.len() - 1;
+        let mut index = RoleIndex {
+            slots: vec![None; (spellings.len() * 4).next_power_of_two().max(8)],
+        };
         for (spelling, role) in spellings {
-            let mut at = (spelling.hash() >> 32) as usize & mask;
-            loop {
-                match slots[at] {
-                    // A later role listing the same spelling takes it.
-                    Some((s, _)) if s == spelling => {
-                        slots[at] = Some((spelling, role));
-                        break;
-                    }
-                    Some(_) => at = (at + 1) & mask,
-                    None => {
-                        slots[at] = Some((spelling, role));
-                        break;
-                    }
-                }
-            }
+            // A later role listing the same spelling takes it.
+            let at = index.slot(&spelling);
+            index.slots[at] = Some((spelling, role));
         }
-        RoleIndex { slots }
+        index
     }
 
     #[inline]
     fn get(&self, role: &str) -> Option<usize> {
         let spelling = Spelling::of(role)?;
+        self.slots[self.slot(&spelling)].map(|(_, role)| role)
+    }
+
+    /// The slot holding `spelling`, or the empty one where it would go.
+    #[inline]
+    fn slot(&self, spelling: &Spelling) -> usize {
         let mask = self.slots.len() - 1;
         let mut at = (spelling.hash() >> 32) as usize & mask;
-        loop {
-            match &self.slots[at] {
-                Some((s, role)) if *s == spelling => return Some(*role),
-                Some(_) => at = (at + 1) & mask,
-                None => return None,
-            }
+        while self.slots[at].is_some_and(|(s, _)| s != *spelling) {
+            at = (at + 1) & mask;
         }
+        at
     }
 }
 
