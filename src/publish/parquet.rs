@@ -6,6 +6,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
+use polars_parquet::write::Encoding;
 
 /// Rows per row group: large enough for scans, small enough to bound a writer's memory.
 pub const ROW_GROUP_ROWS: usize = 256 * 1024;
@@ -95,6 +96,56 @@ pub struct TableFiles {
     schema: Schema,
     open: Option<OpenFile>,
     done: Vec<WrittenFile>,
+    encodings: Encodings,
+}
+
+/// Row groups a text column that went without a dictionary is written plain before the
+/// dictionary is tried again.
+const PLAIN_GROUPS: usize = 8;
+
+/// The encodings of a table's columns, row group by row group. polars tries a dictionary for
+/// every text column of every row group, estimating its distinct values first (hashing
+/// every value: 3-6% of normalizing); a column whose values were mostly distinct in a row
+/// group (keys, digests) is written plain for the next [`PLAIN_GROUPS`] without that estimate.
+struct Encodings {
+    /// polars' own choice, per column and leaf.
+    default: Vec<Vec<Encoding>>,
+    /// Per column: whether it is text, and the row groups it is still to be written plain.
+    text: Vec<bool>,
+    plain_for: Vec<usize>,
+}
+
+impl Encodings {
+    fn new(schema: &Schema) -> Self {
+        let arrow = schema.to_arrow(CompatLevel::newest());
+        let default: Vec<Vec<Encoding>> = polars::io::parquet::write::get_encodings(&arrow).to_vec();
+        let text: Vec<bool> = schema.iter_values().map(|t| matches!(t, DataType::String)).collect();
+        Encodings {
+            plain_for: vec![0; default.len()],
+            default,
+            text,
+        }
+    }
+
+    /// The encodings of column `i` for the next row group.
+    fn of(&self, i: usize) -> Vec<Encoding> {
+        match self.plain_for[i] {
+            0 => self.default[i].clone(),
+            _ => vec![Encoding::Plain],
+        }
+    }
+
+    /// Notes whether column `i` went with a dictionary in the row group just encoded.
+    fn encoded(&mut self, i: usize, dictionary: bool) {
+        if !self.text[i] {
+            return;
+        }
+        self.plain_for[i] = match (self.plain_for[i], dictionary) {
+            (0, false) => PLAIN_GROUPS,
+            (0, true) => 0,
+            (n, _) => n - 1,
+        };
+    }
 }
 
 struct OpenFile {
@@ -127,11 +178,13 @@ impl std::io::Write for CountingWriter {
 impl TableFiles {
     /// A table of `schema` whose files go into `dir` (created on the first write).
     pub fn new(dir: PathBuf, schema: Schema) -> Self {
+        let encodings = Encodings::new(&schema);
         TableFiles {
             dir,
             schema,
             open: None,
             done: Vec::new(),
+            encodings,
         }
     }
 
@@ -157,7 +210,7 @@ impl TableFiles {
             while offset < frame.height() {
                 let mut group = frame.slice(offset as i64, ROW_GROUP_ROWS);
                 group.rechunk_mut();
-                open.writer.write_batch(&group).map_err(std::io::Error::other)?;
+                write_group(&mut open.writer, &group, &mut self.encodings).map_err(std::io::Error::other)?;
                 open.groups += 1;
                 offset += ROW_GROUP_ROWS;
             }
@@ -212,6 +265,55 @@ impl TableFiles {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Encodes, compresses and writes `group` (one chunk per column) as one row group, each text
+/// column with the encoding [`Encodings`] chooses; otherwise as polars' `write_batch` does.
+fn write_group(
+    writer: &mut polars::io::parquet::write::BatchedWriter<CountingWriter>,
+    group: &DataFrame,
+    encodings: &mut Encodings,
+) -> PolarsResult<()> {
+    use polars_parquet::read::ParquetError;
+    use polars_parquet::write::{
+        Compressor, DynIter, DynStreamingIterator, FallibleStreamingIterator, Page, Version, WriteOptions,
+        array_to_columns,
+    };
+    if encodings.default.len() != group.width() {
+        // Not the table's schema: polars' own path says why.
+        return writer.write_batch(group);
+    }
+    let options = WriteOptions {
+        statistics: StatisticsOptions::default(),
+        version: Version::V1,
+        compression: compression().into(),
+        data_page_size: None,
+    };
+    let fields = writer.parquet_schema().fields().to_vec();
+    for batch in group.iter_chunks(CompatLevel::newest(), false) {
+        if batch.is_empty() {
+            continue;
+        }
+        let rows = batch.len() as u64;
+        let mut columns = Vec::with_capacity(fields.len());
+        for (i, (array, field)) in batch.columns().iter().zip(&fields).enumerate() {
+            for pages in array_to_columns(array, field.clone(), options, &encodings.of(i))? {
+                let pages: Vec<PolarsResult<Page>> = pages.collect();
+                encodings.encoded(i, matches!(pages.first(), Some(Ok(Page::Dict(_)))));
+                let pages = pages
+                    .into_iter()
+                    .map(|p| p.map_err(|e| ParquetError::FeatureNotSupported(format!("reraised in polars: {e}"))));
+                let compressed = Compressor::new_from_vec(pages, options.compression, Vec::new());
+                columns.push(Ok(DynStreamingIterator::new(compressed.map_err(PolarsError::from))));
+            }
+        }
+        let mut file = writer
+            .get_writer()
+            .lock()
+            .map_err(|_| polars_err!(ComputeError: "a Parquet writer's lock was poisoned"))?;
+        file.write(rows, DynIter::new(columns.into_iter()))?;
+    }
+    Ok(())
 }
 
 /// Reads some columns of a Parquet file.
@@ -280,6 +382,67 @@ pub fn read(path: &Path) -> std::io::Result<DataFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_column_without_a_dictionary_stays_plain_for_a_while_then_tries_again() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let schema = Schema::from_iter([
+            Field::new("key".into(), DataType::String),
+            Field::new("status".into(), DataType::String),
+            Field::new("n".into(), DataType::Int64),
+        ]);
+        let mut files = TableFiles::new(dir.path().join("t"), schema);
+        // Row group 0: distinct keys (no dictionary). Then keys that a dictionary would suit:
+        // written plain for PLAIN_GROUPS row groups, with a dictionary again after them.
+        let groups = PLAIN_GROUPS + 2;
+        let mut written_keys = Vec::new();
+        for group in 0..groups {
+            let keys: Vec<String> = (0..1000)
+                .map(|i| match group {
+                    0 => format!("MYSIM_{i:07}"),
+                    _ => format!("MYSIM_{:07}", i % 3),
+                })
+                .collect();
+            let status: Vec<&str> = (0..1000).map(|i| ["scheduled", "cancelled"][i % 2]).collect();
+            let n: Vec<i64> = (0..1000).collect();
+            written_keys.extend(keys.iter().cloned());
+            let frame = DataFrame::new(
+                1000,
+                vec![
+                    Column::new("key".into(), keys),
+                    Column::new("status".into(), status),
+                    Column::new("n".into(), n),
+                ],
+            )
+            .map_err(std::io::Error::other)?;
+            files.write(&frame)?;
+        }
+        let written = files.finish()?;
+        let path = dir.path().join("t").join(&written[0].name);
+
+        let back = read(&path)?;
+        let keys: Vec<String> = back
+            .column("key")
+            .and_then(|c| {
+                c.str()
+                    .map(|c| c.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+            })
+            .map_err(std::io::Error::other)?;
+        assert_eq!(keys, written_keys);
+        let metadata = polars_parquet::read::read_metadata(&mut File::open(&path)?).map_err(std::io::Error::other)?;
+        let dictionary = |column: usize| -> Vec<bool> {
+            metadata
+                .row_groups
+                .iter()
+                .map(|g| g.parquet_columns()[column].dictionary_page_offset().is_some())
+                .collect()
+        };
+        let mut want = vec![false; groups];
+        want[groups - 1] = true;
+        assert_eq!(dictionary(0), want, "key");
+        assert_eq!(dictionary(1), vec![true; groups], "status");
+        Ok(())
+    }
 
     #[test]
     fn a_file_closes_at_its_row_group_limit_and_the_next_one_takes_the_rest() -> std::io::Result<()> {
