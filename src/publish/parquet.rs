@@ -99,19 +99,19 @@ pub struct TableFiles {
     encodings: Encodings,
 }
 
-/// Row groups a text column that went without a dictionary is written plain before the
+/// Row groups a column that went without a dictionary is written plain before the
 /// dictionary is tried again.
 const PLAIN_GROUPS: usize = 8;
 
 /// The encodings of a table's columns, row group by row group. polars tries a dictionary for
-/// every text column of every row group, estimating its distinct values first (hashing
-/// every value: 3-6% of normalizing); a column whose values were mostly distinct in a row
-/// group (keys, digests) is written plain for the next [`PLAIN_GROUPS`] without that estimate.
+/// every text and numeric column of every row group, estimating its distinct values first
+/// (hashing every value: 3-6% of normalizing); a column whose values were mostly distinct in
+/// a row group (keys, digests, instants) is written plain for the next [`PLAIN_GROUPS`]
+/// without that estimate.
 struct Encodings {
     /// polars' own choice, per column and leaf.
     default: Vec<Vec<Encoding>>,
-    /// Per column: whether it is text, and the row groups it is still to be written plain.
-    text: Vec<bool>,
+    /// Per column: row groups it is still to be written plain.
     plain_for: Vec<usize>,
 }
 
@@ -119,11 +119,9 @@ impl Encodings {
     fn new(schema: &Schema) -> Self {
         let arrow = schema.to_arrow(CompatLevel::newest());
         let default: Vec<Vec<Encoding>> = polars::io::parquet::write::get_encodings(&arrow).to_vec();
-        let text: Vec<bool> = schema.iter_values().map(|t| matches!(t, DataType::String)).collect();
         Encodings {
             plain_for: vec![0; default.len()],
             default,
-            text,
         }
     }
 
@@ -137,7 +135,8 @@ impl Encodings {
 
     /// Notes whether column `i` went with a dictionary in the row group just encoded.
     fn encoded(&mut self, i: usize, dictionary: bool) {
-        if !self.text[i] {
+        // Only a column of one leaf that polars would try a dictionary for.
+        if self.default[i] != [Encoding::RleDictionary] {
             return;
         }
         self.plain_for[i] = match (self.plain_for[i], dictionary) {
@@ -267,7 +266,7 @@ impl TableFiles {
     }
 }
 
-/// Encodes, compresses and writes `group` (one chunk per column) as one row group, each text
+/// Encodes, compresses and writes `group` (one chunk per column) as one row group, each
 /// column with the encoding [`Encodings`] chooses; otherwise as polars' `write_batch` does.
 fn write_group(
     writer: &mut polars::io::parquet::write::BatchedWriter<CountingWriter>,
@@ -384,18 +383,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_text_column_without_a_dictionary_stays_plain_for_a_while_then_tries_again() -> std::io::Result<()> {
+    fn a_column_without_a_dictionary_stays_plain_for_a_while_then_tries_again() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
         let schema = Schema::from_iter([
             Field::new("key".into(), DataType::String),
             Field::new("status".into(), DataType::String),
-            Field::new("n".into(), DataType::Int64),
+            Field::new("at".into(), DataType::Int64),
         ]);
         let mut files = TableFiles::new(dir.path().join("t"), schema);
-        // Row group 0: distinct keys (no dictionary). Then keys that a dictionary would suit:
-        // written plain for PLAIN_GROUPS row groups, with a dictionary again after them.
+        // Row group 0: distinct keys and instants (no dictionary). Then values a dictionary
+        // would suit: written plain for PLAIN_GROUPS row groups, with a dictionary after them.
         let groups = PLAIN_GROUPS + 2;
-        let mut written_keys = Vec::new();
+        let (mut written_keys, mut written_at) = (Vec::new(), Vec::new());
         for group in 0..groups {
             let keys: Vec<String> = (0..1000)
                 .map(|i| match group {
@@ -404,14 +403,21 @@ mod tests {
                 })
                 .collect();
             let status: Vec<&str> = (0..1000).map(|i| ["scheduled", "cancelled"][i % 2]).collect();
-            let n: Vec<i64> = (0..1000).collect();
+            // Microseconds a day apart: too wide a range for polars' small-integer dictionary.
+            let at: Vec<i64> = (0..1000i64)
+                .map(|i| match group {
+                    0 => i * 86_400_000_000,
+                    _ => (i % 3) * 86_400_000_000,
+                })
+                .collect();
             written_keys.extend(keys.iter().cloned());
+            written_at.extend(at.iter().copied());
             let frame = DataFrame::new(
                 1000,
                 vec![
                     Column::new("key".into(), keys),
                     Column::new("status".into(), status),
-                    Column::new("n".into(), n),
+                    Column::new("at".into(), at),
                 ],
             )
             .map_err(std::io::Error::other)?;
@@ -429,6 +435,11 @@ mod tests {
             })
             .map_err(std::io::Error::other)?;
         assert_eq!(keys, written_keys);
+        let at: Vec<i64> = back
+            .column("at")
+            .and_then(|c| c.i64().map(|c| c.into_no_null_iter().collect()))
+            .map_err(std::io::Error::other)?;
+        assert_eq!(at, written_at);
         let metadata = polars_parquet::read::read_metadata(&mut File::open(&path)?).map_err(std::io::Error::other)?;
         let dictionary = |column: usize| -> Vec<bool> {
             metadata
@@ -441,6 +452,7 @@ mod tests {
         want[groups - 1] = true;
         assert_eq!(dictionary(0), want, "key");
         assert_eq!(dictionary(1), vec![true; groups], "status");
+        assert_eq!(dictionary(2), want, "at");
         Ok(())
     }
 
