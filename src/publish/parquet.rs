@@ -99,20 +99,31 @@ pub struct TableFiles {
     encodings: Encodings,
 }
 
-/// Row groups a column that went without a dictionary is written plain before the
-/// dictionary is tried again.
-const PLAIN_GROUPS: usize = 8;
+/// Row groups a column keeps the encoding it took before polars decides again.
+const KEEP_GROUPS: usize = 8;
 
 /// The encodings of a table's columns, row group by row group. polars tries a dictionary for
 /// every text and numeric column of every row group, estimating its distinct values first
-/// (hashing every value: 3-6% of normalizing); a column whose values were mostly distinct in
-/// a row group (keys, digests, instants) is written plain for the next [`PLAIN_GROUPS`]
-/// without that estimate.
+/// (hashing every value: 3-6% of normalizing). A column that went without a dictionary in a
+/// row group (keys, digests, instants) is written plain for the next [`KEEP_GROUPS`], and a
+/// text column that took one gets its dictionary built directly, both without the estimate;
+/// then polars decides again.
 struct Encodings {
     /// polars' own choice, per column and leaf.
     default: Vec<Vec<Encoding>>,
-    /// Per column: row groups it is still to be written plain.
-    plain_for: Vec<usize>,
+    /// Per column: what the next row group takes.
+    next: Vec<Choice>,
+}
+
+/// How a column's next row group is encoded.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Choice {
+    /// As polars chooses.
+    Polars,
+    /// Plain, for this many more row groups.
+    Plain(usize),
+    /// With a dictionary (text only), for this many more row groups.
+    Dictionary(usize),
 }
 
 impl Encodings {
@@ -120,16 +131,16 @@ impl Encodings {
         let arrow = schema.to_arrow(CompatLevel::newest());
         let default: Vec<Vec<Encoding>> = polars::io::parquet::write::get_encodings(&arrow).to_vec();
         Encodings {
-            plain_for: vec![0; default.len()],
+            next: vec![Choice::Polars; default.len()],
             default,
         }
     }
 
     /// The encodings of column `i` for the next row group.
     fn of(&self, i: usize) -> Vec<Encoding> {
-        match self.plain_for[i] {
-            0 => self.default[i].clone(),
-            _ => vec![Encoding::Plain],
+        match self.next[i] {
+            Choice::Plain(_) => vec![Encoding::Plain],
+            _ => self.default[i].clone(),
         }
     }
 
@@ -139,11 +150,31 @@ impl Encodings {
         if self.default[i] != [Encoding::RleDictionary] {
             return;
         }
-        self.plain_for[i] = match (self.plain_for[i], dictionary) {
-            (0, false) => PLAIN_GROUPS,
-            (0, true) => 0,
-            (n, _) => n - 1,
+        self.next[i] = match (self.next[i], dictionary) {
+            (Choice::Polars, false) => Choice::Plain(KEEP_GROUPS),
+            (Choice::Polars, true) => Choice::Dictionary(KEEP_GROUPS),
+            (Choice::Plain(1) | Choice::Dictionary(1), _) => Choice::Polars,
+            (Choice::Plain(n), _) => Choice::Plain(n - 1),
+            (Choice::Dictionary(n), _) => Choice::Dictionary(n - 1),
         };
+    }
+
+    /// Column `i`'s array as a dictionary array, when it is text that keeps its dictionary
+    /// (as polars builds one after its estimate).
+    fn dictionary(&self, i: usize, array: &ArrayRef) -> PolarsResult<Option<ArrayRef>> {
+        use polars_arrow::array::{
+            DictionaryArray, MutableBinaryViewArray, MutableDictionaryArray, TryExtend, Utf8ViewArray,
+        };
+        if !matches!(self.next[i], Choice::Dictionary(_)) {
+            return Ok(None);
+        }
+        let Some(text) = array.as_any().downcast_ref::<Utf8ViewArray>() else {
+            return Ok(None);
+        };
+        let mut dictionary = MutableDictionaryArray::<u32, MutableBinaryViewArray<str>>::new(false);
+        dictionary.reserve(text.len());
+        dictionary.try_extend(text.iter())?;
+        Ok(Some(DictionaryArray::<u32>::from(dictionary).boxed()))
     }
 }
 
@@ -296,6 +327,8 @@ fn write_group(
         let rows = batch.len() as u64;
         let mut columns = Vec::with_capacity(fields.len());
         for (i, (array, field)) in batch.columns().iter().zip(&fields).enumerate() {
+            let dictionary = encodings.dictionary(i, array)?;
+            let array = dictionary.as_ref().unwrap_or(array);
             for pages in array_to_columns(array, field.clone(), options, &encodings.of(i))? {
                 let pages: Vec<PolarsResult<Page>> = pages.collect();
                 encodings.encoded(i, matches!(pages.first(), Some(Ok(Page::Dict(_)))));
@@ -392,9 +425,9 @@ mod tests {
         ]);
         let mut files = TableFiles::new(dir.path().join("t"), schema);
         // Row group 0: distinct keys and instants (no dictionary). Then values a dictionary
-        // would suit: written plain for PLAIN_GROUPS row groups, with a dictionary after them.
-        let groups = PLAIN_GROUPS + 2;
-        let (mut written_keys, mut written_at) = (Vec::new(), Vec::new());
+        // would suit: written plain for KEEP_GROUPS row groups, with a dictionary after them.
+        let groups = KEEP_GROUPS + 2;
+        let (mut written_keys, mut written_at, mut written_status) = (Vec::new(), Vec::new(), Vec::new());
         for group in 0..groups {
             let keys: Vec<String> = (0..1000)
                 .map(|i| match group {
@@ -402,7 +435,14 @@ mod tests {
                     _ => format!("MYSIM_{:07}", i % 3),
                 })
                 .collect();
-            let status: Vec<&str> = (0..1000).map(|i| ["scheduled", "cancelled"][i % 2]).collect();
+            // Two values, then (in the last row groups) distinct ones: the dictionary is kept.
+            let status: Vec<String> = (0..1000)
+                .map(|i| match group {
+                    g if g + 2 >= groups => format!("status-{g}-{i}"),
+                    _ => ["scheduled", "cancelled"][i % 2].to_string(),
+                })
+                .collect();
+            written_status.extend(status.iter().cloned());
             // Microseconds a day apart: too wide a range for polars' small-integer dictionary.
             let at: Vec<i64> = (0..1000i64)
                 .map(|i| match group {
@@ -435,6 +475,14 @@ mod tests {
             })
             .map_err(std::io::Error::other)?;
         assert_eq!(keys, written_keys);
+        let status: Vec<String> = back
+            .column("status")
+            .and_then(|c| {
+                c.str()
+                    .map(|c| c.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+            })
+            .map_err(std::io::Error::other)?;
+        assert_eq!(status, written_status);
         let at: Vec<i64> = back
             .column("at")
             .and_then(|c| c.i64().map(|c| c.into_no_null_iter().collect()))
@@ -451,7 +499,11 @@ mod tests {
         let mut want = vec![false; groups];
         want[groups - 1] = true;
         assert_eq!(dictionary(0), want, "key");
-        assert_eq!(dictionary(1), vec![true; groups], "status");
+        // The dictionary kept through row group KEEP_GROUPS (distinct values included), then
+        // polars' estimate decides against it.
+        let mut kept = vec![true; groups];
+        kept[groups - 1] = false;
+        assert_eq!(dictionary(1), kept, "status");
         assert_eq!(dictionary(2), want, "at");
         Ok(())
     }
