@@ -396,7 +396,10 @@ fn compress_page(
     use polars_parquet::parquet::page::{CompressedDictPage, DataPageHeader};
     use polars_parquet::write::{CompressedDataPage, CompressedPage, Page};
     match page {
-        Page::Data(page) if matches!(page.header(), DataPageHeader::V1(_)) && page.num_rows.is_some() => {
+        Page::Data(page) if matches!(page.header(), DataPageHeader::V1(_)) => {
+            let rows = page
+                .num_rows
+                .ok_or_else(|| polars_err!(ComputeError: "a Parquet data page without its row count"))?;
             let buffer = zstd.compress(page.buffer())?;
             Ok(CompressedPage::Data(CompressedDataPage::new(
                 page.header().clone(),
@@ -404,7 +407,7 @@ fn compress_page(
                 Compression::Zstd,
                 page.buffer().len(),
                 page.descriptor.clone(),
-                page.num_rows.unwrap_or_default(),
+                rows,
             )))
         }
         Page::Dict(page) => {
@@ -508,11 +511,13 @@ mod tests {
                     _ => format!("MYSIM_{:07}", i % 3),
                 })
                 .collect();
-            // Two values, then (in the last row groups) distinct ones: the dictionary is kept.
-            let status: Vec<String> = (0..1000)
+            // Two values and nulls, then (in the last row groups) distinct values: the
+            // dictionary is kept.
+            let status: Vec<Option<String>> = (0..1000)
                 .map(|i| match group {
-                    g if g + 2 >= groups => format!("status-{g}-{i}"),
-                    _ => ["scheduled", "cancelled"][i % 2].to_string(),
+                    _ if i % 7 == 0 => None,
+                    g if g + 2 >= groups => Some(format!("status-{g}-{i}")),
+                    _ => Some(["scheduled", "cancelled"][i % 2].to_string()),
                 })
                 .collect();
             written_status.extend(status.iter().cloned());
@@ -540,22 +545,13 @@ mod tests {
         let path = dir.path().join("t").join(&written[0].name);
 
         let back = read(&path)?;
-        let keys: Vec<String> = back
-            .column("key")
-            .and_then(|c| {
-                c.str()
-                    .map(|c| c.iter().map(|v| v.unwrap_or_default().to_string()).collect())
-            })
-            .map_err(std::io::Error::other)?;
-        assert_eq!(keys, written_keys);
-        let status: Vec<String> = back
-            .column("status")
-            .and_then(|c| {
-                c.str()
-                    .map(|c| c.iter().map(|v| v.unwrap_or_default().to_string()).collect())
-            })
-            .map_err(std::io::Error::other)?;
-        assert_eq!(status, written_status);
+        let text = |name: &str| -> std::io::Result<Vec<Option<String>>> {
+            back.column(name)
+                .and_then(|c| c.str().map(|c| c.iter().map(|v| v.map(str::to_string)).collect()))
+                .map_err(std::io::Error::other)
+        };
+        assert_eq!(text("key")?, written_keys.into_iter().map(Some).collect::<Vec<_>>());
+        assert_eq!(text("status")?, written_status);
         let at: Vec<i64> = back
             .column("at")
             .and_then(|c| c.i64().map(|c| c.into_no_null_iter().collect()))
