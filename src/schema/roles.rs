@@ -159,6 +159,17 @@ struct RoleIndex {
 }
 
 impl RoleIndex {
+    /// Every spelling of every role of `pivot` → the role's position.
+    fn of(pivot: &RolePivot) -> Self {
+        RoleIndex::new(
+            pivot
+                .roles
+                .iter()
+                .enumerate()
+                .flat_map(|(i, r)| r.sent_as.iter().map(move |s| (*s, i))),
+        )
+    }
+
     fn new(spellings: impl Iterator<Item = (&'static str, usize)>) -> Self {
         let spellings: Vec<(Spelling, usize)> =
             spellings.filter_map(|(s, i)| Spelling::of(s).map(|s| (s, i))).collect();
@@ -238,12 +249,7 @@ impl RolePivot {
             .map(|r| pii.action(self.table, r.column, r.pii))
             .collect();
         // Looked up once per pair: a hash of the spelling beats scanning every role's.
-        let index = RoleIndex::new(
-            self.roles
-                .iter()
-                .enumerate()
-                .flat_map(|(i, r)| r.sent_as.iter().map(move |s| (*s, i))),
-        );
+        let index = RoleIndex::of(self);
         BoundPivot {
             pivot: self,
             index,
@@ -284,7 +290,7 @@ impl BoundPivot<'_> {
         let pairs = pairs.into_iter();
         long.reserve(pairs.size_hint().0);
         for (position, (role, value)) in pairs.enumerate() {
-            let known = self.find(&role);
+            let known = self.index.get(&role);
             let stored = match (known, &value) {
                 (_, None) => None,
                 (Some(i), Some(v)) => {
@@ -319,11 +325,6 @@ impl BoundPivot<'_> {
             });
         }
         Ok(())
-    }
-
-    #[inline]
-    fn find(&self, role: &str) -> Option<usize> {
-        self.index.get(role)
     }
 
     // The value stays a `Cow` so that a borrowed one is kept without copying.
@@ -414,13 +415,7 @@ mod tests {
         // Every pivot of every source: each spelling finds its own role.
         for source in crate::sources::SOURCES {
             for pivot in source.pivots() {
-                let index = RoleIndex::new(
-                    pivot
-                        .roles
-                        .iter()
-                        .enumerate()
-                        .flat_map(|(i, r)| r.sent_as.iter().map(move |s| (*s, i))),
-                );
+                let index = RoleIndex::of(pivot);
                 for (i, r) in pivot.roles.iter().enumerate() {
                     for s in r.sent_as {
                         assert_eq!(index.get(&s.to_uppercase()), Some(i), "{}: {s}", pivot.list);
@@ -660,8 +655,8 @@ mod tests {
                         prop_assert_eq!(long.len(), input.len());
                         for (l, (r, v)) in long.iter().zip(&input) {
                             let Some(v) = v else { continue };
-                            let known_personal = bound.find(r).and_then(|i| ROLES[i].pii).is_some();
-                            let unknown_personal = bound.find(r).is_none()
+                            let known_personal = bound.index.get(r).and_then(|i| ROLES[i].pii).is_some();
+                            let unknown_personal = bound.index.get(r).is_none()
                                 && (PiiKind::of_name(r).is_some_and(|k| k.default_action() != PiiAction::Keep)
                                     || PiiKind::of_value(v).is_some());
                             if known_personal || unknown_personal {
