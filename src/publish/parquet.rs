@@ -31,6 +31,16 @@ fn configured_writer<W: std::io::Write>(sink: W) -> ParquetWriter<W> {
         .set_parallel(false)
 }
 
+/// The options of [`configured_writer`], for the row groups opslake encodes itself.
+fn write_options() -> polars_parquet::write::WriteOptions {
+    polars_parquet::write::WriteOptions {
+        statistics: StatisticsOptions::default(),
+        version: polars_parquet::write::Version::V1,
+        compression: compression().into(),
+        data_page_size: None,
+    }
+}
+
 /// Writes one batch of a table to `path` (creating parent folders); returns the file's size in
 /// bytes.
 pub fn write(path: &Path, frame: &mut DataFrame) -> std::io::Result<u64> {
@@ -183,6 +193,8 @@ impl Encodings {
 
 struct OpenFile {
     writer: polars::io::parquet::write::BatchedWriter<CountingWriter>,
+    /// The file's Parquet columns, in schema order (what each column is encoded as).
+    fields: Vec<polars_parquet::write::ParquetType>,
     bytes: Arc<std::sync::atomic::AtomicU64>,
     name: String,
     rows: u64,
@@ -243,7 +255,7 @@ impl TableFiles {
             while offset < frame.height() {
                 let mut group = frame.slice(offset as i64, ROW_GROUP_ROWS);
                 group.rechunk_mut();
-                write_group(&mut open.writer, &group, &mut self.encodings).map_err(std::io::Error::other)?;
+                write_group(open, &group, &mut self.encodings).map_err(std::io::Error::other)?;
                 open.groups += 1;
                 offset += ROW_GROUP_ROWS;
             }
@@ -260,11 +272,13 @@ impl TableFiles {
             inner: BufWriter::with_capacity(1 << 20, File::create(self.dir.join(&name))?),
             bytes: bytes.clone(),
         };
-        let writer = configured_writer(sink)
+        let mut writer = configured_writer(sink)
             .batched(&self.schema)
             .map_err(std::io::Error::other)?;
+        let fields = writer.parquet_schema().fields().to_vec();
         Ok(OpenFile {
             writer,
+            fields,
             bytes,
             name,
             rows: 0,
@@ -300,28 +314,17 @@ impl TableFiles {
     }
 }
 
-/// Encodes, compresses and writes `group` (one chunk per column) as one row group, each
-/// column with the encoding [`Encodings`] chooses; otherwise as polars' `write_batch` does.
-fn write_group(
-    writer: &mut polars::io::parquet::write::BatchedWriter<CountingWriter>,
-    group: &DataFrame,
-    encodings: &mut Encodings,
-) -> PolarsResult<()> {
+/// Encodes, compresses and writes `group` (one chunk per column, the table's schema) to
+/// `open` as one row group, each column with the encoding [`Encodings`] chooses.
+fn write_group(open: &mut OpenFile, group: &DataFrame, encodings: &mut Encodings) -> PolarsResult<()> {
     use polars_parquet::write::{
-        CompressedPage, DynIter, DynStreamingIterator, Page, Version, WriteOptions, array_to_columns,
-        fallible_streaming_iterator,
+        CompressedPage, DynIter, DynStreamingIterator, Page, array_to_columns, fallible_streaming_iterator,
     };
-    if encodings.default.len() != group.width() {
-        // Not the table's schema: polars' own path says why.
-        return writer.write_batch(group);
-    }
-    let options = WriteOptions {
-        statistics: StatisticsOptions::default(),
-        version: Version::V1,
-        compression: compression().into(),
-        data_page_size: None,
-    };
-    let fields = writer.parquet_schema().fields().to_vec();
+    polars_ensure!(
+        group.width() == open.fields.len() && group.width() == encodings.default.len(),
+        ShapeMismatch: "a frame of {} columns written to a table of {}", group.width(), open.fields.len()
+    );
+    let options = write_options();
     // One zstd context for the row group's pages: polars' compressor makes one per page (and
     // zero-fills a bound-sized output for it), ~2% of normalizing.
     let mut zstd = PageCompressor::new()?;
@@ -330,8 +333,8 @@ fn write_group(
             continue;
         }
         let rows = batch.len() as u64;
-        let mut columns: Vec<Vec<CompressedPage>> = Vec::with_capacity(fields.len());
-        for (i, (array, field)) in batch.columns().iter().zip(&fields).enumerate() {
+        let mut columns: Vec<Vec<CompressedPage>> = Vec::with_capacity(open.fields.len());
+        for (i, (array, field)) in batch.columns().iter().zip(&open.fields).enumerate() {
             let dictionary = encodings.dictionary(i, array)?;
             let array = dictionary.as_ref().unwrap_or(array);
             for pages in array_to_columns(array, field.clone(), options, &encodings.of(i))? {
@@ -351,7 +354,8 @@ fn write_group(
                 pages.iter().map(PolarsResult::Ok),
             )))
         });
-        let mut file = writer
+        let mut file = open
+            .writer
             .get_writer()
             .lock()
             .map_err(|_| polars_err!(ComputeError: "a Parquet writer's lock was poisoned"))?;
