@@ -160,10 +160,11 @@ impl Date {
 /// A text column being built, as Arrow string views and the buffers they point into.
 ///
 /// Written here rather than with polars' `MutableBinaryViewArray`: its push builds each view
-/// in memory and reads it back whole, a store-to-load stall on every value that cost ~10% of
-/// a run's CPU; here a view is built in registers and stored once. A value appended again on
-/// the next row from the same place in the input (a long table repeats its record's key on
-/// every row) reuses the previous row's view instead of copying its bytes again.
+/// in memory and reads it back whole, a store-to-load stall on every value (pushing was 13%
+/// of a run's CPU, 6.6% built here); here a view is built in registers and stored once.
+/// A value appended again on the next row from the same place in the input (a long table
+/// repeats its record's key on every row) reuses the previous row's view instead of copying
+/// its bytes again.
 struct TextColumn {
     name: PlSmallStr,
     views: Vec<View>,
