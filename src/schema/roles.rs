@@ -8,6 +8,9 @@
 //! long-table row. A value that does not fit its column's type rejects the record.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+
+use polars::prelude::PlHashMap;
 
 use super::columns::{Cell, ColumnSpec, ColumnType};
 use super::pii::{Pii, PiiAction, PiiKind};
@@ -105,10 +108,16 @@ pub struct RolePair<'a> {
     pub value: Option<Cow<'a, str>>,
 }
 
+/// Unknown role names a bound pivot remembers the personal-data class of; a batch sees a
+/// handful of names thousands of times, and hostile input cannot grow the memo past this.
+const UNKNOWN_NAMES_KEPT: usize = 1024;
+
 /// Longest normalized role spelling looked up; longer ones are unknown roles.
 const ROLE_MAX: usize = 64;
 
-/// Lower-cases ASCII and removes `_`, `-` and spaces; `None` when longer than the buffer.
+/// Lower-cases ASCII and removes `_`, `-` and spaces; `None` when longer than the buffer (the
+/// byte-by-byte definition [`Spelling::of`] computes eight bytes at a time).
+#[cfg(test)]
 fn normalize_role<'b>(role: &str, buf: &'b mut [u8; ROLE_MAX]) -> Option<&'b [u8]> {
     let mut n = 0;
     for b in role.bytes() {
@@ -124,25 +133,103 @@ fn normalize_role<'b>(role: &str, buf: &'b mut [u8; ROLE_MAX]) -> Option<&'b [u8
     Some(&buf[..n])
 }
 
+const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// Up to 8 bytes as a little-endian word, zero-padded, from loads that overlap when the slice
+/// is shorter (nothing past it is read).
+#[inline(always)]
+fn word_of(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    match (
+        n,
+        bytes.first_chunk::<8>(),
+        bytes.first_chunk::<4>(),
+        bytes.last_chunk::<4>(),
+    ) {
+        (8.., Some(head), _, _) => u64::from_le_bytes(*head),
+        (4.., _, Some(head), Some(tail)) => {
+            u32::from_le_bytes(*head) as u64 | (u32::from_le_bytes(*tail) as u64) << ((n - 4) * 8)
+        }
+        (1.., _, _, _) => {
+            bytes[0] as u64 | (bytes[n / 2] as u64) << (n / 2 * 8) | (bytes[n - 1] as u64) << ((n - 1) * 8)
+        }
+        _ => 0,
+    }
+}
+
+/// Whether any byte of `w` is `b`.
+#[inline(always)]
+fn has_byte(w: u64, b: u8) -> bool {
+    let x = w ^ (ONES * b as u64);
+    x.wrapping_sub(ONES) & !x & HIGHS != 0
+}
+
+/// `w` with its ASCII capitals lower-cased (other bytes, UTF-8 ones included, unchanged).
+#[inline(always)]
+fn ascii_lower(w: u64) -> u64 {
+    let low7 = w & !HIGHS;
+    // A byte's high bit set where its low 7 bits are >= 'A', and where they are > 'Z'.
+    let from_a = low7 + ONES * (0x80 - b'A') as u64;
+    let past_z = low7 + ONES * (0x80 - b'Z' - 1) as u64;
+    let capitals = from_a & !past_z & !w & HIGHS;
+    w | capitals >> 2
+}
+
 /// A normalized role spelling as zero-padded words, so that hashing and comparing it are a
 /// few word operations instead of a byte loop and a `memcmp`.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 struct Spelling {
     words: [u64; ROLE_MAX / 8],
     len: usize,
 }
 
 impl Spelling {
-    /// The normalized form of `role`; `None` when longer than [`ROLE_MAX`].
-    #[inline]
+    /// The normalized form of `role` (lower-cased ASCII without `_`, `-` and spaces); `None`
+    /// when longer than [`ROLE_MAX`]. Eight bytes at a time: a chunk without a separator is
+    /// lower-cased and shifted into place whole, one with a separator byte by byte. Words are
+    /// stored as words: bytes stored one by one and read back as words stalled every lookup.
+    #[inline(always)]
     fn of(role: &str) -> Option<Spelling> {
-        let mut buf = [0u8; ROLE_MAX];
-        let len = normalize_role(role, &mut buf)?.len();
         let mut words = [0u64; ROLE_MAX / 8];
-        for (w, bytes) in words.iter_mut().zip(buf.chunks_exact(8)) {
-            *w = <[u8; 8]>::try_from(bytes).map_or(0, u64::from_le_bytes);
+        let mut len = 0;
+        // Shifts `w` (its bytes past `n` zero) into the words at byte `len`.
+        let put = |words: &mut [u64; ROLE_MAX / 8], len: usize, w: u64| {
+            let (at, shift) = (len / 8, len % 8 * 8);
+            words[at] |= w << shift;
+            if shift != 0 && at + 1 < words.len() {
+                words[at + 1] |= w >> (64 - shift);
+            }
+        };
+        for chunk in role.as_bytes().chunks(8) {
+            let w = word_of(chunk);
+            if has_byte(w, b'_') || has_byte(w, b'-') || has_byte(w, b' ') {
+                for &b in chunk {
+                    if matches!(b, b'_' | b'-' | b' ') {
+                        continue;
+                    }
+                    if len == ROLE_MAX {
+                        return None;
+                    }
+                    put(&mut words, len, b.to_ascii_lowercase() as u64);
+                    len += 1;
+                }
+            } else {
+                if len + chunk.len() > ROLE_MAX {
+                    return None;
+                }
+                put(&mut words, len, ascii_lower(w));
+                len += chunk.len();
+            }
         }
         Some(Spelling { words, len })
+    }
+
+    /// Whether two spellings are the same, without a call to `memcmp`.
+    #[inline]
+    fn same(&self, other: &Spelling) -> bool {
+        let diff = self.words.iter().zip(&other.words).fold(0, |d, (a, b)| d | (a ^ b));
+        diff == 0 && self.len == other.len
     }
 
     /// A hash of the first 24 bytes and the length (equal hashes are confirmed by `==`).
@@ -196,7 +283,7 @@ impl RoleIndex {
     fn slot(&self, spelling: &Spelling) -> usize {
         let mask = self.slots.len() - 1;
         let mut at = (spelling.hash() >> 32) as usize & mask;
-        while self.slots[at].is_some_and(|(s, _)| s != *spelling) {
+        while self.slots[at].is_some_and(|(s, _)| !s.same(spelling)) {
             at = (at + 1) & mask;
         }
         at
@@ -257,6 +344,7 @@ impl RolePivot {
             width,
             actions,
             pii,
+            unknown: RefCell::default(),
         }
     }
 }
@@ -270,6 +358,9 @@ pub struct BoundPivot<'p> {
     width: usize,
     actions: Vec<PiiAction>,
     pii: &'p Pii,
+    /// Unknown role name → its class by name ([`PiiKind::of_name`] splits the name into
+    /// words and searches it for ~40 of them: 4% of normalizing varied role lists).
+    unknown: RefCell<PlHashMap<Box<str>, Option<PiiKind>>>,
 }
 
 impl BoundPivot<'_> {
@@ -312,7 +403,7 @@ impl BoundPivot<'_> {
                 }
                 (None, Some(v)) => {
                     // An unknown role is personal by its name, or by its value's form.
-                    let kind = PiiKind::of_name(&role).or_else(|| PiiKind::of_value(v));
+                    let kind = self.kind_of_unknown(&role).or_else(|| PiiKind::of_value(v));
                     self.pii
                         .apply(self.pivot.table, &role, kind, v)
                         .map(|c| Cow::Owned(c.into_owned()))
@@ -325,6 +416,19 @@ impl BoundPivot<'_> {
             });
         }
         Ok(())
+    }
+
+    /// [`PiiKind::of_name`] of an unknown role, remembered for the batch.
+    fn kind_of_unknown(&self, role: &str) -> Option<PiiKind> {
+        let mut memo = self.unknown.borrow_mut();
+        if let Some(kind) = memo.get(role) {
+            return *kind;
+        }
+        let kind = PiiKind::of_name(role);
+        if memo.len() < UNKNOWN_NAMES_KEPT {
+            memo.insert(role.into(), kind);
+        }
+        kind
     }
 
     // The value stays a `Cow` so that a borrowed one is kept without copying.
@@ -475,6 +579,31 @@ mod tests {
             .unwrap();
         assert!(cells.iter().all(|c| *c == Cell::Null));
         assert_eq!(long[0].value.as_deref(), Some("installation"));
+    }
+
+    #[test]
+    fn unknown_roles_are_classified_alike_every_time_and_past_the_memo() {
+        let p = pii();
+        let bound = PIVOT.bind(&p);
+        // More distinct unknown names than the memo keeps, then the personal ones again.
+        let fillers: Vec<String> = (0..UNKNOWN_NAMES_KEPT + 10).map(|i| format!("extra{i}")).collect();
+        let mut names: Vec<&str> = vec!["contactPhone", "campaign", "telefono_movil"];
+        names.extend(fillers.iter().map(String::as_str));
+        names.extend(["contactPhone", "campaign", "telefono_movil", "apellidos"]);
+        for name in names {
+            let (mut cells, mut long) = (Vec::new(), Vec::new());
+            bound
+                .apply(pairs(&[(name, "600")]), &TimeParser::default(), &mut cells, &mut long)
+                .unwrap();
+            let kind = PiiKind::of_name(name).or_else(|| PiiKind::of_value("600"));
+            let expected = p.apply("appointments", name, kind, "600");
+            assert_eq!(long[0].value.as_deref(), expected.as_deref(), "{name}");
+            assert_eq!(long[0].value.as_deref() == Some("600"), kind.is_none(), "{name}");
+        }
+        assert_eq!(bound.unknown.borrow().len(), UNKNOWN_NAMES_KEPT);
+        let phone = bound.kind_of_unknown("contactPhone");
+        assert_eq!(phone, Some(PiiKind::Phone));
+        assert_eq!(bound.kind_of_unknown("campaign"), None);
     }
 
     #[test]
@@ -666,6 +795,27 @@ mod tests {
                     }
                     // A typed role with a value of another type: the reason names the role.
                     Err(why) => prop_assert!(why.starts_with("relatedParty role"), "{}", why),
+                }
+            }
+
+            #[test]
+            fn a_spelling_is_the_role_normalized_byte_by_byte(
+                role in prop_oneof![
+                    "[A-Za-z_ -]{0,80}",
+                    "[a-zA-Z0-9_\\- ñÁ\u{0}]{56,72}",
+                    ".{0,80}",
+                ],
+            ) {
+                let mut buf = [0u8; ROLE_MAX];
+                let expected = normalize_role(&role, &mut buf).map(<[u8]>::to_vec);
+                let got = Spelling::of(&role).map(|s| {
+                    s.words.iter().flat_map(|w| w.to_le_bytes()).take(s.len).collect::<Vec<u8>>()
+                });
+                prop_assert_eq!(&got, &expected);
+                // Past its length a spelling is zero, so equal spellings have equal words.
+                if let Some(s) = Spelling::of(&role) {
+                    let padding = s.words.iter().flat_map(|w| w.to_le_bytes()).skip(s.len);
+                    prop_assert!(padding.into_iter().all(|b| b == 0));
                 }
             }
         }
