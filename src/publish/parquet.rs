@@ -172,22 +172,62 @@ impl Encodings {
         };
     }
 
-    /// Column `i`'s array as a dictionary array, when it is text that keeps its dictionary
-    /// (as polars builds one after its estimate).
+    /// Column `i`'s array as a dictionary array, when it is text that keeps its dictionary:
+    /// the dictionary polars builds (values in order of first appearance), built here with a
+    /// shortcut for a row that repeats the previous row's view (a long table's key repeats
+    /// for every pair of its record, and a text column reuses the view of a repeated value).
     fn dictionary(&self, i: usize, array: &ArrayRef) -> PolarsResult<Option<ArrayRef>> {
+        use polars::prelude::PlHashMap;
         use polars_arrow::array::{
-            DictionaryArray, MutableBinaryViewArray, MutableDictionaryArray, TryExtend, Utf8ViewArray,
+            Array as _, DictionaryArray, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray, View,
         };
+        use polars_arrow::datatypes::{ArrowDataType, IntegerType};
         if !matches!(self.next[i], Choice::Dictionary(_)) {
             return Ok(None);
         }
         let Some(text) = array.as_any().downcast_ref::<Utf8ViewArray>() else {
             return Ok(None);
         };
-        let mut dictionary = MutableDictionaryArray::<u32, MutableBinaryViewArray<str>>::new(false);
-        dictionary.reserve(text.len());
-        dictionary.try_extend(text.iter())?;
-        Ok(Some(DictionaryArray::<u32>::from(dictionary).boxed()))
+        let mut keys: Vec<u32> = Vec::with_capacity(text.len());
+        // A value of 12 bytes or fewer is its view (length and zero-padded bytes), so it is
+        // found by the view's bits; a longer one by its bytes. (A view padded otherwise would
+        // only give its value a second entry: a larger dictionary, the same values.)
+        let mut short: PlHashMap<u128, u32> = PlHashMap::default();
+        let mut long: PlHashMap<&str, u32> = PlHashMap::default();
+        let mut values = MutableBinaryViewArray::<str>::new();
+        let mut previous: Option<(u128, u32)> = None;
+        for (row, view) in text.views().iter().enumerate() {
+            if !text.is_valid(row) {
+                keys.push(0);
+                continue;
+            }
+            let bits = view.as_u128();
+            let key = match previous {
+                // The same view is the same value: same length and bytes, or the same place.
+                Some((same, key)) if same == bits => key,
+                _ => {
+                    // SAFETY: `row` is within the array.
+                    let value = unsafe { text.value_unchecked(row) };
+                    let next = u32::try_from(values.len())
+                        .map_err(|_| polars_err!(ComputeError: "a dictionary of more than 2^32 values"))?;
+                    let mut add = || {
+                        values.push_value(value);
+                        next
+                    };
+                    let key = match view.length <= View::MAX_INLINE_SIZE {
+                        true => *short.entry(bits).or_insert_with(&mut add),
+                        false => *long.entry(value).or_insert_with(add),
+                    };
+                    previous = Some((bits, key));
+                    key
+                }
+            };
+            keys.push(key);
+        }
+        let keys = PrimitiveArray::<u32>::new(ArrowDataType::UInt32, keys.into(), text.validity().cloned());
+        let dtype = ArrowDataType::Dictionary(IntegerType::UInt32, Box::new(ArrowDataType::Utf8View), false);
+        let values: Utf8ViewArray = values.into();
+        Ok(Some(DictionaryArray::try_new(dtype, keys, values.boxed())?.boxed()))
     }
 }
 
@@ -494,6 +534,86 @@ pub fn read(path: &Path) -> std::io::Result<DataFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_dictionary_is_the_one_polars_builds() -> PolarsResult<()> {
+        use polars_arrow::array::{
+            DictionaryArray, MutableBinaryViewArray, MutableDictionaryArray, TryExtend, Utf8ViewArray, View,
+        };
+        use polars_arrow::bitmap::Bitmap;
+        use polars_arrow::datatypes::ArrowDataType;
+        // Short and long values, repeated in runs and apart, nulls between repeats, empty.
+        let long = "a value longer than twelve bytes";
+        let rows: Vec<Option<&str>> = [
+            Some("scheduled"),
+            Some("scheduled"),
+            None,
+            Some("scheduled"),
+            Some(long),
+            Some(long),
+            Some(""),
+            Some("cancelled"),
+            None,
+            Some("a value longer than twelve bytes, another"),
+            Some(long),
+            Some("scheduled"),
+            Some("twelve bytes"),
+            Some("thirteen byte"),
+        ]
+        .into_iter()
+        .cycle()
+        .take(100)
+        .collect();
+        // The column as opslake builds one: a value repeated from the same place in the input
+        // reuses its view (equal bits), and the same long value from elsewhere gets its own
+        // copy (another view of the same bytes).
+        let mut distinct = MutableBinaryViewArray::<str>::new();
+        let mut place: Vec<(&str, usize)> = Vec::new();
+        let mut views = Vec::new();
+        for (i, r) in rows.iter().enumerate() {
+            let Some(v) = r else {
+                views.push(View::default());
+                continue;
+            };
+            let at = match place.iter().find(|(p, _)| p == v) {
+                Some((_, at)) if i % 3 != 0 => *at,
+                _ => {
+                    distinct.push_value(*v);
+                    place.push((v, distinct.len() - 1));
+                    distinct.len() - 1
+                }
+            };
+            views.push(distinct.views()[at]);
+        }
+        let buffers = Utf8ViewArray::from(distinct).data_buffers().clone();
+        let validity: Bitmap = rows.iter().map(Option::is_some).collect();
+        let array: ArrayRef =
+            Utf8ViewArray::try_new(ArrowDataType::Utf8View, views.into(), buffers, Some(validity))?.boxed();
+        let schema = Schema::from_iter([Field::new("status".into(), DataType::String)]);
+        let mut encodings = Encodings::new(&schema);
+        encodings.next[0] = Choice::Dictionary(KEEP_GROUPS);
+        let ours = encodings
+            .dictionary(0, &array)?
+            .expect("a text column keeping its dictionary");
+        let ours = ours.as_any().downcast_ref::<DictionaryArray<u32>>().expect("u32 keys");
+
+        let mut theirs = MutableDictionaryArray::<u32, MutableBinaryViewArray<str>>::new(false);
+        theirs.try_extend(rows.iter().copied())?;
+        let theirs = DictionaryArray::<u32>::from(theirs);
+        assert_eq!(ours.dtype(), theirs.dtype());
+        assert_eq!(ours.keys(), theirs.keys());
+        let values = |d: &DictionaryArray<u32>| -> Vec<String> {
+            let v = d
+                .values()
+                .as_any()
+                .downcast_ref::<Utf8ViewArray>()
+                .expect("text values");
+            v.values_iter().map(str::to_owned).collect()
+        };
+        assert_eq!(values(ours), values(&theirs));
+        assert_eq!(values(ours).len(), 7);
+        Ok(())
+    }
 
     #[test]
     fn a_column_without_a_dictionary_stays_plain_for_a_while_then_tries_again() -> std::io::Result<()> {
