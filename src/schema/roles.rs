@@ -109,7 +109,8 @@ pub struct RolePair<'a> {
 }
 
 /// Unknown role names a bound pivot remembers the personal-data class of; a batch sees a
-/// handful of names thousands of times, and hostile input cannot grow the memo past this.
+/// handful of names thousands of times, and hostile input cannot grow the memo past this (nor
+/// past the batch's own bytes: a pivot is bound per batch).
 const UNKNOWN_NAMES_KEPT: usize = 1024;
 
 /// Longest normalized role spelling looked up; longer ones are unknown roles.
@@ -193,7 +194,7 @@ impl Spelling {
     fn of(role: &str) -> Option<Spelling> {
         let mut words = [0u64; ROLE_MAX / 8];
         let mut len = 0;
-        // Shifts `w` (its bytes past `n` zero) into the words at byte `len`.
+        // ORs `w` (zero past the bytes it carries) into the words from byte `len` on.
         let put = |words: &mut [u64; ROLE_MAX / 8], len: usize, w: u64| {
             let (at, shift) = (len / 8, len % 8 * 8);
             words[at] |= w << shift;
@@ -232,7 +233,8 @@ impl Spelling {
         diff == 0 && self.len == other.len
     }
 
-    /// A hash of the first 24 bytes and the length (equal hashes are confirmed by `==`).
+    /// A hash of the first 24 bytes and the length (equal hashes are confirmed by
+    /// [`Spelling::same`]).
     #[inline]
     fn hash(&self) -> u64 {
         let h = self.words[0] ^ self.words[1].rotate_left(21) ^ self.words[2].rotate_left(42) ^ self.len as u64;
