@@ -36,7 +36,6 @@ pub use crate::publish::parquet::WrittenFile;
 use crate::publish::parquet::{self, TableFiles};
 use crate::schema::Rows;
 use crate::schema::columns::{Row, TableBuilder, TableSpec};
-use crate::schema::pii::Pii;
 use crate::schema::roles::{BoundPivot, RolePivot};
 use crate::source::{Item, Source};
 use dedupe::{Ledger, ReadPosition, Sighting};
@@ -633,8 +632,7 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
                 let rows = (capacity.saturating_mul(ratio.load(Ordering::Relaxed)) / ROW_RATIO_ONE).min(most_rows);
                 TableBuilder::new(s.clone(), &opts.job.pii, rows)
             }
-            // A table the run does not write costs no column work.
-            false => TableBuilder::new(s.clone(), &Pii::drop_everything(), 0),
+            false => TableBuilder::unwritten(s.clone()),
         })
         .collect();
     let bound: Vec<(&'static RolePivot, BoundPivot<'_>)> =

@@ -578,6 +578,8 @@ pub struct TableBuilder {
     columns: Vec<ColumnBuilder>,
     /// For every row, the ordinal of the input record it came from (to drop collapsed duplicates).
     records: Vec<u32>,
+    /// Whether the run writes the table; rows of a table it does not write are discarded.
+    written: bool,
 }
 
 impl TableBuilder {
@@ -592,7 +594,23 @@ impl TableBuilder {
             spec,
             columns,
             records: Vec::with_capacity(capacity),
+            written: true,
         }
+    }
+
+    /// A table the run does not write (`--tables`): it takes no rows and costs no column work.
+    pub fn unwritten(spec: TableSpec) -> Self {
+        TableBuilder {
+            spec,
+            columns: Vec::new(),
+            records: Vec::new(),
+            written: false,
+        }
+    }
+
+    /// Whether the run writes this table.
+    pub fn is_written(&self) -> bool {
+        self.written
     }
 
     /// The table's spec.

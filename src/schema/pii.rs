@@ -337,7 +337,6 @@ pub struct Pii {
     overrides: HashMap<String, PiiAction>,
     mac: Option<Hmac<Sha256>>,
     key_label: String,
-    drop_everything: bool,
     /// Tells policies apart in the per-thread cache of digests ([`RecentDigest`]).
     id: u64,
 }
@@ -400,7 +399,6 @@ impl Pii {
             overrides,
             mac,
             key_label,
-            drop_everything: false,
             id: POLICIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
@@ -412,16 +410,8 @@ impl Pii {
             overrides: HashMap::new(),
             mac: None,
             key_label: "none (pii = \"drop\")".into(),
-            drop_everything: false,
             id: POLICIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
-    }
-
-    /// A policy under which every column is dropped (tables built and thrown away).
-    pub fn drop_everything() -> Self {
-        let mut p = Pii::drop_all();
-        p.drop_everything = true;
-        p
     }
 
     /// A description of the key for the manifest (never the key itself).
@@ -441,9 +431,6 @@ impl Pii {
 
     /// The action for `table.column` holding data of class `kind`.
     pub fn action(&self, table: &str, column: &str, kind: Option<PiiKind>) -> PiiAction {
-        if self.drop_everything {
-            return PiiAction::Drop;
-        }
         let configured = if self.overrides.is_empty() {
             None
         } else {

@@ -36,14 +36,22 @@ impl<'b, 'a> Rows<'b, 'a> {
         }
     }
 
-    /// Appends a row to its table.
+    /// Appends a row to its table; a row of a table the run does not write is discarded.
     pub fn push<R: Row>(&mut self, row: R) {
         if let Some(t) = self.tables.iter_mut().find(|t| t.spec().name == R::TABLE) {
-            row.write(t, self.pii);
-            t.end_row(self.record);
+            if t.is_written() {
+                row.write(t, self.pii);
+                t.end_row(self.record);
+            }
         } else {
             debug_assert!(false, "table {} is not among the source's tables", R::TABLE);
         }
+    }
+
+    /// Whether the run writes `R`'s table: a source may skip building rows that
+    /// [`Rows::push`] would discard, once everything that can reject the record is converted.
+    pub fn writes<R: Row>(&self) -> bool {
+        self.tables.iter().any(|t| t.spec().name == R::TABLE && t.is_written())
     }
 
     /// The source's pivot, bound to the run's policy.

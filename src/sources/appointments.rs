@@ -451,6 +451,13 @@ impl Source for Appointments {
                 groups: Vec::new(),
             });
         }
+        // Nothing below can reject the record: the rows of a table the run does not write
+        // (`--tables`) are not built at all.
+        let entities = if rows.writes::<AppointmentEntityRow>() {
+            entities
+        } else {
+            Vec::new()
+        };
         for (p, (name, href)) in entities.into_iter().zip(entity_meta) {
             rows.push(AppointmentEntityRow {
                 appointment_id: Some(id.clone()),
@@ -463,6 +470,11 @@ impl Source for Appointments {
                 groups: Vec::new(),
             });
         }
+        let resources = if rows.writes::<AppointmentResourceRow>() {
+            resources
+        } else {
+            Vec::new()
+        };
         for (p, (item_id, item_position)) in resources.into_iter().zip(item_of) {
             rows.push(AppointmentResourceRow {
                 appointment_id: Some(id.clone()),
@@ -478,7 +490,11 @@ impl Source for Appointments {
         for n in notes {
             rows.push(n);
         }
-        for (position, m) in a.contact_medium.unwrap_or_default().into_iter().enumerate() {
+        let media = match rows.writes::<AppointmentContactMediumRow>() {
+            true => a.contact_medium.unwrap_or_default(),
+            false => Vec::new(),
+        };
+        for (position, m) in media.into_iter().enumerate() {
             let (key, value) = match m.characteristic {
                 Some(c) => (text(c.key), text(c.value)),
                 None => (None, None),
