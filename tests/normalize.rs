@@ -903,3 +903,44 @@ fn a_subset_of_tables_is_written_as_the_whole_run_writes_it_and_rejects_the_same
         );
     }
 }
+
+#[test]
+fn contact_e_mails_are_hashed_as_the_same_address_in_any_case() {
+    let t = TestLake::new();
+    let mut lines = Vec::new();
+    for (i, (medium, address)) in [("email", "ana@x.es"), ("E-MAIL", "Ana@X.es"), ("eMail", "ANA@x.ES")]
+        .into_iter()
+        .enumerate()
+    {
+        let mut a: serde_json::Value = serde_json::from_str(&appointment(
+            &format!("A{i}"),
+            "2025-06-27T12:00:00Z",
+            json!([{"id": "ana@x.es", "role": "email"}]),
+        ))
+        .unwrap();
+        a["contactMedium"] = json!([{"mediumType": medium, "characteristic": {"key": "k", "value": address}},
+                                    {"mediumType": "phoneNumber", "characteristic": {"key": "mobile", "value": address}}]);
+        lines.push(a.to_string());
+    }
+    t.file("appointments/a.ndjson", lines.join("\n"));
+    t.run_ok(DAY, &["--sources", "appointments"]);
+    let party = strings(&t.table("appointment_parties", DAY), "value");
+    assert!(party.iter().all(|v| v == &party[0]) && party[0].as_deref().is_some_and(|v| v.len() == 64));
+    let media = t.table("appointment_contact_media", DAY);
+    let values = strings(&media, "characteristic_value");
+    let types = strings(&media, "medium_type");
+    let (mails, others): (Vec<_>, Vec<_>) = types
+        .iter()
+        .zip(&values)
+        .partition(|(t, _)| t.as_deref() != Some("phoneNumber"));
+    assert_eq!(mails.len(), 3);
+    assert!(
+        mails.iter().all(|(_, v)| **v == party[0]),
+        "{mails:?} against {party:?}"
+    );
+    // Other media are hashed as sent: the three spellings stay three digests.
+    let mut distinct: Vec<_> = others.iter().map(|(_, v)| (*v).clone()).collect();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "{others:?}");
+}

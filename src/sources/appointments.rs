@@ -503,9 +503,9 @@ impl Source for Appointments {
             // E-mail addresses are hashed lower-cased, as in every other table.
             let is_email = medium_type
                 .as_deref()
-                .is_some_and(|t| t.to_ascii_lowercase().contains("mail"));
+                .is_some_and(|t| t.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"mail")));
             let value = value.map(|v| {
-                if is_email {
+                if is_email && v.bytes().any(|b| b.is_ascii_uppercase()) {
                     Cow::Owned(v.to_ascii_lowercase())
                 } else {
                     v
