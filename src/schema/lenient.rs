@@ -66,6 +66,52 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
+/// An optional [`Text`] (`null` or absent: `None`) read in one dispatch on the value's
+/// first byte, where `Option<Text>` takes two (serde's `Option` looks for `null`, then
+/// `Text` looks at the value again); for `#[serde(default, deserialize_with = ...)]` on the
+/// fields every record repeats many times (role lists' pairs).
+pub fn opt_text<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Text<'a>>, D::Error> {
+    struct OptText;
+    impl<'de> Visitor<'de> for OptText {
+        type Value = Option<Text<'de>>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string or a number")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            Text::deserialize(d).map(Some)
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            TextVisitor.visit_borrowed_str(v).map(Some)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            TextVisitor.visit_str(v).map(Some)
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            TextVisitor.visit_string(v).map(Some)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            TextVisitor.visit_i64(v).map(Some)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            TextVisitor.visit_u64(v).map(Some)
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            TextVisitor.visit_f64(v).map(Some)
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            TextVisitor.visit_bool(v).map(Some)
+        }
+    }
+    d.deserialize_any(OptText)
+}
+
 /// Room a role list's vector starts with: serde's own starts empty and doubles, so a list of
 /// twenty pairs cost four allocations and three copies.
 const LIST_ROOM: usize = 16;
@@ -384,6 +430,57 @@ mod tests {
         i: Option<Int32>,
         m: Option<Amount>,
         b: Option<Bool>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(bound(deserialize = "'de: 'a"))]
+    struct OneDispatch<'a> {
+        #[serde(default, deserialize_with = "opt_text")]
+        t: Option<Text<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(bound(deserialize = "'de: 'a"))]
+    struct TwoDispatches<'a> {
+        t: Option<Text<'a>>,
+    }
+
+    #[test]
+    fn an_optional_text_in_one_dispatch_reads_as_option_of_text() {
+        let cases = [
+            r#"{}"#,
+            r#"{"t": null}"#,
+            r#"{"t": "MYSIM_1"}"#,
+            r#"{"t": "Sánchez \"López\""}"#,
+            r#"{"t": ""}"#,
+            r#"{"t": 639376323}"#,
+            r#"{"t": -7}"#,
+            r#"{"t": 12.50}"#,
+            r#"{"t": 1e400}"#,
+            r#"{"t": true}"#,
+            r#"{"t": {"a": 1}}"#,
+            r#"{"t": [1]}"#,
+            r#"{"t": nul}"#,
+            r#"{"t": "unterminated}"#,
+        ];
+        for json in cases {
+            let one = serde_json::from_str::<OneDispatch<'_>>(json).map(|p| p.t);
+            let two = serde_json::from_str::<TwoDispatches<'_>>(json).map(|p| p.t);
+            match (one, two) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a, b, "{json}");
+                    // Borrowed when the input holds the text as is, like serde's own.
+                    let borrowed = |t: &Option<Text<'_>>| matches!(t, Some(Text(Cow::Borrowed(_))));
+                    assert_eq!(borrowed(&a), borrowed(&b), "{json}");
+                }
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{json}"),
+                (a, b) => panic!(
+                    "{json}: {:?} against {:?}",
+                    a.map(|t| t.is_some()),
+                    b.map(|t| t.is_some())
+                ),
+            }
+        }
     }
 
     fn probe(json: &str) -> Probe<'_> {

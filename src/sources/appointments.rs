@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{fetched_on, read_item, required_text, text};
 use crate::schema::Rows;
 use crate::schema::columns::{Date, Row, TableSpec, Timestamp};
-use crate::schema::lenient::{Bool, Text};
+use crate::schema::lenient::{Bool, Text, opt_text};
 use crate::schema::roles::{Role, RolePair, RolePivot, RoleType};
 use crate::source::{
     Api, Endpoint, Envelope, FETCHED_ON, IdSource, Item, ItemKey, Method, Paging, RawContext, Settled, Source,
@@ -110,12 +110,19 @@ pub const FINAL_STATUSES: &[&str] = &[
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Appointment<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     external_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     category: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     description: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     status: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     creation_date: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     last_update: Option<Text<'a>>,
     contact_medium: Option<Vec<ContactMedium<'a>>>,
     note: Option<Vec<Note<'a>>>,
@@ -132,6 +139,7 @@ pub struct Appointment<'a> {
 #[serde(rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct ContactMedium<'a> {
     characteristic: Option<KeyValue<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     medium_type: Option<Text<'a>>,
     preferred: Option<Bool>,
 }
@@ -139,25 +147,35 @@ struct ContactMedium<'a> {
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct KeyValue<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     key: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     value: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Note<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     author: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     date: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     text: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct RelatedEntity<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     role: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     name: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     href: Option<Text<'a>>,
 }
 
@@ -165,7 +183,9 @@ struct RelatedEntity<'a> {
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 pub struct RelatedParty<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     role: Option<Text<'a>>,
 }
 
@@ -179,15 +199,20 @@ impl<'a> RelatedParty<'a> {
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct RelatedPlace<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     href: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     name: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     role: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct ResourceOrderItem<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     id: Option<Text<'a>>,
     resource: Option<Resource<'a>>,
 }
@@ -202,7 +227,9 @@ struct Resource<'a> {
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Characteristic<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     name: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     value: Option<Text<'a>>,
 }
 
@@ -211,8 +238,10 @@ struct Characteristic<'a> {
 #[serde(rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct ValidFor<'a> {
     /// Start.
+    #[serde(default, deserialize_with = "opt_text")]
     pub start_date_time: Option<Text<'a>>,
     /// End.
+    #[serde(default, deserialize_with = "opt_text")]
     pub end_date_time: Option<Text<'a>>,
 }
 
