@@ -68,15 +68,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 
 /// An optional [`Text`] (`null` or absent: `None`) read in one dispatch on the value's
 /// first byte, where `Option<Text>` takes two (serde's `Option` looks for `null`, then
-/// `Text` looks at the value again); for `#[serde(default, deserialize_with = ...)]` on the
-/// fields every record repeats many times (role lists' pairs).
+/// `Text` looks at the value again); for `#[serde(default, deserialize_with = ...)]` on
+/// optional text fields (the appointments model's: about a hundred per record).
 pub fn opt_text<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Text<'a>>, D::Error> {
     struct OptText;
     impl<'de> Visitor<'de> for OptText {
         type Value = Option<Text<'de>>;
 
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a string or a number")
+            // Text's own words, so reject reasons read as with `Option<Text>`.
+            TextVisitor.expecting(f)
         }
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
             Ok(None)
