@@ -68,8 +68,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 
 /// An optional [`Text`] (`null` or absent: `None`) read in one dispatch on the value's
 /// first byte, where `Option<Text>` takes two (serde's `Option` looks for `null`, then
-/// `Text` looks at the value again); for `#[serde(default, deserialize_with = ...)]` on
-/// optional text fields (the appointments model's: about a hundred per record).
+/// `Text` looks at the value again); for `#[serde(default, deserialize_with = "opt_text")]`
+/// on the sources' optional text fields.
 pub fn opt_text<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Text<'a>>, D::Error> {
     struct OptText;
     impl<'de> Visitor<'de> for OptText {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{KNOWN_CUSTOMERS, customer_of, fetched_on, read_item, required_text, text};
 use crate::schema::Rows;
 use crate::schema::columns::{Date, Money, Row, TableSpec, Timestamp};
-use crate::schema::lenient::{Amount, Bool, Int32, Text};
+use crate::schema::lenient::{Amount, Bool, Int32, Text, opt_text};
 use crate::source::{
     Api, Endpoint, Envelope, FETCHED_ON, IdSource, Item, ItemKey, Method, Paging, RawContext, Settled, Source,
 };
@@ -20,21 +20,27 @@ pub struct CustomerDevices;
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Device<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     start_date: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     subscription_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     subscription_terminal_id: Option<Text<'a>>,
     status: Option<Status<'a>>,
     fees: Option<Fees<'a>>,
     permanence: Option<Permanence<'a>>,
     is_mandatory: Option<Bool>,
     expedition_info: Option<ExpeditionInfo<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     customer_num: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Status<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     value: Option<Text<'a>>,
 }
 
@@ -53,16 +59,21 @@ struct InstallmentPlan<'a> {
     monthly_fee: Option<Amount>,
     duration: Option<Int32>,
     unpaid_installments: Option<Int32>,
+    #[serde(default, deserialize_with = "opt_text")]
     financed_by: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Permanence<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     campaign_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     description: Option<Text<'a>>,
     duration_months: Option<Int32>,
+    #[serde(default, deserialize_with = "opt_text")]
     start_date: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     end_date: Option<Text<'a>>,
     category_type: Option<Int32>,
 }
@@ -70,8 +81,11 @@ struct Permanence<'a> {
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct ExpeditionInfo<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     item_number: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     request_date: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     expedition_date: Option<Text<'a>>,
     status: Option<Status<'a>>,
 }

@@ -8,7 +8,7 @@ use super::logistics::{PRODUCT_COLUMNS, Product, Status};
 use super::{read_item, required_text, text};
 use crate::schema::Rows;
 use crate::schema::columns::{Row, TableSpec, Timestamp};
-use crate::schema::lenient::{Bool, Text};
+use crate::schema::lenient::{Bool, Text, opt_text};
 use crate::source::{Api, Endpoint, Envelope, Item, ItemKey, Method, Paging, RawContext, Source};
 use crate::table_row;
 
@@ -18,7 +18,9 @@ pub struct Expeditions;
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Expedition<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     expedition_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     created_date: Option<Text<'a>>,
     transport: Option<Transport<'a>>,
     tracking: Option<Tracking<'a>>,
@@ -29,7 +31,9 @@ struct Expedition<'a> {
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Transport<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     courier_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     delivery_service: Option<Text<'a>>,
     verify_identity: Option<Bool>,
 }
@@ -37,7 +41,9 @@ struct Transport<'a> {
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Tracking<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     tracking_link: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     return_code: Option<Text<'a>>,
 }
 

@@ -9,7 +9,7 @@ use super::logistics::{Address, AddressColumns, Client, PersonColumns};
 use super::{read_item, required_text, text};
 use crate::schema::Rows;
 use crate::schema::columns::{Money, Row, TableSpec, Timestamp};
-use crate::schema::lenient::{Amount, Bool, Float, Text};
+use crate::schema::lenient::{Amount, Bool, Float, Text, opt_text};
 use crate::source::{Api, Endpoint, Envelope, Item, ItemKey, Method, Paging, RawContext, Source, composite_key};
 use crate::table_row;
 
@@ -22,14 +22,22 @@ static CUSTOMER_ADDRESS: AddressColumns = crate::address_columns!("customer", "z
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct ExternalOrder<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     order_id_external: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     reexpedition: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     order_date: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     logistics_operator: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     delivery_type: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     process_type: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     logistic_operation: Option<Text<'a>>,
     portability: Option<Bool>,
+    #[serde(default, deserialize_with = "opt_text")]
     business: Option<Text<'a>>,
     status: Option<ExternalStatus<'a>>,
     journeys: Option<Vec<Journey<'a>>>,
@@ -39,8 +47,11 @@ struct ExternalOrder<'a> {
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct ExternalStatus<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     description: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     timestamp: Option<Text<'a>>,
     reason: Option<Reason<'a>>,
 }
@@ -48,7 +59,9 @@ struct ExternalStatus<'a> {
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Reason<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     code: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     description: Option<Text<'a>>,
 }
 
@@ -57,6 +70,7 @@ struct Reason<'a> {
 struct CustomerDeliveringInfo<'a> {
     address: Option<Address<'a>>,
     client: Option<Client<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     language: Option<Text<'a>>,
     updated: Option<Bool>,
 }
@@ -72,9 +86,13 @@ struct Journey<'a> {
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Transport<'a> {
     delivery_details: Option<DeliveryDetails<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     courier: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     service: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     tracking_link: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     expedition_number: Option<Text<'a>>,
     delivery_note: Option<DeliveryNote<'a>>,
 }
@@ -110,7 +128,9 @@ struct Verification {
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct DeliveryNote<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     delivery_note_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     link: Option<Text<'a>>,
 }
 
@@ -118,20 +138,26 @@ struct DeliveryNote<'a> {
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Price<'a> {
     total: Option<Amount>,
+    #[serde(default, deserialize_with = "opt_text")]
     currency: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Device<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     reference: Option<Text<'a>>,
     subscription: Option<Subscription<'a>>,
     #[serde(rename = "type")]
     kind: Option<DeviceType<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     replacement: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     identifier: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     additional_identifier: Option<Text<'a>>,
     active: Option<Bool>,
+    #[serde(default, deserialize_with = "opt_text")]
     subscription_device_id: Option<Text<'a>>,
     price: Option<DevicePrice<'a>>,
 }
@@ -139,16 +165,22 @@ struct Device<'a> {
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Subscription<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     subscription_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     order_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     msisdn: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct DeviceType<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     action_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     family_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     id: Option<Text<'a>>,
 }
 

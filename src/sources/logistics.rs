@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::text;
 use crate::schema::columns::{Cell, ColumnSpec, ColumnType};
-use crate::schema::lenient::{Amount, Bool, Int32, Text};
+use crate::schema::lenient::{Amount, Bool, Int32, Text, opt_text};
 use crate::schema::pii::PiiKind;
 
 /// `Client` / `ExternalClient`: a person or company.
@@ -16,9 +16,12 @@ use crate::schema::pii::PiiKind;
 pub struct Client<'a> {
     identity: Option<Identity<'a>>,
     contact_phone: Option<Phone<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     name: Option<Text<'a>>,
     surnames: Option<Vec<Text<'a>>>,
+    #[serde(default, deserialize_with = "opt_text")]
     email: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     commercial_name: Option<Text<'a>>,
     /// The client's address (orders, pickups).
     pub address: Option<Address<'a>>,
@@ -27,14 +30,18 @@ pub struct Client<'a> {
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Identity<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     document_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     document_type: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Phone<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     phone_number: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     prefix: Option<Text<'a>>,
 }
 
@@ -43,24 +50,38 @@ struct Phone<'a> {
 #[serde(bound(deserialize = "'de: 'a"))]
 pub struct Address<'a> {
     #[serde(alias = "building_street_type")]
+    #[serde(default, deserialize_with = "opt_text")]
     street_type: Option<Text<'a>>,
     #[serde(alias = "building_street_name")]
+    #[serde(default, deserialize_with = "opt_text")]
     street: Option<Text<'a>>,
     #[serde(alias = "building_number")]
+    #[serde(default, deserialize_with = "opt_text")]
     number: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     additional_details: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     bis: Option<Text<'a>>,
     #[serde(alias = "building_floor")]
+    #[serde(default, deserialize_with = "opt_text")]
     floor: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     block: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     stair: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     letter: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     building_others: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     city: Option<Text<'a>>,
     #[serde(alias = "zipcode")]
+    #[serde(default, deserialize_with = "opt_text")]
     zip_code: Option<Text<'a>>,
     #[serde(alias = "region")]
+    #[serde(default, deserialize_with = "opt_text")]
     province: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     country: Option<Text<'a>>,
 }
 
@@ -224,10 +245,14 @@ impl AddressColumns {
 #[derive(Deserialize, Default)]
 #[serde(bound(deserialize = "'de: 'a"))]
 pub struct DataSales<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     agent: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     channel: Option<Text<'a>>,
     #[serde(rename = "type")]
+    #[serde(default, deserialize_with = "opt_text")]
     kind: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     group: Option<Text<'a>>,
 }
 
@@ -268,17 +293,25 @@ impl SalesColumns {
 #[derive(Deserialize, Default)]
 #[serde(bound(deserialize = "'de: 'a"))]
 pub struct DataDelivery<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     courier_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     delivery_service: Option<Text<'a>>,
     exclusive: Option<Bool>,
     verify_identity: Option<Bool>,
     retrieve_contract: Option<Bool>,
+    #[serde(default, deserialize_with = "opt_text")]
     group_by: Option<Text<'a>>,
     secure_delivery: Option<Bool>,
+    #[serde(default, deserialize_with = "opt_text")]
     delivery_point_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     delivery_shop_name: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     return_code: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     delivery_type: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     ol_comments: Option<Text<'a>>,
 }
 
@@ -338,10 +371,13 @@ impl DeliveryColumns {
 #[serde(bound(deserialize = "'de: 'a"))]
 pub struct Status<'a> {
     /// Status id.
+    #[serde(default, deserialize_with = "opt_text")]
     pub id: Option<Text<'a>>,
     /// The status value (`StatusValue`).
+    #[serde(default, deserialize_with = "opt_text")]
     pub value: Option<Text<'a>>,
     /// Its description.
+    #[serde(default, deserialize_with = "opt_text")]
     pub description: Option<Text<'a>>,
     /// Whether it is a final state of the expedition.
     #[serde(rename = "final")]
@@ -349,10 +385,13 @@ pub struct Status<'a> {
     /// Whether it can be reshipped in a new expedition.
     pub reshippable: Option<Bool>,
     /// Reason code.
+    #[serde(default, deserialize_with = "opt_text")]
     pub reason_code: Option<Text<'a>>,
     /// Reason description.
+    #[serde(default, deserialize_with = "opt_text")]
     pub reason_description: Option<Text<'a>>,
     /// When it happened.
+    #[serde(default, deserialize_with = "opt_text")]
     pub timestamp: Option<Text<'a>>,
 }
 
@@ -362,6 +401,7 @@ pub struct Status<'a> {
 #[serde(bound(deserialize = "'de: 'a"))]
 pub struct AssociatedExpedition<'a> {
     /// The expedition.
+    #[serde(default, deserialize_with = "opt_text")]
     pub expedition_id: Option<Text<'a>>,
     /// Its current status, as the logistics system sees it.
     pub current_status: Option<Status<'a>>,
@@ -371,23 +411,34 @@ pub struct AssociatedExpedition<'a> {
 #[derive(Deserialize, Default)]
 #[serde(bound(deserialize = "'de: 'a"))]
 pub struct Product<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     product_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     product_code: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     product_description: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     product_type: Option<Text<'a>>,
     product_type_id: Option<Int32>,
     product_unit_price: Option<Amount>,
+    #[serde(default, deserialize_with = "opt_text")]
     icc_imei: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     identifier: Option<Text<'a>>,
     quantity: Option<Int32>,
+    #[serde(default, deserialize_with = "opt_text")]
     product_comments: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     msisdn: Option<Text<'a>>,
     financed: Option<Bool>,
     /// The device id that joins orders, expeditions, devices and journeys.
+    #[serde(default, deserialize_with = "opt_text")]
     pub subscription_device_id: Option<Text<'a>>,
     remaining_payment: Option<Amount>,
     invoiced: Option<Bool>,
+    #[serde(default, deserialize_with = "opt_text")]
     status: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     technology: Option<Text<'a>>,
     /// `ProductWithExpedition` only: its expedition and current status (taken out before the
     /// product columns are filled).

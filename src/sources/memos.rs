@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{read_item, required_text, text};
 use crate::schema::Rows;
 use crate::schema::columns::{Row, TableSpec, Timestamp};
-use crate::schema::lenient::{Int64, Text};
+use crate::schema::lenient::{Int64, Text, opt_text};
 use crate::source::{Api, Endpoint, Envelope, Item, ItemKey, Method, Paging, RawContext, Source};
 use crate::table_row;
 
@@ -17,20 +17,34 @@ pub struct Memos;
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Memo<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     host_table: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     key_value: Option<Text<'a>>,
     memo_seq: Option<Int64>,
+    #[serde(default, deserialize_with = "opt_text")]
     customer_num: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     customer_external_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     subscription_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     memo_title: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     memo_text: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     memo_type: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     source: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     create_stamp: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     create_user: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     change_stamp: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     change_user: Option<Text<'a>>,
 }
 

@@ -11,7 +11,7 @@ use super::logistics::{
 use super::{read_item, required_text, text};
 use crate::schema::Rows;
 use crate::schema::columns::{Money, Row, TableSpec};
-use crate::schema::lenient::{Amount, Bool, Int32, Text};
+use crate::schema::lenient::{Amount, Bool, Int32, Text, opt_text};
 use crate::source::{Api, Endpoint, Envelope, Item, ItemKey, Method, Paging, RawContext, Source};
 use crate::table_row;
 
@@ -41,13 +41,20 @@ struct Order<'a> {
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct NewOrderData<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     subscription_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     work_order: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     order_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     order_id_crm: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     business_process: Option<Text<'a>>,
     convergent: Option<Bool>,
+    #[serde(default, deserialize_with = "opt_text")]
     language: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     delivery_type: Option<Text<'a>>,
 }
 
@@ -88,6 +95,7 @@ struct Shipping<'a> {
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Documentation<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     letter_type: Option<Text<'a>>,
 }
 

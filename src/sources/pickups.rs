@@ -11,7 +11,7 @@ use super::logistics::{
 use super::{read_item, required_text, text};
 use crate::schema::Rows;
 use crate::schema::columns::{Row, TableSpec};
-use crate::schema::lenient::{Bool, Text};
+use crate::schema::lenient::{Bool, Text, opt_text};
 use crate::source::{Api, Endpoint, Envelope, Item, ItemKey, Method, Paging, RawContext, Source};
 use crate::table_row;
 
@@ -35,13 +35,21 @@ struct Pickup<'a> {
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct PickupData<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     subscription_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     pickup_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     order_id_external: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     order_id_crm: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     language: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     business_process: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     reason: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     delivery_type: Option<Text<'a>>,
     access_reused: Option<Bool>,
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{read_item, required_text};
 use crate::schema::Rows;
 use crate::schema::columns::{Row, TableSpec};
-use crate::schema::lenient::{Int64, Text};
+use crate::schema::lenient::{Int64, Text, opt_text};
 use crate::source::{Api, Endpoint, Envelope, Item, ItemKey, Method, Paging, RawContext, Source, composite_key};
 use crate::table_row;
 
@@ -18,8 +18,10 @@ pub struct Stock;
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct StockItem<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     warehouse_id: Option<Text<'a>>,
     /// The product code (`product_id` in the API).
+    #[serde(default, deserialize_with = "opt_text")]
     product_id: Option<Text<'a>>,
     available_quantity: Option<Int64>,
 }

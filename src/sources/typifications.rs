@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{KNOWN_CUSTOMERS, customer_of, fetched_on, read_item, required_text, text};
 use crate::schema::Rows;
 use crate::schema::columns::{Date, Money, Row, TableSpec, Timestamp};
-use crate::schema::lenient::{Amount, Text};
+use crate::schema::lenient::{Amount, Text, opt_text};
 use crate::source::{
     Api, Endpoint, Envelope, FETCHED_ON, IdSource, Item, ItemKey, Method, Paging, RawContext, Settled, Source,
 };
@@ -19,23 +19,40 @@ pub struct Typifications;
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 struct Typification<'a> {
+    #[serde(default, deserialize_with = "opt_text")]
     id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     created_at: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     channel: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     tenant: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     area: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     user_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     msisdn: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     campaign: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     reason: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     subreason1: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     subreason2: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     result: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     subresult: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     conversation_id: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     operator: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "opt_text")]
     description: Option<Text<'a>>,
     initial_fee: Option<Amount>,
+    #[serde(default, deserialize_with = "opt_text")]
     customer_num: Option<Text<'a>>,
 }
 
