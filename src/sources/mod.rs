@@ -1,7 +1,9 @@
 //! Sources: one file per export folder / API resource, each stating what differs per source
 //! (the [`Source`] trait of [`crate::source`]): its serde model field by field from the seed,
 //! its tables with keys, envelopes, role pivots and API endpoint. The stage engines name no
-//! source; adding one is a new file here plus one line in [`SOURCES`].
+//! source; adding one is a new file here plus one line in [`SOURCES`]. An optional text field
+//! of a model is `Option<Text>` read by [`crate::schema::lenient::opt_text`] (`#[serde(default,
+//! deserialize_with = "opt_text")]`): the same values, in one pass over each.
 
 use std::borrow::Cow;
 
