@@ -733,7 +733,7 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
     // A value the source accepted but its column's type cannot hold (a decimal wider than the
     // column): the record is a reject, never a failed table.
     let mut misfits: Vec<u32> = Vec::new();
-    for t in tables.iter().filter(|t| opts.writes(t.spec().name, main)) {
+    for t in tables.iter().filter(|t| t.is_written()) {
         for (ordinal, reason) in t.misfits() {
             let i = ordinal as usize;
             if parsed.get_mut(i).and_then(Option::take).is_none() {
@@ -800,10 +800,10 @@ fn process(shared: &Shared<'_>, job: Work) -> Result<(), Error> {
         shared.spill((shared.rank[job.source], file, job.batch), group.iter().map(|(_, r)| r))?;
     }
     for t in tables {
-        let name = t.spec().name;
-        if !opts.writes(name, main) {
+        if !t.is_written() {
             continue;
         }
+        let name = t.spec().name;
         let frame = t.finish(&dropped).map_err(|source| Error::Frame {
             table: name.to_string(),
             source,

@@ -519,9 +519,10 @@ impl Source for Appointments {
         for n in notes {
             rows.push(n);
         }
-        let media = match rows.writes::<AppointmentContactMediumRow>() {
-            true => a.contact_medium.unwrap_or_default(),
-            false => Vec::new(),
+        let media = if rows.writes::<AppointmentContactMediumRow>() {
+            a.contact_medium.unwrap_or_default()
+        } else {
+            Vec::new()
         };
         for (position, m) in media.into_iter().enumerate() {
             let (key, value) = match m.characteristic {
