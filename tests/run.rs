@@ -224,6 +224,27 @@ fn a_run_of_some_sources_replaces_only_their_tables() {
 }
 
 #[test]
+fn a_run_of_some_tables_replaces_only_those_and_skips_the_reconciliations() {
+    let t = TestLake::new();
+    t.generate(100, 5);
+    t.run_ok(DAY, &[]);
+    let fulfilment = t.table("recon_order_fulfilment", DAY).height();
+    let products = t.table("order_products", DAY).height();
+    // Every source, but not the tables the reconciliations read (order_products).
+    let out = t.run_ok(DAY, &["--tables", "appointments,appointment_parties"]);
+    assert!(out.contains("reconciliations skipped"), "{out}");
+    assert_eq!(t.table("recon_order_fulfilment", DAY).height(), fulfilment);
+    assert_eq!(t.table("order_products", DAY).height(), products);
+    let m = t.manifests(DAY);
+    assert_eq!(m[1]["kind"], "sources");
+    let tables = m[1]["tables"].as_object().unwrap();
+    assert!(
+        tables.contains_key("appointment_parties") && !tables.contains_key("order_products"),
+        "{tables:?}"
+    );
+}
+
+#[test]
 fn the_union_of_the_shards_equals_the_unsharded_run() {
     let input = TestLake::new();
     input.generate(400, 17);

@@ -152,9 +152,14 @@ impl Run {
         self.job.as_of
     }
 
-    /// Whether the run reads every source (a run of some sources replaces only their tables).
-    pub fn every_source(&self) -> bool {
+    /// Whether the run reads every source and writes every table: a run of some sources, or
+    /// of some tables (`--tables`), replaces only the tables it writes.
+    pub fn whole_day(&self) -> bool {
         self.sources.len() == self.registry.len()
+            && self.sources.iter().all(|s| {
+                let tables = s.tables();
+                tables.iter().all(|t| self.job.writes(t.name, tables[0].name))
+            })
     }
 
     /// Starts the run's package, recording the claim it is based on.
@@ -544,10 +549,10 @@ fn run_stages(run: &Run, raw: Option<&Path>, replayed: Option<ExtractReport>) ->
         return run.or_discard_captures(staged, kept.as_ref());
     }
 
-    // A run of some sources replaces only their tables (and its sources' rejects): the
-    // reconciliations, which need every source, wait for a complete day (`opslake reconcile`).
+    // A run of some sources or tables replaces only those tables (and its sources' rejects):
+    // the reconciliations, which need every table, wait for a complete day (`opslake reconcile`).
     let t = Instant::now();
-    let every = run.every_source();
+    let every = run.whole_day();
     let reconciled = if every {
         let mut inputs = package_inputs(&package, &normalized.tables);
         let previous = package.dir.join("_previous");
@@ -560,7 +565,7 @@ fn run_stages(run: &Run, raw: Option<&Path>, replayed: Option<ExtractReport>) ->
         normalized.tables.insert("_rejects".into(), merged);
         ReconcileReport {
             warnings: vec![
-                "reconciliations skipped: this run reads some sources only (the day's other tables are kept); \
+                "reconciliations skipped: this run reads some sources or writes some tables only (the day's other tables are kept); \
                  run `opslake reconcile` once the day is complete"
                     .into(),
             ],
