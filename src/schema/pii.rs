@@ -455,15 +455,34 @@ impl Pii {
         kind: Option<PiiKind>,
         value: &'a str,
     ) -> Option<std::borrow::Cow<'a, str>> {
-        match self.action(table, column, kind) {
-            PiiAction::Keep => Some(std::borrow::Cow::Borrowed(value)),
-            PiiAction::Hash => Some(std::borrow::Cow::Owned(
-                self.hash(kind.unwrap_or(PiiKind::Identifier), value)
-                    .as_str()
-                    .to_owned(),
-            )),
+        self.enforce(
+            self.action(table, column, kind),
+            kind,
+            std::borrow::Cow::Borrowed(value),
+        )
+    }
+
+    /// Applies `action` to a value of class `kind`: a kept value is returned as it came (a
+    /// borrowed one stays borrowed), a hashed one as its digest.
+    #[inline]
+    pub fn enforce<'a>(
+        &self,
+        action: PiiAction,
+        kind: Option<PiiKind>,
+        value: std::borrow::Cow<'a, str>,
+    ) -> Option<std::borrow::Cow<'a, str>> {
+        match action {
+            PiiAction::Keep => Some(value),
+            PiiAction::Hash => Some(std::borrow::Cow::Owned(self.hashed(kind, &value))),
             PiiAction::Drop => None,
         }
+    }
+
+    /// The digest of a value of class `kind` (an identifier when unknown), as text.
+    fn hashed(&self, kind: Option<PiiKind>, value: &str) -> String {
+        self.hash(kind.unwrap_or(PiiKind::Identifier), value)
+            .as_str()
+            .to_owned()
     }
 
     /// The keyed hash of a value: HMAC-SHA256 over the trimmed value (e-mails lower-cased).

@@ -385,32 +385,25 @@ impl BoundPivot<'_> {
         let pairs = pairs.into_iter();
         long.reserve(pairs.size_hint().0);
         for (position, (role, value)) in pairs.enumerate() {
-            let known = self.index.get(&role);
-            let stored = match (known, &value) {
-                (_, None) => None,
-                (Some(i), Some(v)) => {
-                    let slot = base + self.offsets[i];
-                    let r = &self.pivot.roles[i];
-                    if cells[slot] == Cell::Null {
-                        self.fill(r, v, time, &mut cells[slot..slot + r.width()])?;
-                    }
-                    match self.actions[i] {
-                        PiiAction::Keep => Some(v.clone()),
-                        PiiAction::Hash => Some(Cow::Owned(
-                            self.pii
-                                .hash(r.pii.unwrap_or(PiiKind::Identifier), v)
-                                .as_str()
-                                .to_owned(),
-                        )),
-                        PiiAction::Drop => None,
-                    }
-                }
-                (None, Some(v)) => {
-                    // An unknown role is personal by its name, or by its value's form.
-                    let kind = self.kind_of_unknown(&role).or_else(|| PiiKind::of_value(v));
-                    self.pii
-                        .apply(self.pivot.table, &role, kind, v)
-                        .map(|c| Cow::Owned(c.into_owned()))
+            let stored = match value {
+                None => None,
+                Some(v) => {
+                    let (action, kind) = match self.index.get(&role) {
+                        Some(i) => {
+                            let slot = base + self.offsets[i];
+                            let r = &self.pivot.roles[i];
+                            if cells[slot] == Cell::Null {
+                                self.fill(r, &v, time, &mut cells[slot..slot + r.width()])?;
+                            }
+                            (self.actions[i], r.pii)
+                        }
+                        None => {
+                            // An unknown role is personal by its name, or by its value's form.
+                            let kind = self.kind_of_unknown(&role).or_else(|| PiiKind::of_value(&v));
+                            (self.pii.action(self.pivot.table, &role, kind), kind)
+                        }
+                    };
+                    self.pii.enforce(action, kind, v)
                 }
             };
             long.push(RolePair {
@@ -583,6 +576,8 @@ mod tests {
             .unwrap();
         assert!(cells.iter().all(|c| *c == Cell::Null));
         assert_eq!(long[0].value.as_deref(), Some("installation"));
+        // Kept as it came: borrowed from the input, not copied.
+        assert!(matches!(long[0].value, Some(Cow::Borrowed(_))));
     }
 
     #[test]
