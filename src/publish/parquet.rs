@@ -186,10 +186,11 @@ impl Encodings {
         };
     }
 
-    /// Column `i`'s array as a dictionary array, when it is text that keeps its dictionary:
-    /// the dictionary polars builds (values in order of first appearance), built here with a
-    /// shortcut for a row that repeats the previous row's view (a long table's key repeats
-    /// for every pair of its record, and a text column reuses the view of a repeated value).
+    /// Column `i`'s array as a dictionary array, when it is text or 64-bit integers (instants)
+    /// that keep their dictionary: the dictionary polars builds (values in order of first
+    /// appearance), built here with a shortcut for a row that repeats the previous row's
+    /// value (a long table's key repeats for every pair of its record, and a text column
+    /// reuses the view of a repeated value).
     fn dictionary(&self, i: usize, array: &ArrayRef) -> PolarsResult<Option<ArrayRef>> {
         use polars::prelude::PlHashMap;
         use polars_arrow::array::{
@@ -198,6 +199,9 @@ impl Encodings {
         use polars_arrow::datatypes::{ArrowDataType, IntegerType};
         if !matches!(self.next[i], Choice::Dictionary(_)) {
             return Ok(None);
+        }
+        if let Some(ints) = array.as_any().downcast_ref::<PrimitiveArray<i64>>() {
+            return int_dictionary(ints).map(Some);
         }
         let Some(text) = array.as_any().downcast_ref::<Utf8ViewArray>() else {
             return Ok(None);
@@ -243,6 +247,45 @@ impl Encodings {
         let values: Utf8ViewArray = values.into();
         Ok(Some(DictionaryArray::try_new(dtype, keys, values.boxed())?.boxed()))
     }
+}
+
+/// The dictionary of a column of 64-bit integers as polars builds it (values in order of
+/// first appearance, of the column's type). polars would first estimate the distinct values
+/// of an instant column, whose range is too wide for its integer shortcut, hashing every value
+/// once for the estimate and once more for the dictionary (~1.5% of a run on the appointments,
+/// whose six instant columns keep dictionaries).
+fn int_dictionary(ints: &polars_arrow::array::PrimitiveArray<i64>) -> PolarsResult<ArrayRef> {
+    use polars::prelude::PlHashMap;
+    use polars_arrow::array::{Array as _, DictionaryArray, PrimitiveArray};
+    use polars_arrow::datatypes::{ArrowDataType, IntegerType};
+    let mut keys: Vec<u32> = Vec::with_capacity(ints.len());
+    let mut index: PlHashMap<i64, u32> = PlHashMap::default();
+    let mut values: Vec<i64> = Vec::new();
+    let mut previous: Option<(i64, u32)> = None;
+    for (row, &value) in ints.values().iter().enumerate() {
+        if !ints.is_valid(row) {
+            keys.push(0);
+            continue;
+        }
+        let key = match previous {
+            Some((same, key)) if same == value => key,
+            _ => {
+                let next = u32::try_from(values.len())
+                    .map_err(|_| polars_err!(ComputeError: "a dictionary of more than 2^32 values"))?;
+                let key = *index.entry(value).or_insert_with(|| {
+                    values.push(value);
+                    next
+                });
+                previous = Some((value, key));
+                key
+            }
+        };
+        keys.push(key);
+    }
+    let keys = PrimitiveArray::<u32>::new(ArrowDataType::UInt32, keys.into(), ints.validity().cloned());
+    let values = PrimitiveArray::<i64>::new(ints.dtype().clone(), values.into(), None);
+    let dtype = ArrowDataType::Dictionary(IntegerType::UInt32, Box::new(ints.dtype().clone()), false);
+    Ok(DictionaryArray::try_new(dtype, keys, values.boxed())?.boxed())
 }
 
 struct OpenFile {
@@ -568,6 +611,58 @@ pub fn read(path: &Path) -> std::io::Result<DataFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instant_dictionary_is_the_one_polars_builds() -> PolarsResult<()> {
+        use polars_arrow::array::{DictionaryArray, MutableDictionaryArray, MutablePrimitiveArray, TryExtend};
+        // Instants repeated in runs and apart, nulls between repeats, a wide range.
+        let rows: Vec<Option<i64>> = [
+            Some(1_751_328_000_000_000),
+            Some(1_751_328_000_000_000),
+            None,
+            Some(1_751_328_000_000_000),
+            Some(-86_400_000_000),
+            Some(0),
+            None,
+            Some(i64::MAX),
+            Some(0),
+            Some(1_751_331_600_000_000),
+        ]
+        .into_iter()
+        .cycle()
+        .take(100)
+        .collect();
+        let schema = Schema::from_iter([Field::new(
+            "creation_date".into(),
+            DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
+        )]);
+        let dtype = schema
+            .to_arrow(CompatLevel::newest())
+            .get_at_index(0)
+            .map(|(_, f)| f.dtype().clone());
+        let dtype = dtype.expect("one column");
+        let array: ArrayRef = polars_arrow::array::PrimitiveArray::<i64>::from(rows.clone())
+            .to(dtype.clone())
+            .boxed();
+        let mut encodings = Encodings::new(&schema);
+        encodings.next[0] = Choice::Dictionary(KEEP_GROUPS);
+        let ours = encodings
+            .dictionary(0, &array)?
+            .expect("an instant column keeping its dictionary");
+        let ours = ours.as_any().downcast_ref::<DictionaryArray<u32>>().expect("u32 keys");
+
+        let mut theirs = MutableDictionaryArray::<u32, MutablePrimitiveArray<i64>>::try_empty(
+            MutablePrimitiveArray::<i64>::from(dtype),
+            false,
+        )?;
+        theirs.try_extend(rows.iter().copied())?;
+        let theirs = DictionaryArray::<u32>::from(theirs);
+        assert_eq!(ours.dtype(), theirs.dtype());
+        assert_eq!(ours.keys(), theirs.keys());
+        assert_eq!(ours.values(), theirs.values());
+        assert_eq!(ours.values().len(), 5);
+        Ok(())
+    }
 
     #[test]
     fn a_text_dictionary_is_the_one_polars_builds() -> PolarsResult<()> {
