@@ -349,15 +349,66 @@ fn inline_view(bytes: &[u8]) -> Option<View> {
     })
 }
 
+/// A column of fixed-width values being built: the values, and a validity made at the first
+/// null. polars' `PrimitiveChunkedBuilder` takes a call per value (~2% of a run's CPU); this
+/// push is inlined into the row's.
+struct PrimitiveColumn<T: PolarsNumericType> {
+    name: PlSmallStr,
+    values: Vec<T::Native>,
+    /// Made at the first null (every earlier row valid); `None` while there is none.
+    validity: Option<MutableBitmap>,
+}
+
+impl<T: PolarsNumericType> PrimitiveColumn<T> {
+    fn new(name: PlSmallStr, capacity: usize) -> Self {
+        PrimitiveColumn {
+            name,
+            values: Vec::with_capacity(capacity),
+            validity: None,
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, value: Option<T::Native>) {
+        match value {
+            Some(v) => {
+                self.values.push(v);
+                if let Some(validity) = &mut self.validity {
+                    validity.push(true);
+                }
+            }
+            None => self.push_null(),
+        }
+    }
+
+    #[inline(never)]
+    fn push_null(&mut self) {
+        let validity = self.validity.get_or_insert_with(|| {
+            let mut all = MutableBitmap::with_capacity(self.values.capacity());
+            all.extend_constant(self.values.len(), true);
+            all
+        });
+        validity.push(false);
+        self.values.push(T::Native::default());
+    }
+
+    /// The column, as polars' builder makes it.
+    fn finish(self) -> ChunkedArray<T> {
+        let dtype = T::get_static_dtype().to_arrow(CompatLevel::newest());
+        let array = polars_arrow::array::PrimitiveArray::new(dtype, self.values.into(), self.validity.map(Into::into));
+        ChunkedArray::with_chunk(self.name, array)
+    }
+}
+
 enum Builder {
     Text(TextColumn),
-    Int32(PrimitiveChunkedBuilder<Int32Type>),
-    Int64(PrimitiveChunkedBuilder<Int64Type>),
-    Float64(PrimitiveChunkedBuilder<Float64Type>),
+    Int32(PrimitiveColumn<Int32Type>),
+    Int64(PrimitiveColumn<Int64Type>),
+    Float64(PrimitiveColumn<Float64Type>),
     Bool(BooleanChunkedBuilder),
-    Timestamp(PrimitiveChunkedBuilder<Int64Type>),
-    Money(PrimitiveChunkedBuilder<Int128Type>),
-    Date(PrimitiveChunkedBuilder<Int32Type>),
+    Timestamp(PrimitiveColumn<Int64Type>),
+    Money(PrimitiveColumn<Int128Type>),
+    Date(PrimitiveColumn<Int32Type>),
     /// A column dropped by the personal-data policy: values are discarded.
     Dropped,
 }
@@ -382,13 +433,13 @@ impl ColumnBuilder {
         let builder = match (action, spec.ty) {
             (PiiAction::Drop, _) => Builder::Dropped,
             (_, ColumnType::Text) => Builder::Text(TextColumn::new(name, capacity)),
-            (_, ColumnType::Int32) => Builder::Int32(PrimitiveChunkedBuilder::new(name, capacity)),
-            (_, ColumnType::Int64) => Builder::Int64(PrimitiveChunkedBuilder::new(name, capacity)),
-            (_, ColumnType::Float64) => Builder::Float64(PrimitiveChunkedBuilder::new(name, capacity)),
+            (_, ColumnType::Int32) => Builder::Int32(PrimitiveColumn::new(name, capacity)),
+            (_, ColumnType::Int64) => Builder::Int64(PrimitiveColumn::new(name, capacity)),
+            (_, ColumnType::Float64) => Builder::Float64(PrimitiveColumn::new(name, capacity)),
             (_, ColumnType::Bool) => Builder::Bool(BooleanChunkedBuilder::new(name, capacity)),
-            (_, ColumnType::Timestamp) => Builder::Timestamp(PrimitiveChunkedBuilder::new(name, capacity)),
-            (_, ColumnType::Money) => Builder::Money(PrimitiveChunkedBuilder::new(name, capacity)),
-            (_, ColumnType::Date) => Builder::Date(PrimitiveChunkedBuilder::new(name, capacity)),
+            (_, ColumnType::Timestamp) => Builder::Timestamp(PrimitiveColumn::new(name, capacity)),
+            (_, ColumnType::Money) => Builder::Money(PrimitiveColumn::new(name, capacity)),
+            (_, ColumnType::Date) => Builder::Date(PrimitiveColumn::new(name, capacity)),
         };
         let kind = spec.pii.unwrap_or(PiiKind::Identifier);
         ColumnBuilder {
@@ -438,7 +489,7 @@ impl ColumnBuilder {
     pub fn push_i32(&mut self, value: Option<i32>) {
         self.counted(true);
         match &mut self.builder {
-            Builder::Int32(b) => b.append_option(value),
+            Builder::Int32(b) => b.push(value),
             Builder::Dropped => {}
             _ => debug_assert!(false, "{} is not Int32", self.spec.name),
         }
@@ -449,7 +500,7 @@ impl ColumnBuilder {
     pub fn push_i64(&mut self, value: Option<i64>) {
         self.counted(true);
         match &mut self.builder {
-            Builder::Int64(b) => b.append_option(value),
+            Builder::Int64(b) => b.push(value),
             Builder::Dropped => {}
             _ => debug_assert!(false, "{} is not Int64", self.spec.name),
         }
@@ -463,7 +514,7 @@ impl ColumnBuilder {
         self.counted(fits);
         let value = value.filter(|_| fits);
         match &mut self.builder {
-            Builder::Float64(b) => b.append_option(value),
+            Builder::Float64(b) => b.push(value),
             Builder::Dropped => {}
             _ => debug_assert!(false, "{} is not Float64", self.spec.name),
         }
@@ -485,7 +536,7 @@ impl ColumnBuilder {
     pub fn push_timestamp(&mut self, value: Option<Timestamp>) {
         self.counted(true);
         match &mut self.builder {
-            Builder::Timestamp(b) => b.append_option(value.map(|t| t.0)),
+            Builder::Timestamp(b) => b.push(value.map(|t| t.0)),
             Builder::Dropped => {}
             _ => debug_assert!(false, "{} is not Timestamp", self.spec.name),
         }
@@ -499,7 +550,7 @@ impl ColumnBuilder {
         self.counted(fits);
         let value = value.filter(|_| fits);
         match &mut self.builder {
-            Builder::Money(b) => b.append_option(value.map(|m| m.0)),
+            Builder::Money(b) => b.push(value.map(|m| m.0)),
             Builder::Dropped => {}
             _ => debug_assert!(false, "{} is not Money", self.spec.name),
         }
@@ -509,7 +560,7 @@ impl ColumnBuilder {
     #[inline]
     pub fn push_date(&mut self, value: Option<Date>) {
         match &mut self.builder {
-            Builder::Date(b) => b.append_option(value.map(|d| d.0)),
+            Builder::Date(b) => b.push(value.map(|d| d.0)),
             Builder::Dropped => {}
             _ => debug_assert!(false, "{} is not Date", self.spec.name),
         }
@@ -848,6 +899,31 @@ mod tests {
             weight: Option<f64>,
         }
         groups []
+    }
+
+    #[test]
+    fn a_primitive_column_is_the_one_polars_builds() {
+        // Without nulls, with a null first, in the middle and last.
+        let cases: [Vec<Option<i64>>; 4] = [
+            vec![Some(1), Some(-2), Some(i64::MAX)],
+            vec![None, Some(1), Some(2)],
+            vec![Some(1), None, Some(3), Some(4)],
+            vec![Some(1), Some(2), None],
+        ];
+        for values in cases {
+            let mut ours = PrimitiveColumn::<Int64Type>::new("v".into(), 1);
+            let mut theirs = PrimitiveChunkedBuilder::<Int64Type>::new("v".into(), 1);
+            for v in &values {
+                ours.push(*v);
+                theirs.append_option(*v);
+            }
+            let (ours, theirs) = (ours.finish(), theirs.finish());
+            assert_eq!(ours.name(), theirs.name());
+            assert_eq!(ours.dtype(), theirs.dtype());
+            assert_eq!(ours.null_count(), theirs.null_count(), "{values:?}");
+            assert_eq!(ours.iter().collect::<Vec<_>>(), values);
+            assert!(ours.equal_missing(&theirs).all());
+        }
     }
 
     #[test]
