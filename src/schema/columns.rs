@@ -466,7 +466,7 @@ impl ColumnBuilder {
     pub fn push_text(&mut self, value: Option<&str>, pii: &Pii) {
         if let Builder::Text(b) = &mut self.builder {
             let fits = match (value, self.action) {
-                (Some(v), PiiAction::Hash) => b.push_other(pii.hash(self.kind, v).as_str()),
+                (Some(v), PiiAction::Hash) => Self::push_hashed(b, pii, self.kind, v),
                 (Some(v), _) => b.push_input(v),
                 (None, _) => {
                     b.push_null();
@@ -482,6 +482,13 @@ impl ColumnBuilder {
                 self.spec.name
             );
         }
+    }
+
+    /// Appends the digest of `v`: kept out of line, so that a kept value's push is small
+    /// enough to be inlined into the row's.
+    #[inline(never)]
+    fn push_hashed(b: &mut TextColumn, pii: &Pii, kind: PiiKind, v: &str) -> bool {
+        b.push_other(pii.hash(kind, v).as_str())
     }
 
     /// Appends a 32-bit integer.
@@ -744,7 +751,7 @@ pub trait ColumnValue {
 
 impl ColumnValue for Option<Cow<'_, str>> {
     const TYPE: ColumnType = ColumnType::Text;
-    #[inline]
+    #[inline(always)]
     fn push(self, column: &mut ColumnBuilder, pii: &Pii) {
         column.push_text(self.as_deref(), pii)
     }
