@@ -39,14 +39,21 @@ fn message(e: &anyhow::Error) -> String {
     text
 }
 
+/// The default log filter: opslake's own events and object storage's retries from `info`,
+/// other crates' from `warn`. The Delta kernel logs ~30 lines per table committed at `info`,
+/// and an `error` each time it finds that a table has no log yet, which is how every table
+/// of a new lake starts (opslake then creates it; a real failure reaches opslake as an error
+/// and is reported as one).
+const DEFAULT_LOG: &str = "warn,opslake=info,object_store=info,buoyant_kernel::snapshot::builder=off";
+
 /// Logs on stderr, filtered by `--log`/`OPSLAKE_LOG`, else `RUST_LOG` (the habit of every Rust
-/// tool's operators), else "info". A filter that does not parse is a configuration error:
-/// silently logging at another level would hide what the operator asked to see.
+/// tool's operators), else [`DEFAULT_LOG`]. A filter that does not parse is a configuration
+/// error: silently logging at another level would hide what the operator asked to see.
 fn init_tracing(format: LogFormat, log: Option<&str>) -> Result<(), String> {
     let (directives, origin) = match (log, std::env::var("RUST_LOG")) {
         (Some(l), _) => (l.to_string(), "--log / OPSLAKE_LOG"),
         (None, Ok(r)) if !r.trim().is_empty() => (r, "RUST_LOG"),
-        _ => ("info".to_string(), "the default"),
+        _ => (DEFAULT_LOG.to_string(), "the default"),
     };
     let filter = tracing_subscriber::EnvFilter::builder()
         .parse(&directives)

@@ -149,6 +149,10 @@ fn log_filters_come_from_opslake_log_then_rust_log() {
     let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
     let default = run(&[]);
     assert!(stderr(&default).contains("run started") && !stderr(&default).contains("\"DEBUG\""));
+    // A healthy first run logs no error, and the Delta kernel's chatter stays out.
+    assert!(default.status.success());
+    assert!(!stderr(&default).contains("\"ERROR\""), "{}", stderr(&default));
+    assert!(!stderr(&default).contains("buoyant_kernel"), "{}", stderr(&default));
     let debug = run(&[("OPSLAKE_LOG", "opslake=debug")]);
     assert!(stderr(&debug).contains("\"DEBUG\"") && stderr(&debug).contains("stock/s.json"));
     let quiet = run(&[("OPSLAKE_LOG", "error"), ("RUST_LOG", "debug")]);

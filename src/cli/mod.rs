@@ -28,7 +28,8 @@ pub struct Cli {
     pub log_format: LogFormat,
 
     /// Which logs to write: RUST_LOG-style directives ("info", "opslake=debug,warn").
-    /// Without it or OPSLAKE_LOG, RUST_LOG is honoured, else "info".
+    /// Without it or OPSLAKE_LOG, RUST_LOG is honoured, else opslake's and object storage's
+    /// "info" and other crates' "warn".
     #[arg(long, global = true, env = "OPSLAKE_LOG", value_name = "FILTER")]
     pub log: Option<String>,
 
