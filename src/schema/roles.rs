@@ -368,14 +368,15 @@ pub struct BoundPivot<'p> {
 }
 
 impl BoundPivot<'_> {
-    /// Pivots `(role, value)` pairs: appends exactly one cell per wide column to `cells` and
-    /// one [`RolePair`] per pair to `long`. Fails on a value that does not fit its column.
+    /// Pivots `(role, value)` pairs: appends exactly one cell per wide column to `cells` and,
+    /// when the long table is written (`long` is given), one [`RolePair`] per pair to it.
+    /// Fails on a value that does not fit its column, whether or not `long` is given.
     pub fn apply<'a, I>(
         &self,
         pairs: I,
         time: &TimeParser,
         cells: &mut Vec<Cell<'a>>,
-        long: &mut Vec<RolePair<'a>>,
+        mut long: Option<&mut Vec<RolePair<'a>>>,
     ) -> Result<(), String>
     where
         I: IntoIterator<Item = (Cow<'a, str>, Option<Cow<'a, str>>)>,
@@ -383,20 +384,27 @@ impl BoundPivot<'_> {
         let base = cells.len();
         cells.resize(base + self.width, Cell::Null);
         let pairs = pairs.into_iter();
-        long.reserve(pairs.size_hint().0);
+        if let Some(long) = long.as_deref_mut() {
+            long.reserve(pairs.size_hint().0);
+        }
         for (position, (role, value)) in pairs.enumerate() {
+            let known = self.index.get(&role);
+            if let (Some(i), Some(v)) = (known, &value) {
+                let slot = base + self.offsets[i];
+                let r = &self.pivot.roles[i];
+                if cells[slot] == Cell::Null {
+                    self.fill(r, v, time, &mut cells[slot..slot + r.width()])?;
+                }
+            }
+            // Without its long table, a pair is done once its wide column has it.
+            let Some(long) = long.as_deref_mut() else {
+                continue;
+            };
             let stored = match value {
                 None => None,
                 Some(v) => {
-                    let (action, kind) = match self.index.get(&role) {
-                        Some(i) => {
-                            let slot = base + self.offsets[i];
-                            let r = &self.pivot.roles[i];
-                            if cells[slot] == Cell::Null {
-                                self.fill(r, &v, time, &mut cells[slot..slot + r.width()])?;
-                            }
-                            (self.actions[i], r.pii)
-                        }
+                    let (action, kind) = match known {
+                        Some(i) => (self.actions[i], self.pivot.roles[i].pii),
                         None => {
                             // An unknown role is personal by its name, or by its value's form.
                             let kind = self.kind_of_unknown(&role).or_else(|| PiiKind::of_value(&v));
@@ -548,7 +556,7 @@ mod tests {
             ("validForAppointment", "2023-10-03T15:00:00 - 2023-10-03T18:00:00"),
         ]);
         bound
-            .apply(input, &TimeParser::default(), &mut cells, &mut long)
+            .apply(input, &TimeParser::default(), &mut cells, Some(&mut long))
             .unwrap();
         assert_eq!(cells.len(), PIVOT.column_specs().len());
         assert_eq!(cells[0], Cell::Text("mysim".into()));
@@ -562,6 +570,35 @@ mod tests {
     }
 
     #[test]
+    fn without_its_long_table_a_pivot_fills_and_rejects_alike() {
+        let p = pii();
+        let bound = PIVOT.bind(&p);
+        let good = [
+            ("sell_channel", "mysim"),
+            ("category", "installation"),
+            ("scoring_level", "1"),
+            ("email", "Ana@example.com"),
+        ];
+        let bad = [("sell_channel", "mysim"), ("scoring_level", "high")];
+        for input in [&good[..], &bad[..]] {
+            let (mut with, mut long) = (Vec::new(), Vec::new());
+            let kept = bound.apply(pairs(input), &TimeParser::default(), &mut with, Some(&mut long));
+            let mut without = Vec::new();
+            let alone = bound.apply(pairs(input), &TimeParser::default(), &mut without, None);
+            assert_eq!(kept, alone, "{input:?}");
+            if kept.is_ok() {
+                assert_eq!(with, without, "{input:?}");
+                assert_eq!(long.len(), input.len());
+            }
+        }
+        assert!(
+            bound
+                .apply(pairs(&bad), &TimeParser::default(), &mut Vec::new(), None)
+                .is_err()
+        );
+    }
+
+    #[test]
     fn unknown_roles_are_kept_in_the_long_table_only() {
         let p = pii();
         let (mut cells, mut long) = (Vec::new(), Vec::new());
@@ -571,7 +608,7 @@ mod tests {
                 pairs(&[("category", "installation")]),
                 &TimeParser::default(),
                 &mut cells,
-                &mut long,
+                Some(&mut long),
             )
             .unwrap();
         assert!(cells.iter().all(|c| *c == Cell::Null));
@@ -592,7 +629,12 @@ mod tests {
         for name in names {
             let (mut cells, mut long) = (Vec::new(), Vec::new());
             bound
-                .apply(pairs(&[(name, "600")]), &TimeParser::default(), &mut cells, &mut long)
+                .apply(
+                    pairs(&[(name, "600")]),
+                    &TimeParser::default(),
+                    &mut cells,
+                    Some(&mut long),
+                )
                 .unwrap();
             let kind = PiiKind::of_name(name).or_else(|| PiiKind::of_value("600"));
             let expected = p.apply("appointments", name, kind, "600");
@@ -612,7 +654,7 @@ mod tests {
         let input = pairs(&[("email", "test@pe.es"), ("firstName", "Raúl"), ("contactPhone", "600")]);
         PIVOT
             .bind(&p)
-            .apply(input, &TimeParser::default(), &mut cells, &mut long)
+            .apply(input, &TimeParser::default(), &mut cells, Some(&mut long))
             .unwrap();
         assert_eq!(
             long[0].value.as_deref(),
@@ -639,7 +681,7 @@ mod tests {
         ]);
         PIVOT
             .bind(&p)
-            .apply(input, &TimeParser::default(), &mut cells, &mut long)
+            .apply(input, &TimeParser::default(), &mut cells, Some(&mut long))
             .unwrap();
         let values: Vec<Option<&str>> = long.iter().map(|l| l.value.as_deref()).collect();
         assert_eq!(values[0], Some(p.hash(PiiKind::Phone, "611222333").as_str()));
@@ -660,7 +702,7 @@ mod tests {
                 pairs(&[("ref2", "ana.b@correo.es")]),
                 &TimeParser::default(),
                 &mut cells,
-                &mut long,
+                Some(&mut long),
             )
             .unwrap();
         assert_eq!(long[0].value, None, "drop mode drops what would be hashed");
@@ -673,7 +715,7 @@ mod tests {
         let input = pairs(&[("sellchannel", "a"), ("sellchannel", "b")]);
         PIVOT
             .bind(&p)
-            .apply(input, &TimeParser::default(), &mut cells, &mut long)
+            .apply(input, &TimeParser::default(), &mut cells, Some(&mut long))
             .unwrap();
         assert_eq!(cells[0], Cell::Text("a".into()));
         assert_eq!(long.len(), 2);
@@ -689,7 +731,7 @@ mod tests {
                 pairs(&[("scoring_level", "high")]),
                 &TimeParser::default(),
                 &mut cells,
-                &mut long,
+                Some(&mut long),
             )
             .unwrap_err();
         assert!(
@@ -777,7 +819,7 @@ mod tests {
                     .iter()
                     .map(|(r, v)| (Cow::Borrowed(r.as_str()), v.as_deref().map(Cow::Borrowed)))
                     .collect();
-                match bound.apply(pairs, &TimeParser::default(), &mut cells, &mut long) {
+                match bound.apply(pairs, &TimeParser::default(), &mut cells, Some(&mut long)) {
                     Ok(()) => {
                         prop_assert_eq!(cells.len(), PIVOT.column_specs().len());
                         prop_assert_eq!(long.len(), input.len());

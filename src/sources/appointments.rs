@@ -420,39 +420,50 @@ impl Source for Appointments {
         }
 
         let time = *rows.time();
+        // A long table the run does not write (`--tables`) gets no pairs; the record's values
+        // are still converted into the wide columns, and rejected alike.
+        let (with_parties, with_entities, with_resources) = (
+            rows.writes::<AppointmentPartyRow>(),
+            rows.writes::<AppointmentEntityRow>(),
+            rows.writes::<AppointmentResourceRow>(),
+        );
         let mut parties: Vec<RolePair<'a>> = Vec::new();
         rows.pivot(&PARTIES).apply(
             a.related_party.unwrap_or_default().into_iter().map(RelatedParty::pair),
             &time,
             &mut row.groups,
-            &mut parties,
+            with_parties.then_some(&mut parties),
         )?;
 
         let entities_in = a.related_entity.unwrap_or_default();
-        let mut entity_meta = Vec::with_capacity(entities_in.len());
+        let mut entity_meta = Vec::new();
         let pairs: Vec<_> = entities_in
             .into_iter()
             .map(|e| {
-                entity_meta.push((text(e.name), text(e.href)));
+                if with_entities {
+                    entity_meta.push((text(e.name), text(e.href)));
+                }
                 (e.role.map(|r| r.0).unwrap_or_default(), text(e.id))
             })
             .collect();
         let mut entities = Vec::new();
         rows.pivot(&ENTITIES)
-            .apply(pairs, &time, &mut row.groups, &mut entities)?;
+            .apply(pairs, &time, &mut row.groups, with_entities.then_some(&mut entities))?;
 
         let mut item_of = Vec::new();
         let mut pairs = Vec::new();
         for (item_position, it) in a.resource_order_item.unwrap_or_default().into_iter().enumerate() {
             let item_id = text(it.id);
             for c in it.resource.and_then(|r| r.resource_characteristic).unwrap_or_default() {
-                item_of.push((item_id.clone(), item_position as i32));
+                if with_resources {
+                    item_of.push((item_id.clone(), item_position as i32));
+                }
                 pairs.push((c.name.map(|n| n.0).unwrap_or_default(), text(c.value)));
             }
         }
         let mut resources = Vec::new();
         rows.pivot(&RESOURCES)
-            .apply(pairs, &time, &mut row.groups, &mut resources)?;
+            .apply(pairs, &time, &mut row.groups, with_resources.then_some(&mut resources))?;
 
         let mut notes = Vec::new();
         for (position, n) in a.note.unwrap_or_default().into_iter().enumerate() {
@@ -481,12 +492,7 @@ impl Source for Appointments {
             });
         }
         // Nothing below can reject the record: the rows of a table the run does not write
-        // (`--tables`) are not built at all.
-        let entities = if rows.writes::<AppointmentEntityRow>() {
-            entities
-        } else {
-            Vec::new()
-        };
+        // (`--tables`) are not built at all (its pairs were not kept).
         for (p, (name, href)) in entities.into_iter().zip(entity_meta) {
             rows.push(AppointmentEntityRow {
                 appointment_id: Some(id.clone()),
@@ -499,11 +505,6 @@ impl Source for Appointments {
                 groups: Vec::new(),
             });
         }
-        let resources = if rows.writes::<AppointmentResourceRow>() {
-            resources
-        } else {
-            Vec::new()
-        };
         for (p, (item_id, item_position)) in resources.into_iter().zip(item_of) {
             rows.push(AppointmentResourceRow {
                 appointment_id: Some(id.clone()),

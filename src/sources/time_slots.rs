@@ -174,7 +174,7 @@ impl Source for TimeSlots {
             s.related_party.unwrap_or_default().into_iter().map(RelatedParty::pair),
             &time,
             &mut row.groups,
-            &mut pairs,
+            rows.writes::<TimeSlotPartyRow>().then_some(&mut pairs),
         )?;
         rows.push(row);
         for p in pairs {
