@@ -351,12 +351,15 @@ fn inline_view(bytes: &[u8]) -> Option<View> {
 
 /// A column of fixed-width values being built: the values, and a validity made at the first
 /// null. polars' `PrimitiveChunkedBuilder` takes a call per value (~2% of a run's CPU); this
-/// push is inlined into the row's.
+/// push is inlined into the row's. A column that has had only nulls so far (a day's
+/// `_fetched_on` when its records come from export files) only counts them.
 struct PrimitiveColumn<T: PolarsNumericType> {
     name: PlSmallStr,
     values: Vec<T::Native>,
     /// Made at the first null (every earlier row valid); `None` while there is none.
     validity: Option<MutableBitmap>,
+    /// Rows appended before any value, all null: neither in `values` nor in `validity` yet.
+    leading_nulls: usize,
 }
 
 impl<T: PolarsNumericType> PrimitiveColumn<T> {
@@ -365,6 +368,7 @@ impl<T: PolarsNumericType> PrimitiveColumn<T> {
             name,
             values: Vec::with_capacity(capacity),
             validity: None,
+            leading_nulls: 0,
         }
     }
 
@@ -372,11 +376,15 @@ impl<T: PolarsNumericType> PrimitiveColumn<T> {
     fn push(&mut self, value: Option<T::Native>) {
         match value {
             Some(v) => {
+                if self.leading_nulls > 0 {
+                    self.materialize();
+                }
                 self.values.push(v);
                 if let Some(validity) = &mut self.validity {
                     validity.push(true);
                 }
             }
+            None if self.values.is_empty() => self.leading_nulls += 1,
             None => self.push_null(),
         }
     }
@@ -392,8 +400,21 @@ impl<T: PolarsNumericType> PrimitiveColumn<T> {
         self.values.push(T::Native::default());
     }
 
+    /// Writes the leading nulls out as values and validity.
+    #[cold]
+    fn materialize(&mut self) {
+        let mut validity = MutableBitmap::with_capacity(self.values.capacity().max(self.leading_nulls));
+        validity.extend_constant(self.leading_nulls, false);
+        self.validity = Some(validity);
+        self.values.resize(self.leading_nulls, T::Native::default());
+        self.leading_nulls = 0;
+    }
+
     /// The column, as polars' builder makes it.
-    fn finish(self) -> ChunkedArray<T> {
+    fn finish(mut self) -> ChunkedArray<T> {
+        if self.leading_nulls > 0 {
+            self.materialize();
+        }
         let dtype = T::get_static_dtype().to_arrow(CompatLevel::newest());
         let array = polars_arrow::array::PrimitiveArray::new(dtype, self.values.into(), self.validity.map(Into::into));
         ChunkedArray::with_chunk(self.name, array)
@@ -910,10 +931,14 @@ mod tests {
 
     #[test]
     fn a_primitive_column_is_the_one_polars_builds() {
-        // Without nulls, with a null first, in the middle and last.
-        let cases: [Vec<Option<i64>>; 4] = [
+        // Without nulls, with nulls first (a run of them), only nulls, none at all, nulls in
+        // the middle and last.
+        let cases: [Vec<Option<i64>>; 7] = [
             vec![Some(1), Some(-2), Some(i64::MAX)],
             vec![None, Some(1), Some(2)],
+            vec![None, None, None, Some(1), None, Some(2)],
+            vec![None, None],
+            vec![],
             vec![Some(1), None, Some(3), Some(4)],
             vec![Some(1), Some(2), None],
         ];
