@@ -38,7 +38,8 @@ impl<'b, 'a> Rows<'b, 'a> {
 
     /// Appends a row to its table; a row of a table the run does not write is discarded.
     pub fn push<R: Row>(&mut self, row: R) {
-        if let Some(t) = self.tables.iter_mut().find(|t| t.spec().name == R::TABLE) {
+        if let Some(t) = self.tables.iter_mut().find(|t| t.id() == R::TABLE_ID) {
+            debug_assert_eq!(t.spec().name, R::TABLE);
             if t.is_written() {
                 row.write(t, self.pii);
                 t.end_row(self.record);
@@ -51,7 +52,7 @@ impl<'b, 'a> Rows<'b, 'a> {
     /// Whether the run writes `R`'s table: a source may skip building rows that
     /// [`Rows::push`] would discard, once everything that can reject the record is converted.
     pub fn writes<R: Row>(&self) -> bool {
-        self.tables.iter().any(|t| t.spec().name == R::TABLE && t.is_written())
+        self.tables.iter().any(|t| t.id() == R::TABLE_ID && t.is_written())
     }
 
     /// The source's pivot, bound to the run's policy.

@@ -211,6 +211,14 @@ mod tests {
                     );
                 }
             }
+            // A row finds its table by the id of its name: no two tables of a source share one.
+            let mut ids: Vec<u64> = tables
+                .iter()
+                .map(|t| crate::schema::columns::table_id(t.name))
+                .collect();
+            ids.sort();
+            ids.dedup();
+            assert_eq!(ids.len(), tables.len(), "{}: two tables share an id", s.name());
         }
     }
 }
