@@ -183,6 +183,19 @@ struct TextColumn {
     last: (usize, usize),
 }
 
+/// Marks a null after `len` rows in a column's validity, made at its first null with every
+/// earlier row valid (room for `capacity` rows).
+#[inline]
+fn push_invalid(validity: &mut Option<MutableBitmap>, len: usize, capacity: usize) {
+    validity
+        .get_or_insert_with(|| {
+            let mut all = MutableBitmap::with_capacity(capacity);
+            all.extend_constant(len, true);
+            all
+        })
+        .push(false);
+}
+
 /// The first buffer's size; each next one doubles, up to [`MAX_BUFFER`] (polars' own policy).
 const FIRST_BUFFER: usize = 8 * 1024;
 /// The largest buffer made unless one value needs more.
@@ -231,12 +244,7 @@ impl TextColumn {
 
     #[inline]
     fn push_null(&mut self) {
-        let validity = self.validity.get_or_insert_with(|| {
-            let mut all = MutableBitmap::with_capacity(self.views.capacity());
-            all.extend_constant(self.views.len(), true);
-            all
-        });
-        validity.push(false);
+        push_invalid(&mut self.validity, self.views.len(), self.views.capacity());
         self.views.push(View::default());
         self.last = (0, 0);
     }
@@ -391,12 +399,7 @@ impl<T: PolarsNumericType> PrimitiveColumn<T> {
 
     #[inline(never)]
     fn push_null(&mut self) {
-        let validity = self.validity.get_or_insert_with(|| {
-            let mut all = MutableBitmap::with_capacity(self.values.capacity());
-            all.extend_constant(self.values.len(), true);
-            all
-        });
-        validity.push(false);
+        push_invalid(&mut self.validity, self.values.len(), self.values.capacity());
         self.values.push(T::Native::default());
     }
 
