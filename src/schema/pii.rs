@@ -447,21 +447,6 @@ impl Pii {
         }
     }
 
-    /// Applies the action for `table.column` to one value (long tables, rejects).
-    pub fn apply<'a>(
-        &self,
-        table: &str,
-        column: &str,
-        kind: Option<PiiKind>,
-        value: &'a str,
-    ) -> Option<std::borrow::Cow<'a, str>> {
-        self.enforce(
-            self.action(table, column, kind),
-            kind,
-            std::borrow::Cow::Borrowed(value),
-        )
-    }
-
     /// Applies `action` to a value of class `kind`: a kept value is returned as it came (a
     /// borrowed one stays borrowed), a hashed one as its digest.
     #[inline]

@@ -637,7 +637,8 @@ mod tests {
                 )
                 .unwrap();
             let kind = PiiKind::of_name(name).or_else(|| PiiKind::of_value("600"));
-            let expected = p.apply("appointments", name, kind, "600");
+            let action = p.action("appointments", name, kind);
+            let expected = p.enforce(action, kind, Cow::Borrowed("600"));
             assert_eq!(long[0].value.as_deref(), expected.as_deref(), "{name}");
             assert_eq!(long[0].value.as_deref() == Some("600"), kind.is_none(), "{name}");
         }
