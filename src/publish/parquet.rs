@@ -612,6 +612,16 @@ pub fn read(path: &Path) -> std::io::Result<DataFrame> {
 mod tests {
     use super::*;
 
+    /// The dictionary opslake builds for the one column of `schema`, holding `array`, when
+    /// the column keeps its dictionary.
+    fn kept_dictionary(schema: &Schema, array: &ArrayRef) -> PolarsResult<ArrayRef> {
+        let mut encodings = Encodings::new(schema);
+        encodings.next[0] = Choice::Dictionary(KEEP_GROUPS);
+        Ok(encodings
+            .dictionary(0, array)?
+            .expect("a column keeping its dictionary"))
+    }
+
     #[test]
     fn an_instant_dictionary_is_the_one_polars_builds() -> PolarsResult<()> {
         use polars_arrow::array::{DictionaryArray, MutableDictionaryArray, MutablePrimitiveArray, TryExtend};
@@ -644,11 +654,7 @@ mod tests {
         let array: ArrayRef = polars_arrow::array::PrimitiveArray::<i64>::from(rows.clone())
             .to(dtype.clone())
             .boxed();
-        let mut encodings = Encodings::new(&schema);
-        encodings.next[0] = Choice::Dictionary(KEEP_GROUPS);
-        let ours = encodings
-            .dictionary(0, &array)?
-            .expect("an instant column keeping its dictionary");
+        let ours = kept_dictionary(&schema, &array)?;
         let ours = ours.as_any().downcast_ref::<DictionaryArray<u32>>().expect("u32 keys");
 
         let mut theirs = MutableDictionaryArray::<u32, MutablePrimitiveArray<i64>>::try_empty(
@@ -719,11 +725,7 @@ mod tests {
         let array: ArrayRef =
             Utf8ViewArray::try_new(ArrowDataType::Utf8View, views.into(), buffers, Some(validity))?.boxed();
         let schema = Schema::from_iter([Field::new("status".into(), DataType::String)]);
-        let mut encodings = Encodings::new(&schema);
-        encodings.next[0] = Choice::Dictionary(KEEP_GROUPS);
-        let ours = encodings
-            .dictionary(0, &array)?
-            .expect("a text column keeping its dictionary");
+        let ours = kept_dictionary(&schema, &array)?;
         let ours = ours.as_any().downcast_ref::<DictionaryArray<u32>>().expect("u32 keys");
 
         let mut theirs = MutableDictionaryArray::<u32, MutableBinaryViewArray<str>>::new(false);
