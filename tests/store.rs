@@ -178,6 +178,47 @@ fn a_paused_run_loses_to_a_later_run_at_its_first_table(rt: &tokio::runtime::Run
     assert!(rows(rt, lake, "b").iter().all(|r| r.starts_with("r2:")));
 }
 
+fn a_day_of_many_tables_commits_each_once_and_a_loser_publishes_none_over_the_winner(
+    rt: &tokio::runtime::Runtime,
+    lake: &Lake,
+) {
+    let work = tempfile::tempdir().unwrap();
+    // More tables than a run commits at once.
+    let names: Vec<String> = (0..20).map(|i| format!("m{i:02}")).collect();
+    let tables =
+        |rows: usize| -> Vec<(&str, usize)> { names.iter().enumerate().map(|(i, n)| (n.as_str(), i + rows)).collect() };
+    let (p1, up1) = stage(rt, lake, "r1", day(), work.path(), &tables(1));
+    let versions = rt
+        .block_on(async {
+            let claim = publish::claim_day(lake, &p1, ClaimKind::Day, &up1).await?;
+            publish::commit(lake, day(), &claim, &up1).await
+        })
+        .unwrap();
+    assert_eq!(versions.keys().collect::<Vec<_>>(), names.iter().collect::<Vec<_>>());
+    for (i, name) in names.iter().enumerate() {
+        let (version, _) = rt
+            .block_on(publish::table_files(lake, name, day(), None))
+            .unwrap()
+            .unwrap();
+        assert_eq!(versions[name].version, version, "{name}");
+        assert_eq!(rows(rt, lake, name).len(), i + 1, "{name}");
+    }
+    // r2 claims and stalls; r3 replaces the whole day; r2 then fails and every table keeps r3's rows.
+    let (p2, up2) = stage(rt, lake, "r2", day(), work.path(), &tables(2));
+    let claim2 = rt
+        .block_on(publish::claim_day(lake, &p2, ClaimKind::Day, &up2))
+        .unwrap();
+    let (p3, up3) = stage(rt, lake, "r3", day(), work.path(), &tables(3));
+    commit(rt, lake, &p3, &up3).unwrap();
+    let err = rt.block_on(publish::commit(lake, day(), &claim2, &up2)).unwrap_err();
+    assert!(matches!(err, publish::Error::RunAlreadyCommitted { .. }), "{err}");
+    for (i, name) in names.iter().enumerate() {
+        let rows = rows(rt, lake, name);
+        assert_eq!(rows.len(), i + 3, "{name}");
+        assert!(rows.iter().all(|r| r.starts_with("r3:")), "{name}: {rows:?}");
+    }
+}
+
 fn runs_of_different_days_commit_side_by_side(rt: &tokio::runtime::Runtime, lake: &Lake) {
     let work = tempfile::tempdir().unwrap();
     let days: Vec<NaiveDate> = (1..=4).map(|d| NaiveDate::from_ymd_opt(2025, 8, d).unwrap()).collect();
@@ -241,6 +282,7 @@ fn run_suite(open: impl Fn(&str) -> Lake) {
     two_runs_of_a_day_cannot_both_commit(&rt, &open("s3"));
     a_paused_run_loses_to_a_later_run_at_its_first_table(&rt, &open("s4"));
     runs_of_different_days_commit_side_by_side(&rt, &open("s5"));
+    a_day_of_many_tables_commits_each_once_and_a_loser_publishes_none_over_the_winner(&rt, &open("s7"));
     vacuum_deletes_only_what_the_retention_lets_go(&rt, &open("s6"));
 }
 

@@ -415,36 +415,71 @@ pub async fn claim_day(lake: &Lake, package: &Package, kind: ClaimKind, uploaded
     })
 }
 
-/// Replaces each uploaded table's day under `claim`; returns the version of each table. A
-/// table replaced by a later claim fails the run ([`Error::RunAlreadyCommitted`]) without
-/// touching the rest.
+/// How many tables a run commits at once: each commit is a few sequential round trips to
+/// the store, so a day's ~30 tables one after another spent most of the publish stage waiting.
+const COMMITS_AT_ONCE: usize = 8;
+
+/// Replaces each uploaded table's day under `claim`, up to [`COMMITS_AT_ONCE`] tables at a
+/// time; returns the version of each table. A table replaced by a later claim fails the run
+/// ([`Error::RunAlreadyCommitted`]): the commits under way finish, no further table is
+/// started.
 pub async fn commit(
     lake: &Lake,
     run_date: NaiveDate,
     claim: &Claim,
     tables: &[Uploaded],
 ) -> Result<BTreeMap<String, Replaced>, Error> {
+    use futures::stream::{FuturesUnordered, StreamExt};
+
     test_hook("claimed");
     let mut versions = BTreeMap::new();
-    for (i, uploaded) in tables.iter().enumerate() {
-        if i == 1 {
-            test_hook("committing");
+    let mut waiting = tables.iter();
+    let mut running = FuturesUnordered::new();
+    let mut failed = None;
+    loop {
+        while failed.is_none() && running.len() < COMMITS_AT_ONCE {
+            let Some(uploaded) = waiting.next() else { break };
+            running.push(commit_table(lake, run_date, claim, uploaded));
         }
-        let location = lake.table_location(&uploaded.table)?;
-        let mut table = delta::open_or_create(&location, &uploaded.fields).await?;
-        let replaced = delta::replace(
-            &mut table,
-            run_date,
-            claim.number as i64,
-            &uploaded.fields,
-            uploaded.adds.clone(),
-            &claim.run_id,
-        )
-        .await?;
-        versions.insert(uploaded.table.clone(), replaced);
+        let Some(result) = running.next().await else { break };
+        match result {
+            Ok((table, replaced)) => {
+                if versions.is_empty() {
+                    test_hook("committing");
+                }
+                versions.insert(table, replaced);
+            }
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     test_hook("committed");
     Ok(versions)
+}
+
+/// Replaces one uploaded table's day under `claim`.
+async fn commit_table(
+    lake: &Lake,
+    run_date: NaiveDate,
+    claim: &Claim,
+    uploaded: &Uploaded,
+) -> Result<(String, Replaced), Error> {
+    let location = lake.table_location(&uploaded.table)?;
+    let mut table = delta::open_or_create(&location, &uploaded.fields).await?;
+    let replaced = delta::replace(
+        &mut table,
+        run_date,
+        claim.number as i64,
+        &uploaded.fields,
+        uploaded.adds.clone(),
+        &claim.run_id,
+    )
+    .await?;
+    Ok((uploaded.table.clone(), replaced))
 }
 
 /// Writes a small JSON object; with `create`, only where none exists (`Ok(false)` then).
