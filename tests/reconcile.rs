@@ -1110,3 +1110,26 @@ fn the_samples_summary_has_several_states_per_reconciliation() {
         assert!(n >= 3, "{r} has {n} states");
     }
 }
+
+#[test]
+fn a_day_without_orders_has_an_empty_readiness_table_that_later_days_extend() {
+    let t = hand_built();
+    let orders = t.input().join("orders/orders.json");
+    let kept = std::fs::read(&orders).unwrap();
+    // The day before: appointments, but no orders to reconcile them with.
+    std::fs::remove_file(&orders).unwrap();
+    t.run_ok("2025-06-29", &[]);
+    let before = t.table("recon_installation_readiness", "2025-06-29");
+    assert_eq!(before.height(), 0);
+    assert!(t.table("appointments", "2025-06-29").height() > 0);
+    // The day with orders commits into the same Delta table: the empty day's columns have
+    // the types of a full day's, or the commit would fail on the schema.
+    std::fs::write(&orders, kept).unwrap();
+    t.run_ok(DAY, &[]);
+    let readiness = t.table("recon_installation_readiness", DAY);
+    assert_eq!(before.schema(), readiness.schema());
+    let r = states(&readiness, &["order_id"]);
+    assert_eq!(r.get("W3").map(String::as_str), Some("READY"));
+    assert_eq!(r.get("W2").map(String::as_str), Some("LATE"));
+    assert_eq!(r.len(), 9);
+}
