@@ -13,7 +13,8 @@
 //!   touching any table, and deletes only the files it uploaded itself.
 //! * Each table's day is replaced in **one Delta transaction** carrying the claim number; a
 //!   table whose day carries a newer claim was replaced by a later run, and this run loses
-//!   rather than publish over it ([`delta`]). Every table is always at a committed version.
+//!   rather than publish over it ([`delta`]). Every table is always at a committed version;
+//!   the transactions are independent, so a run commits several tables at once.
 //! * A run killed anywhere leaves files no version names (removed by `opslake vacuum` after
 //!   the retention) and maybe some tables replaced: its re-run claims the next number and
 //!   replaces them all. Nothing needs recovering, and no run deletes a file it did not write.
@@ -132,7 +133,8 @@ pub struct Package {
 /// `OPSLAKE_TEST_HOOK=point=crash`, `point=sleep:MILLIS` or `point=wait:PATH` (until the file
 /// exists, at most ten minutes; comma-separated). Points:
 /// `uploaded` (before the claim), `claimed` (before the first table), `committing` (after the
-/// first table), `committed` (before the record). Unset in production: no effect.
+/// first table committed, others under way), `committed` (before the record). Unset in
+/// production: no effect.
 pub fn test_hook(point: &str) {
     let Ok(spec) = std::env::var("OPSLAKE_TEST_HOOK") else {
         return;
