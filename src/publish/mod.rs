@@ -418,7 +418,7 @@ pub async fn claim_day(lake: &Lake, package: &Package, kind: ClaimKind, uploaded
 }
 
 /// How many tables a run commits at once: each commit is a few sequential round trips to
-/// the store, so a day's ~30 tables one after another spent most of the publish stage waiting.
+/// the store, and a day's ~30 commits one after another were most of the publish stage.
 const COMMITS_AT_ONCE: usize = 8;
 
 /// Replaces each uploaded table's day under `claim`, up to [`COMMITS_AT_ONCE`] tables at a
