@@ -193,10 +193,7 @@ impl Encodings {
     /// reuses the view of a repeated value).
     fn dictionary(&self, i: usize, array: &ArrayRef) -> PolarsResult<Option<ArrayRef>> {
         use polars::prelude::PlHashMap;
-        use polars_arrow::array::{
-            Array as _, DictionaryArray, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray, View,
-        };
-        use polars_arrow::datatypes::{ArrowDataType, IntegerType};
+        use polars_arrow::array::{MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray, View};
         if !matches!(self.next[i], Choice::Dictionary(_)) {
             return Ok(None);
         }
@@ -206,47 +203,84 @@ impl Encodings {
         let Some(text) = array.as_any().downcast_ref::<Utf8ViewArray>() else {
             return Ok(None);
         };
-        let mut keys: Vec<u32> = Vec::with_capacity(text.len());
         // A value of 12 bytes or fewer is its view (length and zero-padded bytes), so it is
         // found by the view's bits; a longer one by its bytes. (A view padded otherwise would
         // only give its value a second entry: a larger dictionary, the same values.)
         let mut short: PlHashMap<u128, u32> = PlHashMap::default();
         let mut long: PlHashMap<&str, u32> = PlHashMap::default();
         let mut values = MutableBinaryViewArray::<str>::new();
-        let mut previous: Option<(u128, u32)> = None;
-        for (row, view) in text.views().iter().enumerate() {
-            if !text.is_valid(row) {
-                keys.push(0);
-                continue;
-            }
-            let bits = view.as_u128();
-            let key = match previous {
-                // The same view is the same value: same length and bytes, or the same place.
-                Some((same, key)) if same == bits => key,
-                _ => {
-                    // SAFETY: `row` is within the array.
-                    let value = unsafe { text.value_unchecked(row) };
-                    let next = u32::try_from(values.len())
-                        .map_err(|_| polars_err!(ComputeError: "a dictionary of more than 2^32 values"))?;
-                    let mut add = || {
-                        values.push_value(value);
-                        next
-                    };
-                    let key = match view.length <= View::MAX_INLINE_SIZE {
-                        true => *short.entry(bits).or_insert_with(&mut add),
-                        false => *long.entry(value).or_insert_with(add),
-                    };
-                    previous = Some((bits, key));
-                    key
+        let views = text.views();
+        // The same view is the same value: same length and bytes, or the same place.
+        let keys = dictionary_keys(
+            text,
+            |row| views[row].as_u128(),
+            |row, bits, next| {
+                // SAFETY: `row` is within the array.
+                let value = unsafe { text.value_unchecked(row) };
+                let mut add = || {
+                    values.push_value(value);
+                    next
+                };
+                match views[row].length <= View::MAX_INLINE_SIZE {
+                    true => *short.entry(bits).or_insert_with(&mut add),
+                    false => *long.entry(value).or_insert_with(add),
                 }
-            };
-            keys.push(key);
-        }
-        let keys = PrimitiveArray::<u32>::new(ArrowDataType::UInt32, keys.into(), text.validity().cloned());
-        let dtype = ArrowDataType::Dictionary(IntegerType::UInt32, Box::new(ArrowDataType::Utf8View), false);
+            },
+        )?;
         let values: Utf8ViewArray = values.into();
-        Ok(Some(DictionaryArray::try_new(dtype, keys, values.boxed())?.boxed()))
+        dictionary_array(text, keys, values.boxed()).map(Some)
     }
+}
+
+/// The keys of a dictionary of `array`'s values in order of first appearance, as polars
+/// builds them: a null row gets key 0; a row whose `token` equals the previous valid row's
+/// takes its key without a lookup (a long table's key repeats for every pair of its record);
+/// any other row's key comes from `lookup(row, token, next)`, which returns `next` for a
+/// value it has not seen (and adds it to the dictionary's values).
+fn dictionary_keys<T: PartialEq + Copy>(
+    array: &dyn polars_arrow::array::Array,
+    token: impl Fn(usize) -> T,
+    mut lookup: impl FnMut(usize, T, u32) -> u32,
+) -> PolarsResult<Vec<u32>> {
+    let validity = array.validity();
+    let mut keys: Vec<u32> = Vec::with_capacity(array.len());
+    let mut distinct: usize = 0;
+    let mut previous: Option<(T, u32)> = None;
+    for row in 0..array.len() {
+        if validity.is_some_and(|v| !v.get_bit(row)) {
+            keys.push(0);
+            continue;
+        }
+        let token = token(row);
+        let key = match previous {
+            Some((same, key)) if same == token => key,
+            _ => {
+                let next = u32::try_from(distinct)
+                    .map_err(|_| polars_err!(ComputeError: "a dictionary of more than 2^32 values"))?;
+                let key = lookup(row, token, next);
+                if key == next {
+                    distinct += 1;
+                }
+                previous = Some((token, key));
+                key
+            }
+        };
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// The dictionary array of `array` from its `keys` and distinct `values`.
+fn dictionary_array(
+    array: &dyn polars_arrow::array::Array,
+    keys: Vec<u32>,
+    values: Box<dyn polars_arrow::array::Array>,
+) -> PolarsResult<ArrayRef> {
+    use polars_arrow::array::{DictionaryArray, PrimitiveArray};
+    use polars_arrow::datatypes::{ArrowDataType, IntegerType};
+    let keys = PrimitiveArray::<u32>::new(ArrowDataType::UInt32, keys.into(), array.validity().cloned());
+    let dtype = ArrowDataType::Dictionary(IntegerType::UInt32, Box::new(array.dtype().clone()), false);
+    Ok(DictionaryArray::try_new(dtype, keys, values)?.boxed())
 }
 
 /// The dictionary of a column of 64-bit integers as polars builds it (values in order of
@@ -256,36 +290,22 @@ impl Encodings {
 /// whose six instant columns keep dictionaries).
 fn int_dictionary(ints: &polars_arrow::array::PrimitiveArray<i64>) -> PolarsResult<ArrayRef> {
     use polars::prelude::PlHashMap;
-    use polars_arrow::array::{Array as _, DictionaryArray, PrimitiveArray};
-    use polars_arrow::datatypes::{ArrowDataType, IntegerType};
-    let mut keys: Vec<u32> = Vec::with_capacity(ints.len());
+    use polars_arrow::array::PrimitiveArray;
     let mut index: PlHashMap<i64, u32> = PlHashMap::default();
     let mut values: Vec<i64> = Vec::new();
-    let mut previous: Option<(i64, u32)> = None;
-    for (row, &value) in ints.values().iter().enumerate() {
-        if !ints.is_valid(row) {
-            keys.push(0);
-            continue;
-        }
-        let key = match previous {
-            Some((same, key)) if same == value => key,
-            _ => {
-                let next = u32::try_from(values.len())
-                    .map_err(|_| polars_err!(ComputeError: "a dictionary of more than 2^32 values"))?;
-                let key = *index.entry(value).or_insert_with(|| {
-                    values.push(value);
-                    next
-                });
-                previous = Some((value, key));
-                key
-            }
-        };
-        keys.push(key);
-    }
-    let keys = PrimitiveArray::<u32>::new(ArrowDataType::UInt32, keys.into(), ints.validity().cloned());
+    let all = ints.values();
+    let keys = dictionary_keys(
+        ints,
+        |row| all[row],
+        |_, value, next| {
+            *index.entry(value).or_insert_with(|| {
+                values.push(value);
+                next
+            })
+        },
+    )?;
     let values = PrimitiveArray::<i64>::new(ints.dtype().clone(), values.into(), None);
-    let dtype = ArrowDataType::Dictionary(IntegerType::UInt32, Box::new(ints.dtype().clone()), false);
-    Ok(DictionaryArray::try_new(dtype, keys, values.boxed())?.boxed())
+    dictionary_array(ints, keys, values.boxed())
 }
 
 struct OpenFile {
