@@ -458,16 +458,13 @@ impl Pii {
     ) -> Option<std::borrow::Cow<'a, str>> {
         match action {
             PiiAction::Keep => Some(value),
-            PiiAction::Hash => Some(std::borrow::Cow::Owned(self.hashed(kind, &value))),
+            PiiAction::Hash => Some(std::borrow::Cow::Owned(
+                self.hash(kind.unwrap_or(PiiKind::Identifier), &value)
+                    .as_str()
+                    .to_owned(),
+            )),
             PiiAction::Drop => None,
         }
-    }
-
-    /// The digest of a value of class `kind` (an identifier when unknown), as text.
-    fn hashed(&self, kind: Option<PiiKind>, value: &str) -> String {
-        self.hash(kind.unwrap_or(PiiKind::Identifier), value)
-            .as_str()
-            .to_owned()
     }
 
     /// The keyed hash of a value: HMAC-SHA256 over the trimmed value (e-mails lower-cased).
