@@ -714,6 +714,18 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_reads_its_rows_from_one_of_its_inputs() {
+        // A misspelt name would never find its input, and the rule would always run in full.
+        for r in RECONCILIATIONS {
+            if let Some(from) = r.rows_from {
+                assert!(INPUTS.contains(&from), "{}: rows_from {from} is not an input", r.name);
+                assert!(r.sql.contains(from), "{}: its SQL does not read {from}", r.name);
+            }
+        }
+        assert!(RECONCILIATIONS.iter().any(|r| r.rows_from.is_some()));
+    }
+
+    #[test]
     fn the_category_file_maps_all_89_status_values_as_the_design_says() {
         let df = status_categories().unwrap();
         assert_eq!(df.height(), 89);
