@@ -434,6 +434,46 @@ fn a_kill_at_any_commit_point_leaves_every_table_at_a_committed_version_and_the_
 }
 
 #[test]
+fn a_failed_upload_leaves_no_file_of_the_run_in_the_lake_and_the_next_run_publishes_all() {
+    let t = TestLake::new();
+    t.generate(80, 9);
+    // A file where one table's day folder goes: putting that table's files fails, while
+    // the tables before and after it are being put (several at a time).
+    let blocked = t.lake().join("orders").join(format!("run_date={DAY}"));
+    std::fs::create_dir_all(blocked.parent().unwrap()).unwrap();
+    std::fs::write(&blocked, b"not a folder").unwrap();
+    let out = t.run(DAY, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("orders"), "the error names the table's path: {stderr}");
+    // Nothing of the run is left: no data file, no table, no run record.
+    fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                files(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut left = Vec::new();
+    files(&t.lake(), &mut left);
+    assert_eq!(
+        left,
+        vec![blocked.clone()],
+        "only the blocking file is left in the lake"
+    );
+    // Once the way is clear, a run publishes every table.
+    std::fs::remove_file(&blocked).unwrap();
+    t.run_ok(DAY, &[]);
+    assert_eq!(read_table(&t.lake(), "orders", DAY).height(), t.generated_orders(80));
+    let m = t.manifests(DAY);
+    assert_eq!(m.len(), 1);
+    assert!(m[0]["tables"].as_object().unwrap().len() > 20, "{}", m[0]["tables"]);
+}
+
+#[test]
 fn a_run_killed_at_random_moments_never_leaves_a_table_unreadable() {
     let t = TestLake::new();
     t.generate(200, 21);

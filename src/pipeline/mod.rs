@@ -292,19 +292,9 @@ impl Run {
     /// Puts the package's `tables` into the lake (not yet committed); on failure, removes what
     /// it put.
     fn upload(&self, package: &Package, tables: &[TableUpload]) -> Result<Vec<Uploaded>> {
-        self.runtime.block_on(async {
-            let mut done = Vec::with_capacity(tables.len());
-            for t in tables {
-                match publish::upload(&self.lake, package, t).await {
-                    Ok(u) => done.push(u),
-                    Err(e) => {
-                        publish::remove_uploaded(&self.lake, &done).await;
-                        return Err(e.into());
-                    }
-                }
-            }
-            Ok(done)
-        })
+        Ok(self
+            .runtime
+            .block_on(publish::upload_all(&self.lake, package, tables))?)
     }
 
     /// Publish stage: claims the day (`kind`) and replaces each uploaded table's day; fills

@@ -283,12 +283,27 @@ impl Uploaded {
 /// Puts a package's table files into the lake under new names (a move inside a local lake,
 /// an upload elsewhere), each with its Add action; nothing is visible to Delta readers yet.
 pub async fn upload(lake: &Lake, package: &Package, table: &TableUpload) -> Result<Uploaded, Error> {
-    let mut adds = Vec::with_capacity(table.files.len());
-    let mut fields = Vec::new();
+    let mut done = Uploaded {
+        table: table.table.clone(),
+        adds: Vec::with_capacity(table.files.len()),
+        fields: Vec::new(),
+    };
+    match put_files(lake, package, table, &mut done).await {
+        Ok(()) => Ok(done),
+        Err(e) => {
+            // The table's files put before the one that failed.
+            remove_uploaded(lake, std::slice::from_ref(&done)).await;
+            Err(e)
+        }
+    }
+}
+
+/// Puts `table`'s files into the lake one after another, each added to `done` once put.
+async fn put_files(lake: &Lake, package: &Package, table: &TableUpload, done: &mut Uploaded) -> Result<(), Error> {
     for (n, file) in table.files.iter().enumerate() {
         let metadata = stats::read_footer(file)?;
-        if fields.is_empty() {
-            fields = delta::fields_of(&metadata).map_err(|why| Error::BadRecord {
+        if done.fields.is_empty() {
+            done.fields = delta::fields_of(&metadata).map_err(|why| Error::BadRecord {
                 path: file.display().to_string(),
                 why,
             })?;
@@ -313,18 +328,64 @@ pub async fn upload(lake: &Lake, package: &Package, table: &TableUpload) -> Resu
                 lake.upload(file, &target).await?;
             }
         }
-        adds.push(stats::add_for_file(
+        done.adds.push(stats::add_for_file(
             &relative,
             size,
             &metadata,
             delta::partition_values(package.run_date),
         ));
     }
-    Ok(Uploaded {
-        table: table.table.clone(),
-        adds,
-        fields,
-    })
+    Ok(())
+}
+
+/// How many tables a run uploads at once: each file is at least one round trip to the store,
+/// and a day has ~30 tables.
+const UPLOADS_AT_ONCE: usize = 8;
+
+/// Puts the package's `tables` into the lake, up to [`UPLOADS_AT_ONCE`] tables at a time
+/// (nothing is visible to Delta readers yet), in the order of `tables`. On a failure the
+/// uploads under way finish, no further one starts, every file put is removed and the first
+/// error is returned.
+pub async fn upload_all(lake: &Lake, package: &Package, tables: &[TableUpload]) -> Result<Vec<Uploaded>, Error> {
+    let (done, failed) = at_most(UPLOADS_AT_ONCE, tables, |t| upload(lake, package, t)).await;
+    match failed {
+        Some(e) => {
+            remove_uploaded(lake, &done).await;
+            Err(e)
+        }
+        None => Ok(done),
+    }
+}
+
+/// Runs `task` on each of `items`, up to `at_once` at a time, interleaved on the calling
+/// task (each is mostly waiting on the store). After a failure the tasks under way finish and
+/// no further one starts. Returns what succeeded, in the order of `items`, and the first error.
+async fn at_most<'i, I, T, Fut>(at_once: usize, items: &'i [I], task: impl Fn(&'i I) -> Fut) -> (Vec<T>, Option<Error>)
+where
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    use futures::stream::{FuturesUnordered, StreamExt};
+
+    let mut waiting = items.iter().enumerate();
+    let mut running = FuturesUnordered::new();
+    let mut done = Vec::with_capacity(items.len());
+    let mut failed = None;
+    loop {
+        while failed.is_none() && running.len() < at_once {
+            let Some((i, item)) = waiting.next() else { break };
+            let started = task(item);
+            running.push(async move { (i, started.await) });
+        }
+        let Some((i, result)) = running.next().await else { break };
+        match result {
+            Ok(t) => done.push((i, t)),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    done.sort_by_key(|(i, _)| *i);
+    (done.into_iter().map(|(_, t)| t).collect(), failed)
 }
 
 /// Deletes files this run uploaded and will not commit (it lost, or failed).
@@ -431,36 +492,24 @@ pub async fn commit(
     claim: &Claim,
     tables: &[Uploaded],
 ) -> Result<BTreeMap<String, Replaced>, Error> {
-    use futures::stream::{FuturesUnordered, StreamExt};
-
     test_hook("claimed");
-    let mut versions = BTreeMap::new();
-    let mut waiting = tables.iter();
-    let mut running = FuturesUnordered::new();
-    let mut failed = None;
-    loop {
-        while failed.is_none() && running.len() < COMMITS_AT_ONCE {
-            let Some(uploaded) = waiting.next() else { break };
-            running.push(commit_table(lake, run_date, claim, uploaded));
-        }
-        let Some(result) = running.next().await else { break };
-        match result {
-            Ok((table, replaced)) => {
-                if versions.is_empty() {
-                    test_hook("committing");
-                }
-                versions.insert(table, replaced);
+    let first = std::cell::Cell::new(true);
+    let (done, failed) = at_most(COMMITS_AT_ONCE, tables, |uploaded| {
+        let first = &first;
+        async move {
+            let replaced = commit_table(lake, run_date, claim, uploaded).await?;
+            if first.replace(false) {
+                test_hook("committing");
             }
-            Err(e) => {
-                failed.get_or_insert(e);
-            }
+            Ok(replaced)
         }
-    }
+    })
+    .await;
     if let Some(e) = failed {
         return Err(e);
     }
     test_hook("committed");
-    Ok(versions)
+    Ok(done.into_iter().collect())
 }
 
 /// Replaces one uploaded table's day under `claim`.
