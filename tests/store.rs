@@ -275,6 +275,39 @@ fn vacuum_deletes_only_what_the_retention_lets_go(rt: &tokio::runtime::Runtime, 
     assert_eq!(rows(rt, lake, "v").len(), 3, "the latest version is intact");
 }
 
+fn a_failed_upload_removes_every_file_the_run_put(rt: &tokio::runtime::Runtime, lake: &Lake) {
+    let work = tempfile::tempdir().unwrap();
+    let p = rt
+        .block_on(publish::create_package(
+            lake,
+            "rf",
+            day(),
+            lake.local_root.is_none().then_some(work.path()),
+        ))
+        .unwrap();
+    // More tables than a run uploads at once; the sixth's second file is not there, so its
+    // first is already in the lake when it fails, and tables around it are being put.
+    let tables: Vec<TableUpload> = (0..12)
+        .map(|i| {
+            let table = format!("u{i:02}");
+            let path = p.dir.join(layout::part_path(&table, day(), 0));
+            let mut df = df!("id" => [1i64, 2], "run" => ["rf", "rf"]).unwrap();
+            publish::parquet::write(&path, &mut df).unwrap();
+            let mut files = vec![path];
+            if i == 5 {
+                files.push(p.dir.join("missing.parquet"));
+            }
+            TableUpload { table, files }
+        })
+        .collect();
+    let err = rt.block_on(publish::upload_all(lake, &p, &tables)).unwrap_err();
+    assert!(err.to_string().contains("missing.parquet"), "{err}");
+    for t in &tables {
+        let left = rt.block_on(lake.list(&t.table)).unwrap();
+        assert!(left.is_empty(), "{}: {left:?}", t.table);
+    }
+}
+
 fn run_suite(open: impl Fn(&str) -> Lake) {
     let rt = rt();
     a_commit_makes_the_files_visible_at_a_new_version(&rt, &open("s1"));
@@ -284,6 +317,7 @@ fn run_suite(open: impl Fn(&str) -> Lake) {
     runs_of_different_days_commit_side_by_side(&rt, &open("s5"));
     a_day_of_many_tables_commits_each_once_and_a_loser_publishes_none_over_the_winner(&rt, &open("s7"));
     vacuum_deletes_only_what_the_retention_lets_go(&rt, &open("s6"));
+    a_failed_upload_removes_every_file_the_run_put(&rt, &open("s8"));
 }
 
 #[test]
