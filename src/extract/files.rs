@@ -788,22 +788,27 @@ impl RecordEnd {
                         if matches!(b, b'\n' | b',' | b']' | b'}' | b' ' | b'\t' | b'\r') {
                             return Some(i);
                         }
-                    } else if *escaped {
-                        *escaped = false;
                     } else if *in_string {
-                        match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
-                            Some(k) => {
-                                i += k;
-                                match bytes[i] {
-                                    b'\\' => *escaped = true,
-                                    _ => *in_string = false,
+                        // An escaped byte in a string is skipped, whatever it is.
+                        if !std::mem::take(escaped) {
+                            match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                                Some(k) => {
+                                    i += k;
+                                    match bytes[i] {
+                                        b'\\' => *escaped = true,
+                                        _ => *in_string = false,
+                                    }
                                 }
+                                None => return None,
                             }
-                            None => return None,
                         }
                     } else {
+                        // As in `value_end`: a backslash escapes the next byte here too, which
+                        // then opens no string and starts no escape.
+                        let was_escaped = std::mem::take(escaped);
                         match b {
-                            b'"' => *in_string = true,
+                            b'\\' if !was_escaped => *escaped = true,
+                            b'"' if !was_escaped => *in_string = true,
                             b'{' | b'[' => *depth += 1,
                             b'}' | b']' => {
                                 *depth = depth.saturating_sub(1);
@@ -1792,6 +1797,29 @@ mod tests {
                     want.1 = lines;
                 }
                 prop_assert_eq!(value_end(&data), want);
+            }
+
+            #[test]
+            fn an_oversized_value_streamed_in_pieces_ends_where_value_end_ends_it(
+                open in prop_oneof![Just(b'{'), Just(b'[')],
+                body in proptest::collection::vec(
+                    prop_oneof![
+                        Just(b'"'), Just(b'\\'), Just(b'{'), Just(b'}'), Just(b'['), Just(b']'),
+                        Just(b'\n'), Just(b'a'), any::<u8>(),
+                    ],
+                    0..300,
+                ),
+                cut in any::<proptest::sample::Index>(),
+            ) {
+                let mut data = vec![open];
+                data.extend_from_slice(&body);
+                let cut = cut.index(data.len() + 1);
+                let mut scan = RecordEnd::new(Format::Json);
+                let streamed = match scan.feed(&data[..cut]) {
+                    Some(end) => Some(end),
+                    None => scan.feed(&data[cut..]).map(|end| cut + end),
+                };
+                prop_assert_eq!(streamed, value_end(&data).0);
             }
 
             #[test]
